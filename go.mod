@@ -1,0 +1,3 @@
+module echobench
+
+go 1.26.0

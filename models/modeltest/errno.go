@@ -1,0 +1,5 @@
+package modeltest
+
+import "syscall"
+
+const syscallECONNRESET = syscall.ECONNRESET

@@ -1,0 +1,573 @@
+// Package modeltest is the conformance suite every echobench model runs from its own tests, plus
+// the client helpers those tests share.
+//
+// Run checks what the server contract promises, on real loopback sockets: exact echo from 1 byte
+// to 4 MiB (large enough to force partial writes on the server), many concurrent connections with
+// interleaved writes, a client that writes a burst before it reads, a client that never reads
+// (backpressure: it must not stall the others), half-close, reset mid-transfer, counters that
+// match the traffic, and a Close that leaves no goroutine or file descriptor behind.
+package modeltest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"echobench/server"
+)
+
+// Options tune the suite for a model.
+type Options struct {
+	// Config is the base configuration. Addr defaults to 127.0.0.1:0 and OutboundLimit to
+	// TestOutboundLimit.
+	Config server.Config
+	// Conns is the number of concurrent connections in the concurrency check; default 200.
+	Conns int
+}
+
+// TestOutboundLimit is the outbound limit the suite runs with unless told otherwise: small, so
+// that the backpressure path is exercised by ordinary transfers, and large enough that a single
+// echoed message never needs more.
+const TestOutboundLimit = 256 << 10
+
+// ioTimeout bounds every client operation, so a broken model fails a test instead of hanging it.
+// It is generous because -race on a loaded two-core machine is slow.
+const ioTimeout = 60 * time.Second
+
+func (o Options) config() server.Config {
+	c := o.Config
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:0"
+	}
+	if c.OutboundLimit == 0 {
+		c.OutboundLimit = TestOutboundLimit
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	return c
+}
+
+// Run runs the conformance suite against the named model.
+func Run(t *testing.T, model string, opts Options) {
+	m, err := server.Lookup(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckAvailable(); err != nil {
+		t.Skip(err)
+	}
+	cfg := opts.config()
+	conns := opts.Conns
+	if conns == 0 {
+		conns = 200
+	}
+
+	// The leak check runs first, on a server of its own, so that the baseline it takes is not
+	// disturbed by connections other subtests are still tearing down.
+	t.Run("CloseLeavesNothing", func(t *testing.T) { testClose(t, m, cfg) })
+
+	srv := Start(t, model, cfg)
+	addr := srv.Addr().String()
+	t.Run("Echo", func(t *testing.T) { testEcho(t, addr) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, addr, conns) })
+	t.Run("WriteBeforeRead", func(t *testing.T) { testWriteBeforeRead(t, addr, cfg.Outbound()) })
+	t.Run("SlowReaderDoesNotStall", func(t *testing.T) { testSlowReader(t, addr) })
+	t.Run("HalfClose", func(t *testing.T) { testHalfClose(t, addr) })
+	t.Run("ResetMidTransfer", func(t *testing.T) { testReset(t, addr) })
+	t.Run("Stats", func(t *testing.T) { testStats(t, m, cfg) })
+}
+
+// Start starts the named model and closes it when the test ends.
+func Start(t testing.TB, model string, cfg server.Config) server.Server {
+	t.Helper()
+	m, err := server.Lookup(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckAvailable(); err != nil {
+		t.Skip(err)
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = t.Logf
+	}
+	srv, err := m.Start(cfg)
+	if err != nil {
+		t.Fatalf("start %s: %v", model, err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close %s: %v", model, err)
+		}
+	})
+	return srv
+}
+
+// Pattern fills b with the bytes a client with the given id sends at offset off. Deriving every
+// byte from (id, offset) makes each connection's stream distinct, so a byte delivered to the wrong
+// connection or out of order is caught, and checking costs no stored copy.
+func Pattern(b []byte, id, off int) {
+	for i := range b {
+		o := off + i
+		b[i] = byte(o*31+id*17) ^ byte(o>>8) ^ byte(o>>16)
+	}
+}
+
+// Verify returns an error naming the first byte of got that differs from the pattern.
+func Verify(got []byte, id, off int) error {
+	want := make([]byte, len(got))
+	Pattern(want, id, off)
+	if bytes.Equal(got, want) {
+		return nil
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return fmt.Errorf("conn %d: byte at offset %d is %#x, want %#x", id, off+i, got[i], want[i])
+		}
+	}
+	return nil
+}
+
+// Dial connects to addr with the suite's deadline set.
+func Dial(addr string) (*net.TCPConn, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	return c.(*net.TCPConn), nil
+}
+
+// Echo sends size pattern bytes for client id on c while a second goroutine reads them back, and
+// verifies every byte. Writing and reading at once is what a real client does; it also lets a
+// message larger than every buffer on the path pass through a model that applies backpressure.
+func Echo(c net.Conn, id, off, size int) error {
+	werr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for sent := 0; sent < size; {
+			n := min(len(buf), size-sent)
+			Pattern(buf[:n], id, off+sent)
+			if _, err := c.Write(buf[:n]); err != nil {
+				werr <- fmt.Errorf("write at %d of %d: %w", sent, size, err)
+				return
+			}
+			sent += n
+		}
+		werr <- nil
+	}()
+	rerr := ReadVerify(c, id, off, size)
+	if err := <-werr; err != nil {
+		return err
+	}
+	return rerr
+}
+
+// ReadVerify reads exactly size bytes from c and checks them against client id's pattern.
+func ReadVerify(c net.Conn, id, off, size int) error {
+	buf := make([]byte, 64<<10)
+	for got := 0; got < size; {
+		n, err := c.Read(buf[:min(len(buf), size-got)])
+		if n > 0 {
+			if verr := Verify(buf[:n], id, off+got); verr != nil {
+				return verr
+			}
+			got += n
+		}
+		if err != nil {
+			return fmt.Errorf("read at %d of %d: %w", got, size, err)
+		}
+	}
+	return nil
+}
+
+// HoldConns opens n connections to addr, keeps every one open, and echoes size verified bytes on
+// each once all are connected. It returns the connections for the caller to close (they are also
+// closed when the test ends). It is the body of the "thousands of connections" tests.
+func HoldConns(t testing.TB, addr string, n, size int) []*net.TCPConn {
+	t.Helper()
+	conns := make([]*net.TCPConn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := 0; i < n; i++ {
+		c, err := Dial(addr)
+		if err != nil {
+			t.Fatalf("dial %d of %d: %v", i, n, err)
+		}
+		conns = append(conns, c)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 256) // bounds the client's own goroutines and buffers
+	for i, c := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := Echo(c, i, 0, size); err != nil {
+				errs <- fmt.Errorf("conn %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if failed < 5 {
+			t.Error(err)
+		}
+		failed++
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d connections failed to echo", failed, n)
+	}
+	return conns
+}
+
+func testEcho(t *testing.T, addr string) {
+	for _, size := range []int{1, 2, 7, 100, 1500, 4096, 65535, 65536, 65537, 1 << 20, 4 << 20} {
+		c, err := Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A second message on the same connection checks that the server keeps its place.
+		if err := Echo(c, size, 0, size); err != nil {
+			t.Errorf("echo %d bytes: %v", size, err)
+		} else if err := Echo(c, size, size, size); err != nil {
+			t.Errorf("echo %d more bytes: %v", size, err)
+		}
+		c.Close()
+	}
+}
+
+// testConcurrent runs many connections at once, each writing several chunks of varied sizes
+// before reading any back, so that segments from different clients interleave at the server.
+func testConcurrent(t *testing.T, addr string, n int) {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for id := 0; id < n; id++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := Dial(addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			off := 0
+			for round := 0; round < 5; round++ {
+				sizes := []int{1 + (id*7+round)%300, 1000 + (id*131+round*17)%9000, 1 + round}
+				total := 0
+				for _, s := range sizes {
+					b := make([]byte, s)
+					Pattern(b, id, off+total)
+					if _, err := c.Write(b); err != nil {
+						errs <- fmt.Errorf("conn %d write: %w", id, err)
+						return
+					}
+					total += s
+				}
+				if err := ReadVerify(c, id, off, total); err != nil {
+					errs <- err
+					return
+				}
+				off += total
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// testWriteBeforeRead writes a whole outbound limit's worth before reading anything: the server
+// must buffer or flow-control it, never drop or reorder it.
+func testWriteBeforeRead(t *testing.T, addr string, limit int) {
+	c, err := Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := make([]byte, limit)
+	Pattern(b, 42, 0)
+	if _, err := c.Write(b); err != nil {
+		t.Fatalf("writing %d bytes before reading: %v", limit, err)
+	}
+	if err := ReadVerify(c, 42, 0, limit); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testSlowReader has one client push data it never reads until its writes block, then checks
+// that another client is still served promptly: a model must not let one stalled reader hold up
+// its loop or grow without bound.
+func testSlowReader(t *testing.T, addr string) {
+	slow, err := Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	chunk := make([]byte, 64<<10)
+	pushed := 0
+	for pushed < 64<<20 {
+		slow.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := slow.Write(chunk)
+		pushed += n
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				break // the server stopped reading us: backpressure reached the client
+			}
+			t.Fatalf("slow client write after %d bytes: %v", pushed, err)
+		}
+	}
+	if pushed >= 64<<20 {
+		t.Fatalf("server absorbed %d MiB from a client that never reads: no backpressure", pushed>>20)
+	}
+	t.Logf("a client that never reads could push %d KiB before its writes blocked", pushed>>10)
+	c, err := Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	for i := 0; i < 10; i++ {
+		if err := Echo(c, 7, i*1000, 1000); err != nil {
+			t.Fatalf("second client while the first never reads: %v", err)
+		}
+	}
+}
+
+// testHalfClose shuts down the client's sending side: the server must send back everything it
+// received, then close its side, so the client reads all its bytes followed by EOF.
+func testHalfClose(t *testing.T, addr string) {
+	for _, size := range []int{0, 1, 100 << 10} {
+		c, err := Dial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, size)
+		Pattern(b, 9, 0)
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil {
+			t.Fatalf("after half-close with %d bytes sent: read %d bytes, then %v (want EOF)", size, len(got), err)
+		}
+		if len(got) != size {
+			t.Fatalf("after half-close: got %d bytes back, sent %d", len(got), size)
+		}
+		if err := Verify(got, 9, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// testReset has clients abort with RST in the middle of transfers while another client echoes:
+// the server must survive, keep serving, and drop the aborted connections.
+func testReset(t *testing.T, addr string) {
+	steady, err := Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer steady.Close()
+	stop := make(chan struct{})
+	steadyErr := make(chan error, 1)
+	go func() {
+		off := 0
+		for {
+			select {
+			case <-stop:
+				steadyErr <- nil
+				return
+			default:
+			}
+			if err := Echo(steady, 5, off, 4096); err != nil {
+				steadyErr <- err
+				return
+			}
+			off += 4096
+		}
+	}()
+	for round := 0; round < 3; round++ {
+		var aborted []*net.TCPConn
+		for i := 0; i < 20; i++ {
+			c, err := Dial(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			big := make([]byte, 256<<10)
+			Pattern(big, i, 0)
+			c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			c.Write(big) // may block part-way: the server is echoing into a client that never reads
+			aborted = append(aborted, c)
+		}
+		for _, c := range aborted {
+			c.SetLinger(0) // close sends RST instead of FIN
+			c.Close()
+		}
+	}
+	close(stop)
+	if err := <-steadyErr; err != nil {
+		t.Fatalf("a client was disturbed by other clients' resets: %v", err)
+	}
+	c, err := Dial(addr)
+	if err != nil {
+		t.Fatalf("dial after resets: %v", err)
+	}
+	defer c.Close()
+	if err := Echo(c, 11, 0, 100<<10); err != nil {
+		t.Fatalf("echo after resets: %v", err)
+	}
+}
+
+// testStats checks the server's own counters against traffic whose size the test knows.
+func testStats(t *testing.T, m server.Model, cfg server.Config) {
+	srv := Start(t, m.Name, cfg)
+	const conns, size = 10, 10 << 10
+	for i := 0; i < conns; i++ {
+		c, err := Dial(srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Echo(c, i, 0, size); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	want := server.Stats{Accepted: conns, BytesIn: conns * size, BytesOut: conns * size}
+	var got server.Stats
+	// Closing is asynchronous on the server's side: wait for it to see every close.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got = srv.Stats(); got == want {
+			return
+		}
+	}
+	t.Fatalf("server counted %+v, want %+v", got, want)
+}
+
+// testClose opens idle and busy connections, closes the server, and checks that Close returns,
+// every client sees its connection end, new connections are refused, and no goroutine or file
+// descriptor is left behind.
+func testClose(t *testing.T, m server.Model, cfg server.Config) {
+	// Warm up the test process's own netpoller so its fds are in the baseline.
+	if c, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		c.Close()
+	}
+	time.Sleep(50 * time.Millisecond)
+	fdsBefore := countFDs(t)
+	goroutinesBefore := runtime.NumGoroutine()
+
+	srv, err := m.Start(cfg)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	addr := srv.Addr().String()
+	var clients []*net.TCPConn
+	for i := 0; i < 20; i++ {
+		c, err := Dial(addr)
+		if err != nil {
+			srv.Close()
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		if err := Echo(c, i, 0, 100); err != nil {
+			srv.Close()
+			t.Fatal(err)
+		}
+	}
+	// Half the clients are mid-transfer when Close comes: they have written and not read.
+	for i, c := range clients[:10] {
+		b := make([]byte, 32<<10)
+		Pattern(b, i, 100)
+		c.Write(b)
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return within 20s")
+	}
+	if err := srv.Wait(); err != nil {
+		t.Errorf("Wait after Close: %v", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	for i, c := range clients {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil && !isConnReset(err) {
+			t.Errorf("client %d after server Close: %v (want EOF or reset)", i, err)
+		}
+		c.Close()
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("dial after Close succeeded: the listener is still open")
+	}
+
+	var fdsAfter, goroutinesAfter int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		fdsAfter, goroutinesAfter = countFDs(t), runtime.NumGoroutine()
+		if fdsAfter <= fdsBefore && goroutinesAfter <= goroutinesBefore {
+			return
+		}
+	}
+	if fdsAfter > fdsBefore {
+		t.Errorf("file descriptors: %d before Start, %d after Close: %d leaked", fdsBefore, fdsAfter, fdsAfter-fdsBefore)
+	}
+	if goroutinesAfter > goroutinesBefore {
+		buf := make([]byte, 1<<16)
+		t.Errorf("goroutines: %d before Start, %d after Close\n%s", goroutinesBefore, goroutinesAfter, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func isConnReset(err error) bool {
+	return errors.Is(err, syscallECONNRESET)
+}
+
+// CountFDs returns how many file descriptors this process has open.
+func CountFDs() (int, error) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, err
+	}
+	return len(ents), nil
+}
+
+func countFDs(t testing.TB) int {
+	n, err := CountFDs()
+	if err != nil {
+		t.Skipf("cannot count fds: %v", err)
+	}
+	return n
+}

@@ -1,0 +1,132 @@
+package stdnet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"echobench/server"
+)
+
+func init() {
+	server.Register(server.Model{
+		Name:    "stdnet",
+		Summary: "Go standard library: net.Listen, a goroutine per connection (the baseline)",
+		Start:   Start,
+	})
+}
+
+// bufSize is the per-connection read buffer. 32 KiB is what io.Copy uses: large enough that a
+// bulk transfer costs few syscalls, small enough that ten thousand idle connections stay in the
+// hundreds of MiB.
+const bufSize = 32 << 10
+
+type srv struct {
+	server.Lifecycle
+	server.Counters
+	cfg   server.Config
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// Start listens on cfg.Addr and serves each connection in its own goroutine.
+func Start(cfg server.Config) (server.Server, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("stdnet: listen on %s: %w", cfg.Addr, err)
+	}
+	s := &srv{cfg: cfg, ln: ln, conns: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	go func() {
+		s.wg.Wait()
+		s.Stopped()
+	}()
+	return s, nil
+}
+
+func (s *srv) Addr() net.Addr { return s.ln.Addr() }
+
+func (s *srv) Stats() server.Stats { return s.Snapshot() }
+
+func (s *srv) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.IsClosing() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Accept in package net already retries EINTR and ECONNABORTED. What reaches us
+			// here (EMFILE, ENFILE, ENOBUFS) is temporary: log it and try again, as net/http
+			// does; the listener's backlog holds the waiting clients meanwhile.
+			s.cfg.Log("stdnet: accept: %v", err)
+			select {
+			case <-s.Closing():
+				return
+			case <-afterBackoff():
+			}
+			continue
+		}
+		s.mu.Lock()
+		if s.IsClosing() {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.Opened()
+		go s.serve(c)
+	}
+}
+
+// serve echoes one connection. The outbound side needs no queue: Write returns only when every
+// byte is in the kernel, and until then this goroutine does not read, so a client that stops
+// reading stops being read from (backpressure by blocking), and the server holds at most one
+// buffer for it.
+func (s *srv) serve(c net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		s.Closed()
+	}()
+	buf := make([]byte, min(bufSize, s.cfg.Outbound()))
+	for {
+		n, rerr := c.Read(buf)
+		if n > 0 {
+			s.Read(n)
+			w, werr := c.Write(buf[:n])
+			s.Wrote(w)
+			if werr != nil {
+				return // EPIPE or ECONNRESET: the client is gone
+			}
+		}
+		if rerr != nil {
+			// io.EOF is the client's half-close: everything it sent has been echoed, so
+			// closing now is the clean end. Any other error is a reset or a Close.
+			return
+		}
+	}
+}
+
+// Close stops the listener, closes every connection (which wakes their goroutines out of Read
+// or Write) and waits for all goroutines to return.
+func (s *srv) Close() error {
+	if s.BeginClose() {
+		s.ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+	}
+	return s.Wait()
+}
