@@ -1,0 +1,31 @@
+// Package blocking is the oldest server there is: one OS thread per connection, each blocked in
+// read(2) on a blocking socket until its client sends something, the way Apache's prefork and
+// worker MPMs and a first C server do it.
+//
+// Each connection's goroutine locks itself to its OS thread with runtime.LockOSThread and never
+// unlocks, and the sockets are raw blocking fds from golang.org/x/sys/unix that Go's netpoller
+// never sees. So a blocked read really blocks a thread, and when the connection ends the runtime
+// destroys that thread: the model pays the cost it is famous for, which stdnet only appears to.
+//
+// With Config.Pool = N, N threads each block in accept(2) on the shared listening socket and
+// serve one client at a time; the N+1st client completes its handshake in the kernel and waits in
+// the listen backlog until a thread is free. With Pool = 0 one acceptor thread starts a thread per
+// accepted connection.
+//
+// Cost of one echoed message: read(2), then sendmsg(2) with MSG_NOSIGNAL (more than one only when
+// a signal interrupts it). A connection costs a thread: its creation and teardown (clone(2),
+// exit(2)), a kernel stack and task, a thread stack, a goroutine and one read buffer of up to 64
+// KiB; and every message costs two context switches, since the thread sleeps in read(2) and the
+// scheduler must wake it.
+//
+// Waiting and copying both happen in read(2), on the connection's own thread: the kernel puts the
+// thread to sleep until data arrives, then copies it into the thread's buffer. Writing can block
+// too, which is the model's backpressure: a thread waiting for its client to take an echo does not
+// read, so it never holds more than one buffer, and TCP flow control stalls the client.
+//
+// Where it breaks: memory and scheduling at thousands of connections, a thread each, most of them
+// asleep. Past threadCeiling (9,000, below Go's limit of 10,000 threads, which aborts the process)
+// new connections are refused; the kernel's thread limits (ulimit -u, kernel.threads-max) and
+// memory can end it sooner, and a thread the runtime cannot create aborts the process. A pool
+// bounds that cost but caps concurrency: client N+1 waits, however idle the first N are.
+package blocking

@@ -1,0 +1,30 @@
+// Package nonblocking is the busy-poll server: one thread, every socket O_NONBLOCK, and a loop
+// that asks each of them in turn whether it has anything, again and again. It is the first step
+// away from a thread per connection, as in Bendersky's "Concurrent servers" part 3: one thread
+// serves everyone because no call ever blocks, and the price is that it never rests.
+//
+// Each pass of the loop tries accept4(2) until EAGAIN (at most acceptBatch clients a pass), then
+// one read(2) on every connection, then one sendmsg(2) on every connection whose outbound queue is
+// not empty. A write can fail with EAGAIN as well as a read, when the client is slow to read, so
+// the echo that did not fit waits in that connection's queue (the classic w_list), bounded by the
+// outbound limit; a full queue stops the loop from reading that connection until it drains, and
+// TCP flow control stalls the client (backpressure).
+//
+// Cost of one echoed message: read(2), then sendmsg(2) with MSG_NOSIGNAL straight from the read
+// buffer when nothing is queued. But most syscalls are not for messages at all: every pass costs
+// an accept4 and a read per connection, each of which usually returns EAGAIN, so the work per
+// pass is O(connections) even when every one of them is idle, and the loop makes those calls
+// continuously.
+//
+// Where it waits: nowhere. There is no readiness wait; the loop polls, and its thread is always
+// runnable, so it takes a whole core whenever the scheduler gives it one, whether there is one
+// message a second or none. Where it copies: in read(2), into
+// the one read buffer the loop shares between connections, and a second time into the outbound
+// queue only for the part of an echo the client's socket would not take.
+//
+// Where it breaks: the core it burns, taken from every other process on the machine (on a
+// two-core box, half of it), and latency that grows with the connection count, since a message
+// waits for the pass to come round to its connection, and a pass does a syscall per connection.
+// One thread also caps throughput at one core. select, poll and epoll remove the polling: the
+// kernel says which sockets are ready and the thread sleeps until one is.
+package nonblocking
