@@ -1,0 +1,85 @@
+// Package async is the reactor model, on gnet v2 (github.com/panjf2000/gnet/v2, pinned at v2.10.0).
+//
+// A reactor is a few threads that each wait on one readiness multiplexer (epoll) for many
+// non-blocking sockets and, when the kernel says a socket is ready, call a handler that does its
+// work at once and returns: no handler may block, because while it runs nothing else on that loop
+// does. gnet is a Go library for exactly that, and this model is what a Go programmer gets who
+// reaches for it instead of package net.
+//
+// # What gnet adds over raw epoll
+//
+// Loops: Config.Loops event loops (default GOMAXPROCS), each a goroutine with its own epoll
+// instance and an eventfd through which other goroutines queue tasks to it. By default one more
+// goroutine, the main reactor, owns the listener, accepts, and hands each connection round-robin
+// to a loop; with Config.ReusePort each loop instead has its own SO_REUSEPORT listener and the
+// kernel spreads connections by a hash of their addresses. Config.LockOSThread pins every loop
+// goroutine to an OS thread. A connection stays on its loop for life.
+//
+// Buffers: each loop has one read buffer (64 KiB, or less with a small outbound limit) shared by
+// all its connections, so an idle connection owns no buffer at all: with 5,000 idle connections
+// this model's process held about 0.8 KiB per connection (kernel socket state aside) against 8 KiB
+// for stdnet's goroutine-per-connection. Each connection has an inbound ring for bytes a handler
+// leaves unconsumed and an outbound buffer (a pooled ring up to 64 KiB, then a linked list of
+// pooled slices) for bytes the kernel would not take. Registration is level-triggered; EPOLLOUT is
+// armed only while the outbound buffer is not empty.
+//
+// # One echoed message
+//
+// Waiting happens in epoll_wait(2), called by each loop directly through x/sys/unix: a blocking
+// system call that holds an OS thread per loop while it waits, outside Go's own netpoller. After
+// a batch of events gnet polls once more with a zero timeout before it blocks again.
+//
+// Copying happens in read(2), into the loop's shared buffer: gnet makes exactly one read per
+// readiness event. OnTraffic takes the bytes as a view of that buffer (no copy) and hands them to
+// gnet's Write, which calls write(2) at once from the same buffer. So a message that fits costs
+// epoll_wait (shared by every connection ready in the same batch), read and write: three system
+// calls, and no EAGAIN read, where stdnet pays an extra failing read plus a park and a wakeup.
+// Only bytes the kernel does not take are copied, into the connection's outbound buffer; that
+// costs an epoll_ctl to arm EPOLLOUT, one from us to pause reading (below), later a write or
+// writev per EPOLLOUT, and an epoll_ctl to disarm when the buffer is empty.
+//
+// # A client that never reads
+//
+// gnet v2.10.0 never stops reading a connection: every EPOLLIN makes its loop read, whatever the
+// handler does not consume is appended to the inbound ring, and whatever the kernel does not take
+// is appended to the outbound buffer; neither has a bound, and gnet has no call to pause reading
+// (gnet issues #712 and #722; pull request #713 was not merged). Leaving input unconsumed therefore
+// only moves the growth from the outbound buffer to the inbound one. Measured: with reads never
+// paused, a client that wrote 64 MiB without reading grew this server's resident memory by 59 MiB.
+//
+// So the model pauses reading itself. When an echo leaves anything in gnet's outbound buffer,
+// OnTraffic sets the connection's epoll interest to EPOLLOUT alone (pause_linux.go); gnet's own
+// write handler sets it back to EPOLLIN when the buffer empties, which resumes reading. TCP flow
+// control then stops the client. The bound that results is one read's worth per connection, at most
+// min(64 KiB, Config.Outbound()); the read size is set from the outbound limit so that holds.
+//
+// Two limits of this. First, gnet exposes no epoll fd: the model reads it from gnet's unexported
+// eventloop.poller.fd by reflection, and refuses to start if a gnet upgrade moves it. Second, it
+// pauses as soon as anything is queued instead of letting the queue grow to the outbound limit,
+// because gnet closes a connection the moment read returns EOF, after one non-blocking flush that
+// drops whatever does not fit in the socket buffer (eventloop.close). A half-closing client's
+// last echoes would be lost if its FIN could be read while bytes were queued; with reads paused, the
+// FIN is read only once the queue is empty, and close(2) then sends everything before the FIN.
+// The kernel's own socket buffers (several MiB each way on loopback) are not bounded by this.
+//
+// # Where it breaks
+//
+// accept(2) failing with EMFILE, ENFILE or ENOMEM makes gnet stop the whole engine, closing every
+// client. OnOpen therefore closes any connection whose fd comes within 64 plus one per loop of
+// RLIMIT_NOFILE, so that accept never gets there. With Config.ReusePort that is exact: each loop
+// accepts one connection and checks it before the next. Without it, the main reactor drains the
+// whole backlog into the loops' queues before they check anything, and a burst of connections can
+// still exhaust the table; the test suite shows the ReusePort case surviving a flood of 2,000
+// connections at RLIMIT_NOFILE 256. When gnet does stop itself, Wait returns gnet's first error.
+//
+// A handler that blocks or runs long stalls every connection on its loop, and connections never
+// move between loops, so an unlucky loop stays hot. gnet's logger and its table of engines by
+// address are process-wide: the last server started receives gnet's package-level log lines,
+// and a stopped engine stays referenced until another is started on the same address string.
+// gnet's goroutine pool (ants) starts two goroutines when the program starts, whether or not a
+// server ever runs; they belong to the process, not to any server, and Close does not count them.
+//
+// Close asks the engine to stop through Engine.Stop, which polls every 500 ms, then waits for
+// gnet.Run to return: by then every loop goroutine has exited and every connection, listener,
+// epoll fd and eventfd gnet opened is closed.
+package async
