@@ -1,0 +1,85 @@
+// Package uring is the completion model: an echo server on io_uring (Linux 5.7 and later, best on
+// 6.1 and later). Where epoll tells a thread that a socket is ready and leaves the read to it, here
+// the thread asks the kernel to do the whole read and is told when it is done: this is the
+// "asynchronous IO" of the classic taxonomy, the one model in echobench where neither phase of a
+// read happens on the server's thread.
+//
+// Who waits and who copies. Each loop posts a recv for every connection it is willing to read
+// from and goes to sleep in io_uring_enter. The kernel waits for data on each socket itself (it
+// arms its own internal poll), and when data arrives it takes a buffer from the loop's ring of
+// provided buffers and copies the data into it, then posts a completion saying which buffer holds
+// how many bytes. The loop's thread only ever wakes up to completed reads. The echo is the same
+// in reverse: a send is posted and the kernel copies the bytes from our buffer into the socket.
+// User code never calls read(2) or write(2) and never moves a byte on the fast path.
+//
+// Cost of one echoed message: no syscall of its own. It costs two submission entries (recv,
+// send) and two completions, written to and read from memory shared with the kernel, and the loop
+// makes one io_uring_enter per batch: it submits everything the last batch prepared and waits for
+// the next completions in the same call. Measured with strace -c, one ping-pong connection costs
+// two io_uring_enter per message (one submits the send, whose completion is ready at once; the
+// next submits the recv and sleeps); 100 connections exchanging 20,000 messages cost 1,216
+// io_uring_enter in all, 0.06 per message. epoll pays epoll_wait per batch too, but then read(2)
+// and write(2) per message, plus a read that returns EAGAIN.
+//
+// The loop, in data-flow order (loop_linux.go):
+//   - listen: one SO_REUSEPORT listener per loop, so the kernel spreads connections over the loops
+//     by a hash of their addresses and no loop ever touches another's connections. (This model
+//     always does so; -reuseport is implied. The first listener binds the configured address,
+//     the others join its port.)
+//   - accept: one multishot accept per listener (Linux 5.19) completes once per new connection
+//     and stays armed; on older kernels an accept is posted again after each. On EMFILE, ENFILE
+//     or ENOBUFS the accept ends; it is re-armed after 50 ms by an IORING_OP_TIMEOUT, so running
+//     out of fds costs 20 tries a second, not a spinning core, and the clients wait in the listen
+//     backlog. (io_uring reads RLIMIT_NOFILE when the accept is armed, not when it completes.)
+//   - wait and read: a recv with IOSQE_BUFFER_SELECT. A connection holds no buffer while idle:
+//     the kernel picks one from a pool of 256 × 32 KiB per loop when data arrives. A recv that
+//     finds the pool empty completes with ENOBUFS and is posted again, poll-first, once the batch
+//     has returned its buffers. Kernels before 5.19 have no buffer rings; each connection then
+//     receives into a buffer of its own.
+//   - write: the echo is sent straight from the buffer the kernel filled, with MSG_DONTWAIT, so
+//     the kernel either takes it all or says how far it got, and the buffer goes back to the pool
+//     within the batch. A short send (the client is not keeping up) copies the rest into the
+//     connection's outbound and sends from there without MSG_DONTWAIT: the kernel then waits for
+//     the socket to drain, and whatever a completion reports as not yet sent is resubmitted.
+//   - backpressure: each recv asks for at most the room left under the outbound limit
+//     (Config.Outbound), and no recv is posted while the outbound is full or while the kernel is
+//     sending from the buffer a recv would fill. Unread bytes stay in the client's socket and
+//     TCP flow control stops the client; its stall costs the loop nothing but a parked send.
+//   - close: recv returning 0 is the client's half-close: the outbound is drained, then the
+//     socket closed. An error (ECONNRESET, EPIPE) cancels the connection's operations that are
+//     still in flight (IORING_OP_ASYNC_CANCEL) and the socket is closed only once their
+//     completions have arrived, so no operation can act on an fd number after it is reused.
+//
+// Loops and threads. Config.Loops rings (default GOMAXPROCS), each created on and used by its own
+// locked OS thread. That is a requirement, not a tuning: the ring is set up with
+// IORING_SETUP_SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1), which tie it to the creating thread
+// and let the kernel finish completions in a batch inside our io_uring_enter instead of
+// interrupting the thread for each. -lockthread is therefore implied as well.
+//
+// Close writes an eventfd on which every loop keeps a POLL_ADD; the loop cancels its accept and
+// every in-flight operation, reaps all their completions, and only then closes the sockets and
+// the listener, unregisters and unmaps the buffers and closes the ring. Close returns when every
+// loop's thread has done so.
+//
+// Memory the kernel uses outlives any one Go statement, so: the provided buffers and their ring
+// are anonymous mmaps, outside the Go heap, never scanned, moved or freed by the collector; an
+// outbound send reads Go memory that conn.sending keeps reachable until its completion (Go's heap
+// does not move); and the user data of each operation is an index (kind, connection slot,
+// generation), never a pointer.
+//
+// The io_uring interface is written here against golang.org/x/sys/unix (ring_linux.go, about 480
+// lines) rather than a library. The Go libraries we looked at, such as giouring (pinned candidate
+// v0.0.0-20230826085535-69588b89acb9, unchanged since 2023), are line-by-line liburing ports
+// whose buffer-ring helper computes offsets in 16 bits (wrong past 4096 entries); this model needs
+// six opcodes, and with the ABI in front of the reader the shared rings, the memory barriers and
+// the buffer ring are part of what the model teaches. It also adds no dependency.
+//
+// Where it breaks. io_uring is often unavailable: disabled by kernel.io_uring_disabled, refused
+// by container seccomp profiles, absent before 5.7; Available says which, and the model does not
+// start. Each loop is one thread, so one hot loop is one saturated core, and SO_REUSEPORT hashing
+// can leave loops unevenly loaded. Each loop maps 8 MiB of provided buffers and touches all of
+// them over time. The Go runtime still stands between the thread and the kernel: every
+// io_uring_enter that sleeps is a blocking syscall after which the goroutine must win back a P.
+// A client that does not read makes the server copy its echo once into the outbound, up to the
+// outbound limit.
+package uring

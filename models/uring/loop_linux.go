@@ -1,0 +1,569 @@
+package uring
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"echobench/server"
+)
+
+// Sizes of one loop's rings and buffers.
+const (
+	// sqEntries is the submission queue: a batch larger than this waits in ring.backlog for the
+	// next io_uring_enter. 4096 SQEs are 256 KiB of shared memory.
+	sqEntries = 4096
+	// cqEntries is the completion queue. Every connection has at most three operations in
+	// flight, so 32768 slots hold the completions of about ten thousand busy connections before
+	// the kernel has to park the rest on its overflow list (FEAT_NODROP); 512 KiB.
+	cqEntries = 32768
+	// bufSize is one provided buffer, the most one recv returns: 32 KiB, as io.Copy and the other
+	// models use, so a bulk transfer costs few completions.
+	bufSize = 32 << 10
+	// bufCount provided buffers per loop, 8 MiB. A buffer is held only between a recv's
+	// completion and the end of the echo's first send attempt, so this bounds how many
+	// connections one batch can serve, not how many can be open; a recv that finds the pool
+	// empty completes with ENOBUFS and is posted again after the batch returns its buffers.
+	bufCount = 256
+	// bufGroup is the provided-buffer group id; each ring has its own, so one id serves all.
+	bufGroup = 0
+	// acceptBackoff paces accept after EMFILE, ENFILE or ENOBUFS: re-arming at once would spin
+	// on an error that only goes away when some connection closes.
+	acceptBackoff = 50 * time.Millisecond
+)
+
+// opKind is what an operation was for. It sits in the low byte of the user data the kernel hands
+// back with each completion; the rest names the connection slot and its generation. User data is
+// an index, never a Go pointer: the kernel holds it across garbage collections.
+type opKind uint8
+
+const (
+	kindWake opKind = iota + 1
+	kindAccept
+	kindBackoff
+	kindRecv
+	kindSend
+	kindCancel
+)
+
+func userData(kind opKind, slot int32, gen uint32) uint64 {
+	return uint64(gen)<<32 | uint64(uint32(slot))<<8 | uint64(kind)
+}
+
+func splitUserData(ud uint64) (kind opKind, slot int32, gen uint32) {
+	return opKind(ud), int32(uint32(ud) >> 8), uint32(ud >> 32)
+}
+
+// Where a connection's in-flight send reads from.
+const (
+	fromOutbound = -1 // conn.outbound, Go memory kept reachable by conn.sending
+	fromOwn      = -2 // conn.own, the plain-recv buffer (kernels without buffer rings)
+	// 0 and above: that provided buffer
+)
+
+// conn is one client connection. At most one recv and one send are in flight at a time, so the
+// bytes of a connection are always sent in the order they were received.
+type conn struct {
+	fd   int
+	slot int32
+	gen  uint32
+
+	recvArmed bool
+	sendArmed bool
+	sendFrom  int // fromOutbound, fromOwn or a provided buffer id
+	sendLen   int
+	// sending is the slice an outbound send reads. It keeps that array reachable while the
+	// kernel copies from it, even if outbound has since grown into a new array.
+	sending []byte
+
+	// outbound holds echoed bytes the socket would not take at once; outbound[outSent:] is
+	// still to send. It never holds more than the loop's outbound limit: past it, recv is not
+	// posted until sends drain it.
+	outbound []byte
+	outSent  int
+
+	own []byte // receive buffer when the kernel has no buffer rings
+
+	peerClosed bool // recv returned 0: the client shut down its sending side
+	closing    bool // aborted or drained: waiting for in-flight operations before close(2)
+}
+
+// queued is the bytes received and not yet sent.
+func (c *conn) queued() int {
+	n := len(c.outbound) - c.outSent
+	if c.sendArmed && c.sendFrom != fromOutbound {
+		n += c.sendLen
+	}
+	return n
+}
+
+// loop is one ring and everything it serves: its listener, its connections, its buffers. Only
+// its own locked OS thread touches it.
+type loop struct {
+	server.Counters
+	s        *srv
+	id       int
+	listenFD int
+	limit    int // outbound bytes per connection
+	ring     *ring
+	bufs     *bufRing // nil when the kernel has no buffer rings: plain recv into conn.own
+
+	conns      []*conn
+	free       []int32 // free slots in conns
+	starved    []int32 // connections whose recv found the buffer pool empty
+	pending    int     // operations submitted whose final completion has not arrived
+	generation uint32
+
+	multishotAccept bool
+	// accepting is kindAccept while an accept is in flight, kindBackoff while its backoff
+	// timeout is, and 0 otherwise.
+	accepting opKind
+	draining  bool
+	backoff   timespec // read by the kernel at submission of the backoff timeout
+}
+
+// run is the loop's thread. It sets up the ring on this thread (a single-issuer ring belongs to
+// the thread that created it), reports setup to Start through ready, and serves until drained.
+func (l *loop) run(ready chan<- error) {
+	// The thread stays locked until the goroutine returns, so the runtime ends the thread with
+	// it rather than handing a thread that owned a ring to other goroutines.
+	runtime.LockOSThread()
+	if err := l.setup(); err != nil {
+		unix.Close(l.listenFD)
+		ready <- fmt.Errorf("loop %d: %w", l.id, err)
+		return
+	}
+	ready <- nil
+	if err := l.serve(); err != nil {
+		l.s.fail(fmt.Errorf("uring: loop %d: %w", l.id, err))
+		l.abandon()
+		return
+	}
+	l.teardown()
+}
+
+func (l *loop) setup() error {
+	r, err := newRing(sqEntries, cqEntries)
+	if err != nil {
+		return err
+	}
+	l.ring = r
+	if !disableBufRing {
+		l.bufs, err = newBufRing(r, bufGroup, poolBuffers, bufSize)
+		if errors.Is(err, unix.EINVAL) {
+			// Before Linux 5.19 there are no buffer rings: each connection then owns a
+			// receive buffer, which costs bufSize per open connection even while it is idle.
+			l.s.cfg.Log("uring: loop %d: no provided-buffer rings (%v); receiving into per-connection buffers", l.id, err)
+			l.bufs, err = nil, nil
+		}
+		if err != nil {
+			r.close()
+			return err
+		}
+	}
+	l.multishotAccept = !disableMultishot
+	l.backoff = timespec{nsec: int64(acceptBackoff)}
+	return nil
+}
+
+// serve is the event loop: submit everything the last batch prepared and wait in one
+// io_uring_enter, then handle every completion that is ready, and again.
+func (l *loop) serve() error {
+	l.push(pollInSQE(l.s.wakeFD, userData(kindWake, 0, 0)))
+	l.armAccept()
+	for !l.draining || l.pending > 0 {
+		if l.bufs != nil {
+			l.bufs.publish()
+		}
+		if err := l.ring.submitAndWait(true); err != nil {
+			// EINTR is a signal (the Go runtime sends them) cutting the wait short: the
+			// submissions went through, so go round again. EAGAIN and EBUSY mean the kernel
+			// wants us to reap completions before it takes more submissions.
+			switch {
+			case errors.Is(err, unix.EINTR):
+			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EBUSY):
+				if l.ring.reap(l.complete) == 0 {
+					time.Sleep(time.Millisecond) // nothing to reap: do not spin on the error
+				}
+			default:
+				return err
+			}
+		}
+		l.ring.reap(l.complete)
+		l.retryStarved()
+	}
+	return nil
+}
+
+func (l *loop) push(e sqe) {
+	l.ring.push(e)
+	l.pending++
+}
+
+// complete handles one completion.
+func (l *loop) complete(e cqe) {
+	if e.flags&cqeFMore == 0 {
+		l.pending-- // a multishot accept stays in flight while the kernel sets F_MORE
+	}
+	kind, slot, gen := splitUserData(e.userData)
+	switch kind {
+	case kindWake:
+		l.drain()
+	case kindAccept:
+		l.accepted(e)
+	case kindBackoff:
+		l.accepting = 0
+		l.armAccept()
+	case kindCancel:
+		// The cancelled operation reports its own completion; nothing to do for this one.
+	case kindRecv, kindSend:
+		c := l.conns[slot]
+		if c == nil || c.gen != gen {
+			panic(fmt.Sprintf("uring: completion for slot %d generation %d, which is not in use", slot, gen))
+		}
+		if kind == kindRecv {
+			l.received(c, e)
+		} else {
+			l.sent(c, e)
+		}
+		l.finish(c)
+	}
+}
+
+// armAccept posts an accept on the listener. A multishot accept (Linux 5.19) stays armed and
+// completes once per connection; a single-shot one is posted again after each.
+func (l *loop) armAccept() {
+	if l.draining || l.accepting != 0 {
+		return
+	}
+	l.accepting = kindAccept
+	l.push(acceptSQE(l.listenFD, l.multishotAccept, userData(kindAccept, 0, 0)))
+}
+
+func (l *loop) accepted(e cqe) {
+	more := e.flags&cqeFMore != 0
+	if !more {
+		l.accepting = 0
+	}
+	if e.res >= 0 {
+		l.open(int(e.res))
+		if !more {
+			l.armAccept()
+		}
+		return
+	}
+	err := syscall.Errno(-e.res)
+	if more {
+		// The kernel kept the multishot accept armed despite the error: nothing to re-arm.
+		l.s.cfg.Log("uring: loop %d: accept: %v", l.id, err)
+		return
+	}
+	switch err {
+	case unix.ECANCELED:
+		// Our own cancel, while draining.
+	case unix.EINVAL:
+		if !l.multishotAccept {
+			l.s.fail(fmt.Errorf("uring: loop %d: accept on fd %d: %w", l.id, l.listenFD, err))
+			return
+		}
+		// Kernels before 5.19 reject the multishot flag: fall back to one accept per SQE.
+		l.s.cfg.Log("uring: loop %d: multishot accept unsupported (%v); using single-shot accept", l.id, err)
+		l.multishotAccept = false
+		l.armAccept()
+	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+		// Out of descriptors or memory. The waiting clients stay in the listen backlog; try
+		// again after a pause rather than spin, since only a closing connection frees an fd.
+		l.s.cfg.Log("uring: loop %d: accept: %v; retrying in %v", l.id, err, acceptBackoff)
+		if !l.draining {
+			l.accepting = kindBackoff
+			l.push(timeoutSQE(&l.backoff, userData(kindBackoff, 0, 0)))
+		}
+	case unix.EBADF, unix.ENOTSOCK, unix.EOPNOTSUPP:
+		l.s.fail(fmt.Errorf("uring: loop %d: accept on fd %d: %w", l.id, l.listenFD, err))
+	default:
+		// ECONNABORTED, EPROTO, EPERM (a firewall) and the like concern one connection that
+		// has already left the queue: take the next one.
+		l.armAccept()
+	}
+}
+
+// open starts serving a freshly accepted socket.
+func (l *loop) open(fd int) {
+	if l.draining {
+		unix.Close(fd) // it slipped in while the accept was being cancelled
+		l.Rejected()
+		return
+	}
+	// Echoes are small writes a client waits for: Nagle's algorithm would hold them back for
+	// the client's delayed ACK. Failure only costs latency, so it is not fatal.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	var slot int32
+	if n := len(l.free); n > 0 {
+		slot, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		slot = int32(len(l.conns))
+		l.conns = append(l.conns, nil)
+	}
+	c := &conn{fd: fd, slot: slot, sendFrom: fromOutbound}
+	if old := l.conns[slot]; old != nil {
+		panic("uring: reusing a live slot")
+	}
+	// A fresh generation per connection means user data left from a previous connection in
+	// the same slot can never be mistaken for this one's.
+	l.generation++
+	c.gen = l.generation
+	l.conns[slot] = c
+	l.Opened()
+	l.armRecv(c, false)
+}
+
+// armRecv posts a recv for c if it may read: not while the kernel sends from the buffer the recv
+// would fill, not after the client's EOF, and not while the outbound is full (backpressure: the
+// unread bytes stay in the socket and TCP flow control stops the client).
+func (l *loop) armRecv(c *conn, pollFirst bool) {
+	if c.recvArmed || c.peerClosed || c.closing || (c.sendArmed && c.sendFrom != fromOutbound) {
+		return
+	}
+	room := l.limit - c.queued()
+	if room <= 0 {
+		return // sent re-arms the recv once the client has drained some of its echo
+	}
+	ud := userData(kindRecv, c.slot, c.gen)
+	if l.bufs != nil {
+		// The length caps what the kernel copies, so a recv never overfills the outbound.
+		l.push(recvSelectSQE(c.fd, min(bufSize, room), l.bufs.group, pollFirst, ud))
+	} else {
+		if c.own == nil {
+			c.own = make([]byte, bufSize)
+		}
+		l.push(recvSQE(c.fd, c.own[:min(bufSize, room)], ud))
+	}
+	c.recvArmed = true
+}
+
+// retryStarved posts again the recvs that found the buffer pool empty, now that the batch has
+// returned its buffers. Poll-first keeps them from taking a buffer before data is there.
+func (l *loop) retryStarved() {
+	for _, slot := range l.starved {
+		if c := l.conns[slot]; c != nil {
+			l.armRecv(c, true)
+		}
+	}
+	l.starved = l.starved[:0]
+}
+
+// received handles a recv completion: by now the kernel has both waited for the data and copied
+// it into our memory.
+func (l *loop) received(c *conn, e cqe) {
+	c.recvArmed = false
+	bid := fromOwn
+	if e.flags&cqeFBuffer != 0 {
+		bid = int(e.flags >> cqeBufferShift)
+	}
+	switch {
+	case e.res > 0:
+		l.Read(int(e.res))
+		if c.closing {
+			l.release(bid)
+			return
+		}
+		l.echo(c, bid, int(e.res))
+		l.armRecv(c, false)
+	case e.res == 0:
+		// The client shut down its side. finish closes once the echo has drained.
+		l.release(bid)
+		c.peerClosed = true
+	default:
+		l.release(bid)
+		switch syscall.Errno(-e.res) {
+		case unix.ENOBUFS:
+			// The pool was empty when data arrived; the data is still in the socket.
+			if !c.closing {
+				l.starved = append(l.starved, c.slot)
+			}
+		case unix.EINTR, unix.EAGAIN:
+			l.armRecv(c, false)
+		default:
+			// ECONNRESET, ETIMEDOUT, or ECANCELED from our own cancel: the connection is over.
+			l.abort(c)
+		}
+	}
+}
+
+// echo sends back the n bytes the kernel received into buffer bid. If nothing is waiting ahead of
+// them, it sends straight from that buffer with MSG_DONTWAIT: the kernel copies them into the
+// socket at once or reports how far it got, so the buffer goes back to the pool within this
+// batch. Only when the client is not keeping up are the bytes copied into the connection's
+// outbound.
+func (l *loop) echo(c *conn, bid int, n int) {
+	data := l.recvBuf(c, bid)[:n]
+	if !c.sendArmed && c.queued() == 0 {
+		c.sendArmed, c.sendFrom, c.sendLen = true, bid, n
+		l.push(sendSQE(c.fd, data, unix.MSG_DONTWAIT, userData(kindSend, c.slot, c.gen)))
+		return
+	}
+	l.enqueue(c, data)
+	l.release(bid)
+	if !c.sendArmed {
+		l.sendOutbound(c)
+	}
+}
+
+func (l *loop) recvBuf(c *conn, bid int) []byte {
+	if bid == fromOwn {
+		return c.own
+	}
+	return l.bufs.buf(uint16(bid))
+}
+
+// release returns provided buffer bid to the kernel's pool.
+func (l *loop) release(bid int) {
+	if bid >= 0 {
+		l.bufs.put(uint16(bid))
+	}
+}
+
+// enqueue appends data to c's outbound. Bytes an outbound send is reading are never moved: if
+// the array must grow, a new one is made and c.sending keeps the old one alive until the send
+// completes. Capacity never exceeds the outbound limit.
+func (l *loop) enqueue(c *conn, data []byte) {
+	if len(c.outbound)+len(data) > cap(c.outbound) {
+		unsent := len(c.outbound) - c.outSent
+		need := unsent + len(data)
+		grown := make([]byte, unsent, max(need, min(max(2*cap(c.outbound), bufSize), l.limit)))
+		copy(grown, c.outbound[c.outSent:])
+		c.outbound, c.outSent = grown, 0
+	}
+	c.outbound = append(c.outbound, data...)
+}
+
+// sendOutbound posts one send of everything queued in c's outbound. Without MSG_DONTWAIT the
+// kernel waits until the socket has room, so a client that does not read costs one parked
+// operation, not a retry loop.
+func (l *loop) sendOutbound(c *conn) {
+	p := c.outbound[c.outSent:]
+	c.sendArmed, c.sendFrom, c.sendLen, c.sending = true, fromOutbound, len(p), p
+	l.push(sendSQE(c.fd, p, 0, userData(kindSend, c.slot, c.gen)))
+}
+
+// sent handles a send completion: the kernel has copied res bytes into the socket.
+func (l *loop) sent(c *conn, e cqe) {
+	c.sendArmed = false
+	c.sending = nil
+	n := int(e.res)
+	if e.res < 0 {
+		n = 0
+		switch err := syscall.Errno(-e.res); {
+		case err == unix.EAGAIN && c.sendFrom != fromOutbound:
+			// The socket was full for a MSG_DONTWAIT send: queue it all below.
+		case err == unix.EINTR:
+		default:
+			// EPIPE, ECONNRESET, or ECANCELED from our own cancel: the client is gone.
+			l.release(c.sendFrom)
+			l.abort(c)
+			return
+		}
+	}
+	l.Wrote(n)
+	if c.sendFrom == fromOutbound {
+		c.outSent += n
+		if c.outSent == len(c.outbound) {
+			// Drained: let the garbage collector have the array. A client that keeps up
+			// never gets here, so only slow clients pay for the allocation.
+			c.outbound, c.outSent = nil, 0
+		}
+	} else {
+		if n < c.sendLen && !c.closing {
+			// A short send: the socket's buffer is full. Keep the rest ourselves so the
+			// provided buffer can go back to the pool now.
+			l.enqueue(c, l.recvBuf(c, c.sendFrom)[n:c.sendLen])
+		}
+		l.release(c.sendFrom)
+	}
+	c.sendFrom = fromOutbound
+	if c.closing {
+		return
+	}
+	if c.queued() > 0 {
+		l.sendOutbound(c)
+	}
+	l.armRecv(c, false)
+}
+
+// abort ends a connection that failed or that the server is closing: it cancels the operations
+// still in flight, and finish closes the socket once their completions are in.
+func (l *loop) abort(c *conn) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	if c.recvArmed {
+		l.push(cancelSQE(userData(kindRecv, c.slot, c.gen), userData(kindCancel, 0, 0)))
+	}
+	if c.sendArmed {
+		l.push(cancelSQE(userData(kindSend, c.slot, c.gen), userData(kindCancel, 0, 0)))
+	}
+}
+
+// finish closes c when it is done: aborted with nothing left in flight, or half-closed by the
+// client with its whole echo sent. Closing only then means no operation can outlive the fd and
+// act on whatever socket reuses its number.
+func (l *loop) finish(c *conn) {
+	if c.recvArmed || c.sendArmed {
+		return
+	}
+	if !c.closing && !(c.peerClosed && c.queued() == 0) {
+		return
+	}
+	// close(2) on a TCP socket does not block (no SO_LINGER), so it is not worth an SQE.
+	unix.Close(c.fd)
+	l.conns[c.slot] = nil
+	l.free = append(l.free, c.slot)
+	l.Closed()
+}
+
+// drain begins shutting the loop down: stop accepting, abort every connection. serve returns once
+// every operation's completion has been reaped, and only then are buffers freed.
+func (l *loop) drain() {
+	if l.draining {
+		return
+	}
+	l.draining = true
+	if l.accepting != 0 {
+		l.push(cancelSQE(userData(l.accepting, 0, 0), userData(kindCancel, 0, 0)))
+	}
+	for _, c := range l.conns {
+		if c != nil {
+			l.abort(c)
+			l.finish(c)
+		}
+	}
+}
+
+// teardown frees what a drained loop owns. Nothing is in flight any more.
+func (l *loop) teardown() {
+	if l.bufs != nil {
+		l.bufs.unregister(l.ring)
+		l.bufs.unmap()
+	}
+	l.ring.close()
+	unix.Close(l.listenFD)
+}
+
+// abandon frees what a loop owns after io_uring_enter itself failed and completions can no longer
+// be reaped. Closing the ring makes the kernel cancel everything in it; the provided buffers are
+// left mapped, because an operation being torn down could still write into them.
+func (l *loop) abandon() {
+	for _, c := range l.conns {
+		if c != nil {
+			unix.Close(c.fd)
+			l.Closed()
+		}
+	}
+	l.ring.close()
+	unix.Close(l.listenFD)
+}

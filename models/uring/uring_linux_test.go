@@ -1,0 +1,224 @@
+package uring
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"echobench/models/modeltest"
+	"echobench/server"
+)
+
+// TestConformanceOldKernelPaths runs the suite again the way a kernel before 5.19 is served:
+// plain recv into per-connection buffers and one accept SQE per connection.
+func TestConformanceOldKernelPaths(t *testing.T) {
+	disableBufRing, disableMultishot = true, true
+	t.Cleanup(func() { disableBufRing, disableMultishot = false, false })
+	modeltest.Run(t, "uring", modeltest.Options{})
+}
+
+// TestConformanceTinyOutbound runs the suite on one loop with an outbound limit smaller than one
+// provided buffer, so that every recv is capped by the room left and backpressure is constant.
+func TestConformanceTinyOutbound(t *testing.T) {
+	modeltest.Run(t, "uring", modeltest.Options{Config: server.Config{Loops: 1, OutboundLimit: 1000}})
+}
+
+// TestConformanceStarvedPool runs the suite with a single provided buffer per loop, so that
+// most recvs find the pool empty (ENOBUFS) and must be posted again without losing or reordering
+// data. It also shows that no connection keeps a provided buffer while its client is not reading:
+// if one did, the slow-reader check would starve every other connection of that loop.
+func TestConformanceStarvedPool(t *testing.T) {
+	poolBuffers = 1
+	t.Cleanup(func() { poolBuffers = bufCount })
+	modeltest.Run(t, "uring", modeltest.Options{})
+}
+
+// backlogTimeout is a global because the kernel reads it when the SQE is submitted, after push
+// has returned: a goroutine's stack, unlike a global, may move in between.
+var backlogTimeout = timespec{nsec: 1000}
+
+// TestSubmissionBacklog pushes more operations than the submission queue holds: the extra ones
+// must wait in the backlog and still be submitted, each completing exactly once.
+func TestSubmissionBacklog(t *testing.T) {
+	if err := available(); err != nil {
+		t.Skip(err)
+	}
+	runtime.LockOSThread() // a single-issuer ring belongs to the thread that made it
+	defer runtime.UnlockOSThread()
+	r, err := newRing(4, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	const ops = 100
+	for i := range ops {
+		r.push(timeoutSQE(&backlogTimeout, uint64(i)))
+	}
+	seen := make(map[uint64]int)
+	for len(seen) < ops {
+		if err := r.submitAndWait(true); err != nil && !errors.Is(err, unix.EINTR) {
+			t.Fatal(err)
+		}
+		r.reap(func(e cqe) {
+			seen[e.userData]++
+			if e.res != -int32(unix.ETIME) {
+				t.Errorf("timeout %d completed with %d, want -ETIME", e.userData, e.res)
+			}
+		})
+	}
+	for ud, n := range seen {
+		if ud >= ops || n != 1 {
+			t.Errorf("user data %d completed %d times", ud, n)
+		}
+	}
+}
+
+// TestFiveThousandConns holds 5,000 connections open at once and echoes on every one.
+func TestFiveThousandConns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5,000 connections: skipped in -short mode")
+	}
+	srv := modeltest.Start(t, "uring", server.Config{Logf: t.Logf})
+	conns := modeltest.HoldConns(t, srv.Addr().String(), 5000, 1000)
+	if st := srv.Stats(); st.Active != int64(len(conns)) {
+		t.Errorf("server has %d active connections, want %d", st.Active, len(conns))
+	}
+}
+
+// TestAcceptEMFILE runs the process out of file descriptors while clients connect: accept must
+// back off instead of spinning, and serve the waiting clients once fds are free again.
+func TestAcceptEMFILE(t *testing.T) {
+	var mu sync.Mutex
+	emfiles := 0
+	logf := func(format string, args ...any) {
+		if strings.Contains(fmt.Sprintf(format, args...), unix.EMFILE.Error()) {
+			mu.Lock()
+			emfiles++
+			mu.Unlock()
+		}
+	}
+	countEMFILE := func() int { mu.Lock(); defer mu.Unlock(); return emfiles }
+	// The client sockets are made while fds are plentiful: connect(2) needs no new fd.
+	const nClients = 3
+	const serverFDs = 8 // a ring, a listener and an eventfd, with room to spare
+	var clients []int
+	t.Cleanup(func() {
+		for _, fd := range clients {
+			unix.Close(fd)
+		}
+	})
+	for range nClients {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, fd)
+		tv := unix.Timeval{Sec: 20}
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	}
+
+	// Lower the fd limit to just above the highest fd in use, leaving room for the server's own
+	// fds, start the server, then fill every free number below the limit: the next accept in
+	// this process fails with EMFILE. The server must start under the lowered limit because
+	// io_uring reads RLIMIT_NOFILE when an accept is armed, not when it accepts.
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	highest := 0
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot list fds: %v", err)
+	}
+	for _, e := range ents {
+		var fd int
+		fmt.Sscan(e.Name(), &fd)
+		highest = max(highest, fd)
+	}
+	lowered := saved
+	lowered.Cur = uint64(highest + 1 + serverFDs)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lowered); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			unix.Setrlimit(unix.RLIMIT_NOFILE, &saved)
+		}
+	}
+	t.Cleanup(restore)
+	srv := modeltest.Start(t, "uring", server.Config{Loops: 1, Logf: logf})
+	addr := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: srv.Addr().(*net.TCPAddr).Port}
+	var spares []int
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		spares = append(spares, fd)
+	}
+
+	for _, fd := range clients {
+		if err := unix.Connect(fd, addr); err != nil {
+			restore()
+			t.Fatalf("connect: %v", err)
+		}
+	}
+	// The connections wait in the listen backlog while accept fails and backs off.
+	for deadline := time.Now().Add(20 * time.Second); countEMFILE() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			restore()
+			t.Fatalf("accept never reported EMFILE twice (saw %d)", countEMFILE())
+		}
+	}
+	before := countEMFILE()
+	time.Sleep(500 * time.Millisecond)
+	retries := countEMFILE() - before
+	t.Logf("accept retried %d times in 500ms while out of fds", retries)
+	if retries > 100 {
+		t.Errorf("accept retried %d times in 500ms while out of fds: it spins instead of backing off", retries)
+	}
+	if st := srv.Stats(); st.Accepted != 0 {
+		t.Errorf("accepted %d connections with no fd to put them in", st.Accepted)
+	}
+
+	// Free the fds, still under the lowered limit: the server must pick up the waiting clients.
+	for _, fd := range spares {
+		unix.Close(fd)
+	}
+	for i, fd := range clients {
+		msg := bytes.Repeat([]byte{byte('a' + i)}, 1000)
+		if _, err := unix.Write(fd, msg); err != nil {
+			restore()
+			t.Fatalf("client %d write: %v", i, err)
+		}
+		got := make([]byte, 0, len(msg))
+		buf := make([]byte, len(msg))
+		for len(got) < len(msg) {
+			n, err := unix.Read(fd, buf)
+			if err != nil || n == 0 {
+				restore()
+				t.Fatalf("client %d read after %d bytes: n=%d err=%v", i, len(got), n, err)
+			}
+			got = append(got, buf[:n]...)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Errorf("client %d: echo differs", i)
+		}
+	}
+	restore()
+	if st := srv.Stats(); st.Accepted != nClients {
+		t.Errorf("accepted %d connections, want %d", st.Accepted, nClients)
+	}
+}
