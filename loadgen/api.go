@@ -1,0 +1,105 @@
+// Package loadgen is echobench's client engine: it opens many connections to an echo server,
+// drives them closed-loop or open-loop, verifies every echoed byte, and records latency in HDR
+// histograms. cmd/echobench is its front end.
+package loadgen
+
+import (
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Config describes one load run.
+type Config struct {
+	Addr        string        // target host:port (loopback is enforced by the caller)
+	Conns       int           // concurrent connections
+	ConnectRate int           // new connections per second during ramp-up; 0 = as fast as possible
+	Warmup      time.Duration // load runs this long before measuring starts
+	Duration    time.Duration // measured window after Warmup
+	Sizes       []int         // message sizes in bytes, cycled message by message
+	Pipeline    int           // closed loop: messages in flight per connection (1 = ping-pong)
+	Rate        int           // open loop: total messages/s over all connections; 0 = closed loop
+	Verify      bool          // check every echoed byte against what was sent
+	Frame       bool          // length-prefixed messages with a sequence number; check boundaries and order
+	Reconnect   int           // >0: every connection does this many echoes, closes and connects again
+	Workers     int           // engine threads or event loops; 0 = GOMAXPROCS
+	// Progress, if set, is called about once a second with the totals so far.
+	Progress func(Progress)
+}
+
+// Progress is a running total, for a progress line.
+type Progress struct {
+	Elapsed     time.Duration
+	Measuring   bool // past warmup
+	Established int
+	Messages    uint64
+	Bytes       uint64
+	Errors      uint64
+}
+
+// Second is one second of the measured window.
+type Second struct {
+	Messages uint64  `json:"messages"`
+	Bytes    uint64  `json:"bytes"`
+	P99us    float64 `json:"p99_us"`
+}
+
+// Result is what one run measured. Counts and histograms cover the measured window only, except
+// the Total* byte counts, which cover the whole run so they can be compared with the server's own
+// counters.
+type Result struct {
+	RampUp         time.Duration  // from the first connect to the last established
+	Established    int            // connections established (with -reconnect: total connects)
+	Failed         int            // connect attempts that failed
+	ConnectErrors  map[string]int // failed connects by errno name (ECONNREFUSED, EMFILE, ETIMEDOUT, ...)
+	IOErrors       map[string]int // reads/writes that failed mid-run, by errno name or EOF
+	Elapsed        time.Duration  // length of the measured window actually run
+	Messages       uint64         // echoed messages completed in the window
+	Bytes          uint64         // echoed bytes received in the window
+	VerifyFailures uint64         // messages whose echo differed from what was sent
+	PerSecond      []Second       // the window, second by second
+	// Latency is per message, in microseconds. In open loop it is measured from each message's
+	// intended send time (coordinated omission corrected); Uncorrected is from the actual send.
+	// In closed loop both are from the actual send and are the same.
+	Latency        *hdrhistogram.Histogram
+	Uncorrected    *hdrhistogram.Histogram
+	ConnectLatency *hdrhistogram.Histogram // µs per successful connect (all runs; matters with Reconnect)
+	// ScheduleLag (open loop only, else nil) is, in µs, how late the engine itself got round to a
+	// send whose connection had room in its window: timer precision plus the client's own
+	// scheduling delay. It should stay near zero; when it does not, the client is part of what
+	// Latency measures.
+	ScheduleLag   *hdrhistogram.Histogram
+	Reconnects    uint64 // connections closed and reopened in the window (Reconnect mode)
+	TotalSent     uint64 // bytes written over the whole run, warmup included
+	TotalReceived uint64 // bytes read over the whole run, warmup included
+	ServerGone    bool   // every connection failed mid-run: the server died or reset all
+}
+
+// MsgsPerSec is the measured throughput in messages per second.
+func (r *Result) MsgsPerSec() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Messages) / r.Elapsed.Seconds()
+}
+
+// MBPerSec is the measured echoed payload in megabytes (10^6 bytes) per second.
+func (r *Result) MBPerSec() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Bytes) / 1e6 / r.Elapsed.Seconds()
+}
+
+// NewHistogram returns a latency histogram in microseconds from 1 µs to 100 s with 3 significant
+// digits, the resolution every echobench histogram uses so they can be merged.
+func NewHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, 100_000_000, 3)
+}
+
+// Run is implemented in engine.go:
+//
+//	func Run(ctx context.Context, cfg Config) (*Result, error)
+//
+// It returns a Result even when it also returns an error (the server died mid-run): a partial
+// result is still a result.

@@ -1,0 +1,104 @@
+package loadgen
+
+// conn is one connection slot of a worker. With Reconnect the slot outlives its sockets: each new
+// socket is a new incarnation with a fresh stream id, stream offsets and sequence numbers, while
+// the open-loop schedule (nextSend) carries on, so the time spent reconnecting shows up as late
+// messages.
+type conn struct {
+	index       int    // position in the worker's table, the epoll data of its sockets
+	slot        int    // global slot number, 0..Conns-1
+	fd          int    // -1 while the slot has no socket
+	gen         uint32 // bumped with every socket, so a stale epoll event for an old fd is ignored
+	state       connState
+	incarnation uint64 // sockets this slot has opened before the current one
+	everOpen    bool   // the slot has been established at least once
+	failures    int    // consecutive failed reconnects
+	connectAt   int64  // when the current connect started
+	retryAt     int64  // when a failed reconnect is tried again
+
+	streamID uint64 // pattern id of this incarnation's byte stream
+	sent     uint64 // stream bytes written
+	queued   uint64 // stream bytes of every message queued so far (sent <= queued)
+	received uint64 // stream bytes read back (received <= sent)
+	msgIndex uint64 // messages queued by this incarnation: the next one's sequence number
+	parser   frameParser
+
+	inflight []message // ring of queued messages not yet fully echoed, cap Pipeline
+	head     int
+	count    int
+
+	nextSend  int64 // open loop: intended time of the next message
+	scheduled bool  // open loop: nextSend has been started
+	queuePos  int   // index in the worker's sendQueue, -1 when not in it
+}
+
+type connState uint8
+
+const (
+	stateIdle       connState = iota // not yet connected, or waiting to retry
+	stateConnecting                  // non-blocking connect in progress
+	stateOpen                        // established, carrying messages
+	stateDead                        // given up on: failed connect or IO error without Reconnect
+)
+
+// message is one echo in flight.
+type message struct {
+	start, end uint64 // its bytes in the connection's stream
+	seq        uint64
+	queuedAt   int64 // when it was queued for writing: the actual send
+	intended   int64 // open loop: when the schedule wanted it sent
+	failed     bool  // some echoed byte differed from what was sent
+}
+
+func (c *conn) front() *message { return &c.inflight[c.head] }
+
+func (c *conn) at(i int) *message { return &c.inflight[(c.head+i)%len(c.inflight)] }
+
+func (c *conn) push() *message {
+	m := c.at(c.count)
+	c.count++
+	return m
+}
+
+func (c *conn) popFront() {
+	c.head = (c.head + 1) % len(c.inflight)
+	c.count--
+}
+
+// resetStream starts a new incarnation's byte stream.
+func (c *conn) resetStream(conns int) {
+	c.streamID = uint64(c.slot) + c.incarnation*uint64(conns)
+	c.sent, c.queued, c.received, c.msgIndex = 0, 0, 0, 0
+	c.head, c.count = 0, 0
+	c.parser = frameParser{}
+}
+
+// encodeFrames writes the unsent part of the queued frames into dst and returns how many bytes it
+// wrote. Frames are regenerated from their sequence numbers and the pattern rather than kept, so a
+// connection holds no outbound buffer however large its messages are.
+func (c *conn) encodeFrames(dst []byte) int {
+	n := 0
+	off := c.sent
+	for i := 0; i < c.count && n < len(dst); i++ {
+		m := c.at(i)
+		if m.end <= off {
+			continue
+		}
+		if off < m.start+frameHeaderLen {
+			var header [frameHeaderLen]byte
+			putFrameHeader(header[:], int(m.end-m.start)-frameHeaderLen, m.seq)
+			k := copy(dst[n:], header[off-m.start:])
+			n += k
+			off += uint64(k)
+			if off < m.start+frameHeaderLen {
+				break
+			}
+		}
+		for off < m.end && n < len(dst) {
+			k := copy(dst[n:], patternAt(c.streamID, off, int(m.end-off)))
+			n += k
+			off += uint64(k)
+		}
+	}
+	return n
+}

@@ -1,0 +1,270 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// progressInterval is how often Config.Progress is called.
+const progressInterval = time.Second
+
+// run starts the workers, starts the measured window once the initial ramp is over, reports
+// progress, and merges what the workers measured.
+func run(ctx context.Context, cfg Config) (*Result, error) {
+	sh := &shared{cfg: cfg, clock: measureClock{base: time.Now()}, rampDone: make(chan struct{}, cfg.Workers)}
+	if err := sh.resolve(cfg.Addr); err != nil {
+		return nil, err
+	}
+	if cfg.Rate > 0 {
+		sh.interval = max(int64(float64(cfg.Conns)*float64(time.Second)/float64(cfg.Rate)), 1)
+	}
+
+	live := make([]liveCounters, cfg.Workers)
+	workers := make([]*worker, 0, cfg.Workers)
+	defer func() {
+		for _, w := range workers {
+			w.closeFDs()
+		}
+	}()
+	for i := range cfg.Workers {
+		var slots []int
+		for s := i; s < cfg.Conns; s += cfg.Workers {
+			slots = append(slots, s)
+		}
+		w, err := newWorker(sh, slots, max(connectsInFlight/cfg.Workers, 1), &live[i])
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: worker %d: %w", i, err)
+		}
+		workers = append(workers, w)
+	}
+
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(w.run)
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	wakeAll := func() {
+		for _, w := range workers {
+			w.wake()
+		}
+	}
+
+	ticker := time.NewTicker(progressInterval)
+	defer ticker.Stop()
+	cancelled := ctx.Done()
+	ramped := 0
+	interrupted := false
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-cancelled:
+			interrupted = true
+			cancelled = nil
+			sh.stop.Store(true)
+			wakeAll()
+		case <-sh.rampDone:
+			ramped++
+			if ramped == len(workers) {
+				start := sh.clock.now() + int64(cfg.Warmup)
+				sh.measureEnd.Store(start + int64(cfg.Duration))
+				sh.measureStart.Store(start)
+				wakeAll()
+			}
+		case <-ticker.C:
+			if cfg.Progress != nil {
+				cfg.Progress(sh.progress(live))
+			}
+		}
+	}
+
+	waitThreadsGone(workers)
+	res := merge(sh, workers)
+	var errs []error
+	for i, w := range workers {
+		if w.st.err != nil {
+			errs = append(errs, fmt.Errorf("loadgen: worker %d: %w", i, w.st.err))
+		}
+	}
+	switch {
+	case res.Established == 0:
+		errs = append(errs, fmt.Errorf("loadgen: no connection to %s could be established (%s); is the server running?", cfg.Addr, countsString(res.ConnectErrors)))
+	case interrupted:
+		errs = append(errs, fmt.Errorf("loadgen: run interrupted after %v of the measured window: %w", res.Elapsed, ctx.Err()))
+	case res.ServerGone:
+		errs = append(errs, fmt.Errorf("loadgen: every connection to %s failed mid-run (%s); the server died or reset them all", cfg.Addr, countsString(res.IOErrors)))
+	}
+	return res, errors.Join(errs...)
+}
+
+// threadExitTimeout bounds the wait for the workers' threads to exit.
+const threadExitTimeout = time.Second
+
+// waitThreadsGone waits until the OS threads of the workers have exited. A worker's goroutine has
+// returned by now, and a goroutine that returns while locked to its thread takes the thread with
+// it, but the thread's exit completes a moment after the goroutine's last deferred call; Run
+// promises that no engine thread outlives it.
+func waitThreadsGone(workers []*worker) {
+	deadline := time.Now().Add(threadExitTimeout)
+	for _, w := range workers {
+		if w.tid == 0 {
+			continue
+		}
+		path := fmt.Sprintf("/proc/self/task/%d", w.tid)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(path); err != nil {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+}
+
+// resolve turns the target address into a socket address once, so connects do no lookups.
+func (sh *shared) resolve(addr string) error {
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("loadgen: resolve %s: %w", addr, err)
+	}
+	if ip4 := ta.IP.To4(); ip4 != nil {
+		sa := unix.SockaddrInet4{Port: ta.Port}
+		copy(sa.Addr[:], ip4)
+		sh.addr = func() unix.Sockaddr { c := sa; return &c }
+		sh.family = unix.AF_INET
+		return nil
+	}
+	if ta.IP == nil {
+		return fmt.Errorf("loadgen: address %s has no host; use 127.0.0.1:PORT", addr)
+	}
+	sa := unix.SockaddrInet6{Port: ta.Port}
+	copy(sa.Addr[:], ta.IP.To16())
+	sh.addr = func() unix.Sockaddr { c := sa; return &c }
+	sh.family = unix.AF_INET6
+	return nil
+}
+
+func (sh *shared) progress(live []liveCounters) Progress {
+	now := sh.clock.now()
+	start := sh.measureStart.Load()
+	p := Progress{Elapsed: time.Duration(now), Measuring: start != 0 && now >= start}
+	for i := range live {
+		p.Established += int(live[i].established.Load())
+		p.Messages += live[i].messages.Load()
+		p.Bytes += live[i].bytes.Load()
+		p.Errors += live[i].errors.Load()
+	}
+	return p
+}
+
+// merge adds up what the workers measured. Workers have exited, so their stats are quiescent.
+func merge(sh *shared, workers []*worker) *Result {
+	res := &Result{
+		ConnectErrors:  map[string]int{},
+		IOErrors:       map[string]int{},
+		Latency:        NewHistogram(),
+		ConnectLatency: NewHistogram(),
+		ServerGone:     true,
+	}
+	closedLoop := sh.cfg.Rate == 0
+	if !closedLoop {
+		res.Uncorrected = NewHistogram()
+		res.ScheduleLag = NewHistogram()
+	}
+	measureStart := sh.measureStart.Load()
+	var firstConnect, lastEstablished int64
+	var seconds []secondStats
+	for _, w := range workers {
+		st := &w.st
+		res.Established += st.established
+		res.Failed += st.failed
+		for k, v := range st.connectErrors {
+			res.ConnectErrors[k] += v
+		}
+		for k, v := range st.ioErrors {
+			res.IOErrors[k] += v
+		}
+		res.Messages += st.messages
+		res.Bytes += st.bytes
+		res.VerifyFailures += st.verifyFailures
+		res.Reconnects += st.reconnects
+		res.TotalSent += st.totalSent
+		res.TotalReceived += st.totalReceived
+		res.Latency.Merge(st.latency)
+		res.ConnectLatency.Merge(st.connectLatency)
+		if st.uncorrected != nil {
+			res.Uncorrected.Merge(st.uncorrected)
+		}
+		if st.scheduleLag != nil {
+			res.ScheduleLag.Merge(st.scheduleLag)
+		}
+		res.ServerGone = res.ServerGone && st.allDead
+		if st.firstConnect != 0 && (firstConnect == 0 || st.firstConnect < firstConnect) {
+			firstConnect = st.firstConnect
+		}
+		lastEstablished = max(lastEstablished, st.lastEstablished)
+		if measureStart != 0 {
+			res.Elapsed = max(res.Elapsed, time.Duration(st.windowEnd-measureStart))
+		}
+		for i, s := range st.seconds {
+			if i >= len(seconds) {
+				seconds = append(seconds, secondStats{latency: newSecondHistogram()})
+			}
+			seconds[i].messages += s.messages
+			seconds[i].bytes += s.bytes
+			seconds[i].latency.Merge(s.latency)
+		}
+	}
+	if res.Established == 0 {
+		res.ServerGone = false // it never came; that is a connect failure, not a death mid-run
+	}
+	res.Elapsed = min(res.Elapsed, sh.cfg.Duration)
+	if lastEstablished > firstConnect {
+		res.RampUp = time.Duration(lastEstablished - firstConnect)
+	}
+	if closedLoop {
+		// Without a schedule the intended send is the actual send: the two are the same.
+		res.Uncorrected = NewHistogram()
+		res.Uncorrected.Merge(res.Latency)
+	}
+	res.PerSecond = make([]Second, len(seconds))
+	for i, s := range seconds {
+		res.PerSecond[i] = Second{Messages: s.messages, Bytes: s.bytes, P99us: float64(s.latency.ValueAtQuantile(99))}
+	}
+	return res
+}
+
+// countsString renders an errno count map for an error message, most frequent first.
+func countsString(counts map[string]int) string {
+	if len(counts) == 0 {
+		return "no errors recorded"
+	}
+	names := make([]string, 0, len(counts))
+	for k := range counts {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if counts[names[i]] != counts[names[j]] {
+			return counts[names[i]] > counts[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s×%d", k, counts[k])
+	}
+	return strings.Join(parts, ", ")
+}

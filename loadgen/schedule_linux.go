@@ -1,0 +1,86 @@
+package loadgen
+
+// sendQueue is a worker's open-loop schedule: the connections that may send (their window has
+// room) ordered by their next intended send time. A connection whose window is full leaves the
+// queue and rejoins when an echo frees a slot, so a stalled server costs no timer wakeups.
+type sendQueue struct {
+	items []*conn
+}
+
+func (q *sendQueue) len() int { return len(q.items) }
+
+// top returns the connection due first. The queue must not be empty.
+func (q *sendQueue) top() *conn { return q.items[0] }
+
+func (q *sendQueue) push(c *conn) {
+	c.queuePos = len(q.items)
+	q.items = append(q.items, c)
+	q.up(c.queuePos)
+}
+
+// pop removes and returns the connection due first.
+func (q *sendQueue) pop() *conn {
+	c := q.items[0]
+	q.remove(c)
+	return c
+}
+
+// remove takes c out of the queue if it is in it.
+func (q *sendQueue) remove(c *conn) {
+	i := c.queuePos
+	if i < 0 {
+		return
+	}
+	last := len(q.items) - 1
+	q.swap(i, last)
+	q.items = q.items[:last]
+	c.queuePos = -1
+	if i < last {
+		q.down(i)
+		q.up(i)
+	}
+}
+
+func (q *sendQueue) clear() {
+	for _, c := range q.items {
+		c.queuePos = -1
+	}
+	q.items = q.items[:0]
+}
+
+func (q *sendQueue) less(i, j int) bool { return q.items[i].nextSend < q.items[j].nextSend }
+
+func (q *sendQueue) swap(i, j int) {
+	q.items[i], q.items[j] = q.items[j], q.items[i]
+	q.items[i].queuePos = i
+	q.items[j].queuePos = j
+}
+
+func (q *sendQueue) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !q.less(i, parent) {
+			return
+		}
+		q.swap(i, parent)
+		i = parent
+	}
+}
+
+func (q *sendQueue) down(i int) {
+	n := len(q.items)
+	for {
+		least := i
+		if l := 2*i + 1; l < n && q.less(l, least) {
+			least = l
+		}
+		if r := 2*i + 2; r < n && q.less(r, least) {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		q.swap(i, least)
+		i = least
+	}
+}
