@@ -1,0 +1,33 @@
+// Command echobench is echobench's load generator: it drives an echo server over loopback with
+// many connections, checks every echoed byte, and reports throughput, latency percentiles, and
+// what the server's process tree and echobench itself cost in CPU, memory, threads and context
+// switches.
+//
+//	echobench -model epoll -c 1000 -d 10s -o result.json   # start the server, measure, stop it
+//	echobench -addr 127.0.0.1:7000 -c 100 -rate 50000      # any echo server, open loop
+//
+// With -model, echobench starts the server as a child process (an echoserver binary next to it,
+// or itself re-executed), pins server and client to separate CPUs, and kills the child at the
+// end. The measurement model (closed and open loop, coordinated omission) is package loadgen's;
+// the JSON layout is package report's.
+package main
+
+import (
+	"os"
+
+	"echobench/launch"
+	_ "echobench/models/all"
+	"echobench/serve"
+	"echobench/server"
+)
+
+func main() {
+	// A model that re-executes the binary as its helper (the process-per-connection model)
+	// lands here in the helper.
+	server.RunChildIfRequested()
+	// Without an echoserver binary beside it, echobench re-executes itself as the server.
+	if os.Getenv(launch.RoleEnv) == launch.RoleServer {
+		os.Exit(serve.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}

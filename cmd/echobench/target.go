@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// checkLoopback refuses a target outside this machine. echobench floods what it aims at, so
+// pointing it at another host must be a deliberate choice (-allow-remote), never a typo.
+func checkLoopback(ctx context.Context, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: %w; write host:port, such as 127.0.0.1:7000", addr, err)
+	}
+	if host == "" {
+		return fmt.Errorf("-addr %q has no host; write 127.0.0.1:PORT", addr)
+	}
+	refuse := func(what string) error {
+		return fmt.Errorf("refusing to load %s: %s is not a loopback address (127.0.0.0/8 or ::1); echobench only aims at this machine unless you pass -allow-remote", addr, what)
+	}
+	// A zone ("::1%lo") is part of an IPv6 literal, not of the address.
+	literal, _, _ := strings.Cut(host, "%")
+	if ip := net.ParseIP(literal); ip != nil {
+		if !ip.IsLoopback() {
+			return refuse(host)
+		}
+		return nil
+	}
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return fmt.Errorf("resolve -addr host %q: %w", host, err)
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("resolve -addr host %q: no addresses", host)
+	}
+	for _, a := range addrs {
+		if !a.IP.IsLoopback() {
+			return refuse(fmt.Sprintf("%s (resolves to %s)", host, a.IP))
+		}
+	}
+	return nil
+}
+
+// maxSizes bounds how many sizes a range expands to; powers of two from 1 byte to the engine's
+// 1 GiB limit are 31, so this is only a guard against a mistyped list.
+const maxSizes = 64
+
+// parseSizes reads -size: one size ("64"), a list ("64,1500"), or a range ("64-4096"), which
+// becomes its two ends and every power of two between them (64,128,...,4096): sizes spread
+// evenly on the log scale on which per-message and per-byte costs trade places.
+func parseSizes(s string) ([]int, error) {
+	atoi := func(t string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(t))
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("-size %q: %q is not a positive byte count", s, t)
+		}
+		return n, nil
+	}
+	if lo, hi, isRange := strings.Cut(s, "-"); isRange {
+		a, err := atoi(lo)
+		if err != nil {
+			return nil, err
+		}
+		b, err := atoi(hi)
+		if err != nil {
+			return nil, err
+		}
+		if b < a {
+			return nil, fmt.Errorf("-size %q: range ends below its start", s)
+		}
+		sizes := []int{a}
+		p := 1
+		for p <= a {
+			p *= 2
+		}
+		for ; p < b; p *= 2 {
+			sizes = append(sizes, p)
+		}
+		if b != a {
+			sizes = append(sizes, b)
+		}
+		return sizes, nil
+	}
+	var sizes []int
+	for part := range strings.SplitSeq(s, ",") {
+		n, err := atoi(part)
+		if err != nil {
+			return nil, err
+		}
+		sizes = append(sizes, n)
+		if len(sizes) > maxSizes {
+			return nil, fmt.Errorf("-size %q: more than %d sizes", s, maxSizes)
+		}
+	}
+	return sizes, nil
+}

@@ -1,0 +1,198 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"time"
+
+	"echobench/affinity"
+	"echobench/procstat"
+	"echobench/server"
+)
+
+// Start starts the server child and returns once it has printed its address. On any failure the
+// child is killed and reaped before Start returns.
+func Start(opts Options) (*Server, error) {
+	bin, self, err := FindBinary(opts.Binary)
+	if err != nil {
+		return nil, err
+	}
+	timeout := opts.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("pipe for server stdout: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("pipe for server stderr: %w", err)
+	}
+	cmd := exec.Command(bin, opts.Args()...)
+	cmd.Env = os.Environ()
+	if self {
+		cmd.Env = append(cmd.Env, RoleEnv+"="+RoleServer)
+	}
+	// The pipes are *os.File, so the child writes to them directly and Wait does not wait for
+	// copying goroutines: it is a plain wait4.
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Its own process group, so that a ^C on the terminal reaches echobench alone (which
+		// then stops the server in order) and a last SIGKILL can reach helpers it left behind.
+		Setpgid: true,
+		// If echobench dies without stopping it, the server dies too. The signal fires when
+		// the forking *thread* exits, which is why the forking goroutine below keeps its thread
+		// locked until the child has been reaped.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	s := &Server{
+		Binary:    bin,
+		SelfExec:  self,
+		cmd:       cmd,
+		exited:    make(chan struct{}),
+		stdoutEOF: make(chan struct{}),
+		stats:     make(chan server.Stats, 1),
+	}
+
+	started := make(chan error, 1)
+	go func() {
+		// This goroutine owns the thread that forks the child, for the child's whole life (see
+		// Pdeathsig above), and pins that thread first so the child starts pinned.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		restore := func() error { return nil }
+		if opts.CPUs != nil {
+			var err error
+			if restore, err = affinity.PinThread(opts.CPUs); err != nil {
+				started <- err
+				return
+			}
+		}
+		err := cmd.Start()
+		if rerr := restore(); rerr != nil && err == nil {
+			// The child already runs; it is stopped by the caller's error path. This thread
+			// keeps the server's mask, so it must not go back to the scheduler.
+			started <- rerr
+			s.waitErr = cmd.Wait()
+			s.state = cmd.ProcessState
+			close(s.exited)
+			runtime.LockOSThread()
+			return
+		}
+		started <- err
+		if err != nil {
+			close(s.exited)
+			return
+		}
+		s.waitErr = cmd.Wait()
+		s.state = cmd.ProcessState
+		close(s.exited)
+	}()
+	startErr := <-started
+	outW.Close()
+	errW.Close()
+	if startErr != nil && cmd.Process == nil {
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, startErr)
+	}
+	s.PID = cmd.Process.Pid
+	addr := make(chan string, 1)
+	go s.readStdout(outR, addr)
+	go s.readStderr(errR, opts.Stderr)
+	if startErr != nil {
+		s.Stop(0)
+		return nil, fmt.Errorf("start %s: %w", bin, startErr)
+	}
+
+	select {
+	case a, ok := <-addr:
+		if !ok || a == "" {
+			s.Stop(time.Second)
+			return nil, fmt.Errorf("server %s -model %s exited before printing its address (%v): %s", bin, opts.Model, s.ExitError(), s.StderrTail())
+		}
+		s.Addr = a
+	case <-time.After(timeout):
+		s.Stop(time.Second)
+		return nil, fmt.Errorf("server %s -model %s printed no address within %v: %s", bin, opts.Model, timeout, s.StderrTail())
+	}
+	if opts.CPUs != nil {
+		// The child started pinned, so this is a check; it also pins any thread that somehow
+		// is not, rather than trusting inheritance blindly.
+		if on, total, err := affinity.Check(s.PID, opts.CPUs); err == nil && on < total {
+			affinity.PinProcess(s.PID, opts.CPUs)
+		}
+		s.PinnedThreads, s.Threads, _ = affinity.Check(s.PID, opts.CPUs)
+	}
+	return s, nil
+}
+
+// RequestStats asks the child for its counters (SIGUSR1) and waits for the answer.
+func (s *Server) RequestStats(timeout time.Duration) (server.Stats, error) {
+	select {
+	case <-s.stats: // a stale line nobody asked for
+	default:
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return server.Stats{}, fmt.Errorf("signal server %d: %w", s.PID, err)
+	}
+	select {
+	case st := <-s.stats:
+		return st, nil
+	case <-s.exited:
+		return server.Stats{}, fmt.Errorf("server %d exited: %w", s.PID, errNoStats)
+	case <-time.After(timeout):
+		return server.Stats{}, fmt.Errorf("server %d did not answer SIGUSR1 within %v: %w", s.PID, timeout, errNoStats)
+	}
+}
+
+// stdoutDrainTimeout bounds how long Stop waits for the last stats line once the child has
+// exited: a helper process that inherited the child's stdout could keep the pipe open.
+const stdoutDrainTimeout = time.Second
+
+// Stop sends SIGTERM, waits up to grace, then sends SIGKILL to the child and to its process group
+// (helpers it left behind), and returns how the child ended. It is safe to call after the child
+// has already exited, and more than once.
+func (s *Server) Stop(grace time.Duration) Exit {
+	var killed bool
+	select {
+	case <-s.exited:
+	default:
+		// ESRCH means it is exiting already; Wait below still reaps it.
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(grace):
+			killed = true
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+	}
+	// The group's id is the child's pid. The kernel does not hand that number out again while a
+	// process in the group lives, so this reaches only leftovers of our own child; ESRCH (no
+	// member left) is the normal case.
+	if err := syscall.Kill(-s.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		fmt.Fprintf(os.Stderr, "echobench: kill server process group %d: %v\n", s.PID, err)
+	}
+	select {
+	case <-s.stdoutEOF:
+	case <-time.After(stdoutDrainTimeout):
+	}
+	e := Exit{Killed: killed, Stats: s.LastStats(), Code: -1}
+	if s.state != nil {
+		e.Status = s.state.String()
+		e.Code = s.state.ExitCode()
+		ru, _ := s.state.SysUsage().(*syscall.Rusage)
+		e.Usage = procstat.FromRusage(ru)
+	} else if s.waitErr != nil {
+		e.Status = s.waitErr.Error()
+	}
+	return e
+}

@@ -1,0 +1,193 @@
+package report
+
+import (
+	"math"
+	"sort"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/montanaflynn/stats"
+
+	"echobench/loadgen"
+)
+
+// FromHistogram summarises a microsecond histogram; spectrum adds the cumulative distribution.
+func FromHistogram(h *hdrhistogram.Histogram, spectrum bool) Latency {
+	if h == nil || h.TotalCount() == 0 {
+		return Latency{}
+	}
+	l := Latency{
+		Count:   h.TotalCount(),
+		MeanUs:  h.Mean(),
+		P50us:   float64(h.ValueAtQuantile(50)),
+		P90us:   float64(h.ValueAtQuantile(90)),
+		P99us:   float64(h.ValueAtQuantile(99)),
+		P999us:  float64(h.ValueAtQuantile(99.9)),
+		P9999us: float64(h.ValueAtQuantile(99.99)),
+		MaxUs:   float64(h.Max()),
+	}
+	if spectrum {
+		for _, b := range h.CumulativeDistribution() {
+			l.Spectrum = append(l.Spectrum, Percentile{Percentile: b.Quantile, ValueUs: b.ValueAt, Count: b.Count})
+		}
+	}
+	return l
+}
+
+// FromResult turns the engine's result into a Run; the accounting is filled in by the caller.
+func FromResult(index int, res *loadgen.Result, openLoop bool) Run {
+	r := Run{Index: index}
+	if res == nil {
+		return r
+	}
+	r.MsgsPerSec = res.MsgsPerSec()
+	r.MBPerSec = res.MBPerSec()
+	r.Messages = res.Messages
+	r.Bytes = res.Bytes
+	r.ElapsedS = res.Elapsed.Seconds()
+	r.Latency = FromHistogram(res.Latency, true)
+	if openLoop {
+		u := FromHistogram(res.Uncorrected, true)
+		r.Uncorrected = &u
+	}
+	r.Conns = Conns{
+		Established: res.Established,
+		Failed:      res.Failed,
+		FailedBy:    res.ConnectErrors,
+		RampUpS:     res.RampUp.Seconds(),
+		Reconnects:  res.Reconnects,
+		ServerGone:  res.ServerGone,
+	}
+	if res.Elapsed > 0 {
+		r.Conns.NewConnsPerSec = float64(res.Reconnects) / res.Elapsed.Seconds()
+	}
+	if res.ConnectLatency != nil && res.ConnectLatency.TotalCount() > 0 {
+		r.Conns.ConnectP50us = float64(res.ConnectLatency.ValueAtQuantile(50))
+		r.Conns.ConnectP99us = float64(res.ConnectLatency.ValueAtQuantile(99))
+	}
+	r.VerifyFailures = res.VerifyFailures
+	r.IOErrors = res.IOErrors
+	r.PerSecond = res.PerSecond
+	return r
+}
+
+// DiffPct is (server - client) / client in percent: 0 when both are 0, and 100 when the client
+// counted nothing but the server did (JSON has no infinity; the raw counts sit beside it).
+func DiffPct(server, client uint64) float64 {
+	if client == 0 {
+		if server == 0 {
+			return 0
+		}
+		return 100
+	}
+	return (float64(server) - float64(client)) / float64(client) * 100
+}
+
+// tQuantile975 is Student's t at 97.5% for 1..30 degrees of freedom, for a two-sided 95%
+// confidence interval of a mean from a handful of repetitions; beyond 30 the normal 1.96 is
+// within 2% of it.
+var tQuantile975 = [...]float64{
+	12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+	2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+	2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+}
+
+// MeanCI95 returns the mean, the sample standard deviation and the 95% confidence interval of the
+// mean. With one value the deviation is 0 and the interval is the value itself.
+func MeanCI95(xs []float64) (mean, stddev, low, high float64) {
+	if len(xs) == 0 {
+		return 0, 0, 0, 0
+	}
+	mean, _ = stats.Mean(xs)
+	if len(xs) == 1 {
+		return mean, 0, mean, mean
+	}
+	stddev, _ = stats.StandardDeviationSample(xs)
+	t := 1.96
+	if df := len(xs) - 1; df <= len(tQuantile975) {
+		t = tQuantile975[df-1]
+	}
+	half := t * stddev / math.Sqrt(float64(len(xs)))
+	return mean, stddev, mean - half, mean + half
+}
+
+// Hists are the histograms of all runs merged, for the summary's percentiles.
+type Hists struct {
+	Latency, Connect *hdrhistogram.Histogram
+}
+
+// Add merges one run's histograms.
+func (h *Hists) Add(res *loadgen.Result) {
+	if res == nil {
+		return
+	}
+	if h.Latency == nil {
+		h.Latency, h.Connect = loadgen.NewHistogram(), loadgen.NewHistogram()
+	}
+	if res.Latency != nil {
+		h.Latency.Merge(res.Latency)
+	}
+	if res.ConnectLatency != nil {
+		h.Connect.Merge(res.ConnectLatency)
+	}
+}
+
+// Summarize fills r.Summary from r.Runs and the merged histograms.
+func (r *Report) Summarize(model string, h Hists) {
+	s := Summary{Model: model, Runs: len(r.Runs), Error: r.Error}
+	var rates, mbs, newConns, srvCPU, srvPct, cliCPU, cliPct []float64
+	for i, run := range r.Runs {
+		rates = append(rates, run.MsgsPerSec)
+		mbs = append(mbs, run.MBPerSec)
+		newConns = append(newConns, run.Conns.NewConnsPerSec)
+		if i == 0 || run.Conns.Established < s.ConnsEstablished {
+			s.ConnsEstablished = run.Conns.Established
+		}
+		s.ConnsFailed = max(s.ConnsFailed, run.Conns.Failed)
+		s.VerifyFailures += run.VerifyFailures
+		if sv := run.Server; sv != nil {
+			srvCPU = append(srvCPU, sv.CPUS)
+			srvPct = append(srvPct, sv.CPUPct)
+			s.ServerPeakRSSBytes = max(s.ServerPeakRSSBytes, sv.PeakRSSBytes)
+			s.ServerPeakThreads = max(s.ServerPeakThreads, sv.PeakThreads)
+			s.ServerProcesses = max(s.ServerProcesses, sv.PeakProcesses)
+		}
+		cliCPU = append(cliCPU, run.Client.CPUS)
+		cliPct = append(cliPct, run.Client.CPUPct)
+		s.ClientSaturated = s.ClientSaturated || run.Client.Saturated
+		if bc := run.ByteCheck; bc != nil {
+			for _, d := range []float64{bc.InDiffPct, bc.OutDiffPct} {
+				if math.Abs(d) > math.Abs(s.ByteDiffPct) {
+					s.ByteDiffPct = d
+				}
+			}
+		}
+	}
+	s.MsgsPerSec, s.MsgsPerSecStddev, s.MsgsPerSecCI95Low, s.MsgsPerSecCI95High = MeanCI95(rates)
+	s.MBPerSec, _, _, _ = MeanCI95(mbs)
+	s.NewConnsPerSec, _, _, _ = MeanCI95(newConns)
+	s.ServerCPUS, _, _, _ = MeanCI95(srvCPU)
+	s.ServerCPUPct, _, _, _ = MeanCI95(srvPct)
+	s.ClientCPUS, _, _, _ = MeanCI95(cliCPU)
+	s.ClientCPUPct, _, _, _ = MeanCI95(cliPct)
+	if h.Latency != nil && h.Latency.TotalCount() > 0 {
+		s.LatencyP50us = float64(h.Latency.ValueAtQuantile(50))
+		s.LatencyP99us = float64(h.Latency.ValueAtQuantile(99))
+		s.LatencyP999us = float64(h.Latency.ValueAtQuantile(99.9))
+		s.LatencyMaxUs = float64(h.Latency.Max())
+	}
+	if h.Connect != nil && h.Connect.TotalCount() > 0 {
+		s.ConnectP50us = float64(h.Connect.ValueAtQuantile(50))
+		s.ConnectP99us = float64(h.Connect.ValueAtQuantile(99))
+	}
+	r.Summary = s
+}
+
+// sortedKeys returns a map's keys in order, for stable output.
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,223 @@
+// Package report is the shape of echobench's results: the JSON file written with -o and the
+// summary table printed on stdout.
+//
+// The JSON field names are a contract: `make bench` and the results/ tooling read them. A field
+// keeps its name and meaning once released; a change of meaning gets a new name and a new Schema.
+// Units are in the names: _us microseconds, _s seconds, _bytes bytes, _pct percent.
+//
+// The fields a comparison across models needs are all in Summary, the same whether the cell ran
+// once or -repeat N times; Runs holds each repetition in full.
+package report
+
+import (
+	"echobench/loadgen"
+)
+
+// Schema is the version of this layout.
+const Schema = 1
+
+// Report is one echobench invocation: one cell (model × load shape), run Settings.Repeat times.
+type Report struct {
+	Schema   int      `json:"schema"`
+	Settings Settings `json:"settings"`
+	Env      Env      `json:"env"`
+	Runs     []Run    `json:"runs"`
+	Summary  Summary  `json:"summary"`
+	// Error is why the invocation failed (server died, interrupted, ...); the results above are
+	// then partial. Empty on success.
+	Error    string   `json:"error,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Settings are the flags the cell ran with.
+type Settings struct {
+	Model        string  `json:"model,omitempty"` // empty with -addr
+	Addr         string  `json:"addr"`            // target; with -model, the child's address (of the last run)
+	ServerBinary string  `json:"server_binary,omitempty"`
+	ServerSelf   bool    `json:"server_self_exec,omitempty"` // echobench re-executed itself as the server
+	Loops        int     `json:"loops,omitempty"`
+	Pool         int     `json:"pool,omitempty"`
+	Outbound     int     `json:"outbound,omitempty"`
+	Conns        int     `json:"conns"`
+	ConnectRate  int     `json:"connect_rate"`
+	DurationS    float64 `json:"duration_s"`
+	WarmupS      float64 `json:"warmup_s"`
+	Sizes        []int   `json:"sizes"`
+	Pipeline     int     `json:"pipeline"`
+	Rate         int     `json:"rate"` // open-loop messages/s; 0 = closed loop
+	Verify       bool    `json:"verify"`
+	Frame        bool    `json:"frame"`
+	Reconnect    int     `json:"reconnect"`
+	Workers      int     `json:"workers"`
+	Repeat       int     `json:"repeat"`
+}
+
+// Env is where the cell ran.
+type Env struct {
+	Start       string  `json:"start"` // RFC 3339, UTC
+	Kernel      string  `json:"kernel"`
+	GoVersion   string  `json:"go_version"`
+	CPUModel    string  `json:"cpu_model"`
+	Cores       int     `json:"cores"` // CPUs online (runtime.NumCPU)
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+	Commit      string  `json:"commit,omitempty"` // git HEAD of the checkout, if run inside one
+	NoFileLimit uint64  `json:"nofile_limit"`     // RLIMIT_NOFILE after raising it
+	Pinning     Pinning `json:"pinning"`
+}
+
+// Pinning says where the server and echobench ran.
+type Pinning struct {
+	Enabled    bool   `json:"enabled"`
+	Reason     string `json:"reason,omitempty"` // why pinning is off
+	ServerCPUs string `json:"server_cpus,omitempty"`
+	ClientCPUs string `json:"client_cpus,omitempty"`
+	// ServerThreadsPinned of ServerThreads were on ServerCPUs when checked after start.
+	ServerThreadsPinned int `json:"server_threads_pinned,omitempty"`
+	ServerThreads       int `json:"server_threads,omitempty"`
+	ClientThreadsPinned int `json:"client_threads_pinned,omitempty"`
+}
+
+// Latency is a latency distribution in microseconds.
+type Latency struct {
+	Count   int64   `json:"count"`
+	MeanUs  float64 `json:"mean_us"`
+	P50us   float64 `json:"p50_us"`
+	P90us   float64 `json:"p90_us"`
+	P99us   float64 `json:"p99_us"`
+	P999us  float64 `json:"p99_9_us"`
+	P9999us float64 `json:"p99_99_us"`
+	MaxUs   float64 `json:"max_us"`
+	// Spectrum is HdrHistogram's cumulative distribution, halving the distance to 100% at each
+	// step: the shape of the tail, for plotting.
+	Spectrum []Percentile `json:"spectrum,omitempty"`
+}
+
+// Percentile is one point of a Spectrum.
+type Percentile struct {
+	Percentile float64 `json:"percentile"`
+	ValueUs    int64   `json:"value_us"`
+	Count      int64   `json:"count"` // messages at or below ValueUs
+}
+
+// Run is one repetition of the cell.
+type Run struct {
+	Index      int     `json:"index"`
+	Error      string  `json:"error,omitempty"`
+	MsgsPerSec float64 `json:"msgs_per_s"`
+	MBPerSec   float64 `json:"mb_per_s"` // echoed payload, 10^6 bytes/s
+	Messages   uint64  `json:"messages"`
+	Bytes      uint64  `json:"bytes"`
+	ElapsedS   float64 `json:"elapsed_s"` // measured window actually run
+	// Latency is per message. In open loop it is from the intended send time (coordinated
+	// omission corrected) and Uncorrected is from the actual send; in closed loop there is only
+	// Latency.
+	Latency        Latency           `json:"latency"`
+	Uncorrected    *Latency          `json:"latency_uncorrected,omitempty"`
+	Conns          Conns             `json:"conns"`
+	VerifyFailures uint64            `json:"verify_failures"`
+	IOErrors       map[string]int    `json:"io_errors,omitempty"`
+	PerSecond      []loadgen.Second  `json:"per_second"`
+	Server         *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
+	Client         ClientAccounting  `json:"client"`
+	ByteCheck      *ByteCheck        `json:"byte_check,omitempty"`
+}
+
+// Conns is what happened to connections.
+type Conns struct {
+	Established int            `json:"established"` // with -reconnect: every successful connect
+	Failed      int            `json:"failed"`
+	FailedBy    map[string]int `json:"failed_by,omitempty"` // by errno name
+	RampUpS     float64        `json:"ramp_up_s"`           // first connect to last established
+	Reconnects  uint64         `json:"reconnects"`
+	// NewConnsPerSec is Reconnects over the measured window (with -reconnect).
+	NewConnsPerSec float64 `json:"new_conns_per_s"`
+	ConnectP50us   float64 `json:"connect_p50_us"`
+	ConnectP99us   float64 `json:"connect_p99_us"`
+	ServerGone     bool    `json:"server_gone"` // every connection failed mid-run
+}
+
+// ServerAccounting is what the server's process tree cost, read from /proc.
+type ServerAccounting struct {
+	PID int `json:"pid"`
+	// UserS and SysS cover the whole load run (ramp-up, warmup, window, teardown).
+	UserS float64 `json:"cpu_user_s"`
+	SysS  float64 `json:"cpu_sys_s"`
+	CPUS  float64 `json:"cpu_s"` // user + sys
+	// WindowCPUS is the CPU spent during the measured window and CPUPct that over the window's
+	// wall time: 100 is one core busy. The window's position is inferred from its length and
+	// the end of the run, interpolating between samples.
+	WindowCPUS    float64 `json:"window_cpu_s"`
+	CPUPct        float64 `json:"cpu_pct_of_window"`
+	PeakRSSBytes  uint64  `json:"peak_rss_bytes"`  // VmRSS summed over the tree, largest sample
+	RootHWMBytes  uint64  `json:"root_hwm_bytes"`  // the root process's own VmHWM
+	PeakThreads   int     `json:"peak_threads"`    // summed over the tree, largest sample
+	PeakProcesses int     `json:"peak_processes"`  // processes counted in the tree, largest sample
+	Samples       int     `json:"samples"`         // how many /proc samples the peaks come from
+	CtxVoluntary  uint64  `json:"ctx_voluntary"`   // see CtxSource
+	CtxInvolunt   uint64  `json:"ctx_involuntary"` // see CtxSource
+	// CtxSource says what the context switches cover: "wait4" is the server's whole lifetime
+	// (exact, exited threads and reaped children included); "threads" is the live threads at
+	// the end of the run (an external server we cannot reap).
+	CtxSource string `json:"ctx_source"`
+	// LifetimeCPUS is wait4's user+sys for the server's whole life, start-up and shutdown
+	// included, when echobench started it.
+	LifetimeCPUS float64 `json:"lifetime_cpu_s,omitempty"`
+	Exit         string  `json:"exit,omitempty"`
+}
+
+// ClientAccounting is what echobench itself cost (getrusage RUSAGE_SELF), over the load run.
+type ClientAccounting struct {
+	UserS      float64 `json:"cpu_user_s"`
+	SysS       float64 `json:"cpu_sys_s"`
+	CPUS       float64 `json:"cpu_s"`
+	WindowCPUS float64 `json:"window_cpu_s"`
+	CPUPct     float64 `json:"cpu_pct_of_window"` // 100 = one core
+	Cores      int     `json:"cores"`             // cores echobench may use (its pinning)
+	// Saturated is set when echobench used ≳90% of its cores in the window: the meter, not the
+	// server, was then the bottleneck and the throughput is a floor.
+	Saturated bool `json:"saturated"`
+}
+
+// ByteCheck compares echobench's byte counts with the server's own, over the whole run.
+type ByteCheck struct {
+	ClientSent     uint64  `json:"client_sent"`
+	ClientReceived uint64  `json:"client_received"`
+	ServerIn       uint64  `json:"server_in"`
+	ServerOut      uint64  `json:"server_out"`
+	InDiffPct      float64 `json:"in_diff_pct"`  // (server_in - client_sent) / client_sent
+	OutDiffPct     float64 `json:"out_diff_pct"` // (server_out - client_received) / client_received
+	Source         string  `json:"source"`       // "exit" (final stats line) or "sigusr1"
+}
+
+// Summary is the cell in one line of fields: what `make bench` compares across models. With
+// several runs, rates and CPU are means, latencies come from the merged histograms, peaks are
+// maxima, connection counts are the worst run's, and failures are summed.
+type Summary struct {
+	Model              string  `json:"model"`
+	Runs               int     `json:"runs"`
+	MsgsPerSec         float64 `json:"msgs_per_s"`
+	MsgsPerSecStddev   float64 `json:"msgs_per_s_stddev"`    // sample standard deviation over runs
+	MsgsPerSecCI95Low  float64 `json:"msgs_per_s_ci95_low"`  // Student's t 95% interval of the mean
+	MsgsPerSecCI95High float64 `json:"msgs_per_s_ci95_high"` // (equal to the mean for one run)
+	MBPerSec           float64 `json:"mb_per_s"`
+	LatencyP50us       float64 `json:"latency_p50_us"`
+	LatencyP99us       float64 `json:"latency_p99_us"`
+	LatencyP999us      float64 `json:"latency_p99_9_us"`
+	LatencyMaxUs       float64 `json:"latency_max_us"`
+	ConnsEstablished   int     `json:"conns_established"`
+	ConnsFailed        int     `json:"conns_failed"`
+	NewConnsPerSec     float64 `json:"new_conns_per_s"`
+	ConnectP50us       float64 `json:"connect_p50_us"`
+	ConnectP99us       float64 `json:"connect_p99_us"`
+	VerifyFailures     uint64  `json:"verify_failures"`
+	ServerCPUS         float64 `json:"server_cpu_s"` // user+sys over the load run
+	ServerCPUPct       float64 `json:"server_cpu_pct"`
+	ServerPeakRSSBytes uint64  `json:"server_peak_rss_bytes"`
+	ServerPeakThreads  int     `json:"server_peak_threads"`
+	ServerProcesses    int     `json:"server_processes"` // peak processes counted in the tree
+	ClientCPUS         float64 `json:"client_cpu_s"`
+	ClientCPUPct       float64 `json:"client_cpu_pct"`
+	ClientSaturated    bool    `json:"client_saturated"`
+	ByteDiffPct        float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
+	Error              string  `json:"error,omitempty"`
+}

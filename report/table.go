@@ -1,0 +1,126 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable prints the report for a reader: each run, then the summary when there were several.
+func (r *Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(label, format string, args ...any) {
+		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{label}, args...)...)
+	}
+	set := r.Settings
+	target := set.Addr
+	if set.Model != "" {
+		target = fmt.Sprintf("model %s at %s", set.Model, set.Addr)
+	}
+	loop := "closed loop"
+	if set.Rate > 0 {
+		loop = fmt.Sprintf("open loop %d msgs/s", set.Rate)
+	}
+	fmt.Fprintf(tw, "echobench: %s, %d conns, sizes %v, pipeline %d, %s, %gs + %gs warmup\n",
+		target, set.Conns, set.Sizes, set.Pipeline, loop, set.DurationS, set.WarmupS)
+	p := r.Env.Pinning
+	switch {
+	case p.Enabled && p.ServerCPUs != "":
+		fmt.Fprintf(tw, "pinning: server CPUs %s (%d/%d threads checked), echobench CPUs %s\n",
+			p.ServerCPUs, p.ServerThreadsPinned, p.ServerThreads, p.ClientCPUs)
+	case p.Enabled:
+		fmt.Fprintf(tw, "pinning: echobench CPUs %s; %s\n", p.ClientCPUs, p.Reason)
+	default:
+		fmt.Fprintf(tw, "pinning: off (%s)\n", p.Reason)
+	}
+	for _, run := range r.Runs {
+		if len(r.Runs) > 1 {
+			fmt.Fprintf(tw, "run %d of %d\n", run.Index+1, len(r.Runs))
+		}
+		writeRun(row, run)
+	}
+	if len(r.Runs) > 1 {
+		s := r.Summary
+		fmt.Fprintf(tw, "summary of %d runs\n", s.Runs)
+		row("msgs/s", "%.0f ± %.0f (stddev), 95%% CI %.0f .. %.0f", s.MsgsPerSec, s.MsgsPerSecStddev, s.MsgsPerSecCI95Low, s.MsgsPerSecCI95High)
+		row("MB/s", "%.2f", s.MBPerSec)
+		row("latency µs", "p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f (all runs merged)", s.LatencyP50us, s.LatencyP99us, s.LatencyP999us, s.LatencyMaxUs)
+		row("server CPU", "%.2fs (%.0f%% of window), peak RSS %s, peak threads %d, processes %d", s.ServerCPUS, s.ServerCPUPct, bytesText(s.ServerPeakRSSBytes), s.ServerPeakThreads, s.ServerProcesses)
+		row("echobench CPU", "%.2fs (%.0f%% of window)", s.ClientCPUS, s.ClientCPUPct)
+	}
+	tw.Flush()
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warn)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "ERROR: %s\n", r.Error)
+	}
+}
+
+func writeRun(row func(string, string, ...any), run Run) {
+	row("throughput", "%.0f msgs/s, %.2f MB/s (%d msgs in %.2fs)", run.MsgsPerSec, run.MBPerSec, run.Messages, run.ElapsedS)
+	l := run.Latency
+	if run.Uncorrected != nil {
+		u := run.Uncorrected
+		row("latency µs", "corrected      p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  p99.99 %.0f  max %.0f", l.P50us, l.P90us, l.P99us, l.P999us, l.P9999us, l.MaxUs)
+		row("", "uncorrected    p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  p99.99 %.0f  max %.0f", u.P50us, u.P90us, u.P99us, u.P999us, u.P9999us, u.MaxUs)
+	} else {
+		row("latency µs", "p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  p99.99 %.0f  max %.0f", l.P50us, l.P90us, l.P99us, l.P999us, l.P9999us, l.MaxUs)
+	}
+	c := run.Conns
+	row("connections", "%d established, %d failed%s, ramp-up %.3fs", c.Established, c.Failed, countsText(c.FailedBy), c.RampUpS)
+	if c.Reconnects > 0 {
+		row("reconnect", "%.0f new conns/s, connect p50 %.0f µs  p99 %.0f µs", c.NewConnsPerSec, c.ConnectP50us, c.ConnectP99us)
+	}
+	row("verify failures", "%d", run.VerifyFailures)
+	if len(run.IOErrors) > 0 {
+		row("I/O errors", "%s", strings.TrimPrefix(countsText(run.IOErrors), " "))
+	}
+	if sv := run.Server; sv != nil {
+		row("server CPU", "%.2fs user + %.2fs sys = %.2fs; %.0f%% of a core over the window", sv.UserS, sv.SysS, sv.CPUS, sv.CPUPct)
+		row("server memory", "peak RSS %s (tree sum), peak threads %d, processes %d (%d samples)", bytesText(sv.PeakRSSBytes), sv.PeakThreads, sv.PeakProcesses, sv.Samples)
+		row("server ctx switches", "%d voluntary, %d involuntary (%s)", sv.CtxVoluntary, sv.CtxInvolunt, ctxSourceText(sv.CtxSource))
+	}
+	cl := run.Client
+	row("echobench CPU", "%.2fs user + %.2fs sys = %.2fs; %.0f%% of a core over the window, on %d core(s)", cl.UserS, cl.SysS, cl.CPUS, cl.CPUPct, cl.Cores)
+	if bc := run.ByteCheck; bc != nil {
+		row("byte check", "server read %d vs echobench sent %d (%+.3f%%); server wrote %d vs echobench received %d (%+.3f%%)",
+			bc.ServerIn, bc.ClientSent, bc.InDiffPct, bc.ServerOut, bc.ClientReceived, bc.OutDiffPct)
+	}
+	if run.Error != "" {
+		row("error", "%s", run.Error)
+	}
+}
+
+func ctxSourceText(s string) string {
+	switch s {
+	case "wait4":
+		return "server lifetime, from wait4"
+	case "threads":
+		return "live threads at the end"
+	}
+	return s
+}
+
+func countsText(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func bytesText(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+}
