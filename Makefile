@@ -9,6 +9,7 @@ all: build
 build:
 	$(GO) build -o $(BIN)/echoserver ./cmd/echoserver
 	$(GO) build -o $(BIN)/echobench ./cmd/echobench
+	$(GO) build -o $(BIN)/echocompare ./cmd/echocompare
 
 vet:
 	$(GO) vet ./...
@@ -19,6 +20,10 @@ fmt-check:
 
 test: fmt-check vet
 	$(GO) test -race -timeout 15m ./...
+
+# bench: every model as its own pinned server on loopback, one ranked table; data in results/.
+bench: build
+	$(BIN)/echocompare -echobench $(BIN)/echobench $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)
