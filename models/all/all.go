@@ -2,5 +2,12 @@
 package all
 
 import (
+	_ "echobench/models/async"
+	_ "echobench/models/blocking"
+	_ "echobench/models/epoll"
+	_ "echobench/models/nonblocking"
+	_ "echobench/models/process"
+	_ "echobench/models/select"
 	_ "echobench/models/stdnet"
+	_ "echobench/models/uring"
 )

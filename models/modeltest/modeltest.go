@@ -74,14 +74,18 @@ func Run(t *testing.T, model string, opts Options) {
 	// disturbed by connections other subtests are still tearing down.
 	t.Run("CloseLeavesNothing", func(t *testing.T) { testClose(t, m, cfg) })
 
-	srv := Start(t, model, cfg)
-	addr := srv.Addr().String()
-	t.Run("Echo", func(t *testing.T) { testEcho(t, addr) })
-	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, addr, conns) })
-	t.Run("WriteBeforeRead", func(t *testing.T) { testWriteBeforeRead(t, addr, cfg.Outbound()) })
-	t.Run("SlowReaderDoesNotStall", func(t *testing.T) { testSlowReader(t, addr) })
-	t.Run("HalfClose", func(t *testing.T) { testHalfClose(t, addr) })
-	t.Run("ResetMidTransfer", func(t *testing.T) { testReset(t, addr) })
+	// These share one server, closed when the group ends, so that no two servers of a heavy
+	// model (a prefork pool of processes) are alive at once.
+	t.Run("Shared", func(t *testing.T) {
+		srv := Start(t, model, cfg)
+		addr := srv.Addr().String()
+		t.Run("Echo", func(t *testing.T) { testEcho(t, addr) })
+		t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, addr, conns) })
+		t.Run("WriteBeforeRead", func(t *testing.T) { testWriteBeforeRead(t, addr, cfg.Outbound()) })
+		t.Run("SlowReaderDoesNotStall", func(t *testing.T) { testSlowReader(t, addr) })
+		t.Run("HalfClose", func(t *testing.T) { testHalfClose(t, addr) })
+		t.Run("ResetMidTransfer", func(t *testing.T) { testReset(t, addr) })
+	})
 	t.Run("Stats", func(t *testing.T) { testStats(t, m, cfg) })
 }
 

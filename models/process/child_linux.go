@@ -1,0 +1,211 @@
+package process
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// runChild is the child's main: server.RunChildIfRequested calls it when this binary was
+// started by the parent with server.ChildEnv=process. It returns the exit status.
+func runChild() int {
+	if strconv.Itoa(os.Getppid()) != os.Getenv(envParent) {
+		// The parent died between fork and the kernel arming Pdeathsig, and we were reparented.
+		// Nobody would count or stop us: serve nothing.
+		return 1
+	}
+	bufSize, err := strconv.Atoi(os.Getenv(envBuf))
+	if err != nil || bufSize <= 0 {
+		fmt.Fprintf(os.Stderr, "process child: %s=%q: want a positive buffer size\n", envBuf, os.Getenv(envBuf))
+		return 2
+	}
+	c := &childState{report: childReportFD, conn: -1, buf: make([]byte, bufSize)}
+	// SIGTERM is the parent's Close. Handling it ourselves, rather than dying, lets the child
+	// end its connection in order and still report the bytes it moved.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		c.stop()
+	}()
+	switch role := os.Getenv(envRole); role {
+	case roleConn:
+		return c.serveOne(childSocketFD)
+	case roleWorker:
+		return c.serveForever(childSocketFD)
+	default:
+		fmt.Fprintf(os.Stderr, "process child: %s=%q: want %q or %q\n", envRole, role, roleConn, roleWorker)
+		return 2
+	}
+}
+
+// childState is what a child's main goroutine shares with its SIGTERM handler: the connection
+// being served, if any, and whether the parent asked us to stop. mu orders the two, so the
+// handler never shuts down an fd that was closed (and maybe reused) under it, and never exits
+// the process between the end of a connection and its report.
+type childState struct {
+	report   int
+	buf      []byte
+	mu       sync.Mutex
+	conn     int // -1 while no connection is being served
+	stopping bool
+}
+
+// serveOne is a connection child's whole life: echo the connection at fd, report, exit.
+func (c *childState) serveOne(fd int) int {
+	if !c.begin(fd) {
+		unix.Close(fd)
+		return 0
+	}
+	in, out := echo(fd, c.buf)
+	if err := c.end(in, out); err != nil {
+		fmt.Fprintf(os.Stderr, "process child: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serveForever is a prefork worker's loop: accept one connection, report it, echo it, report
+// its end, repeat. accept(2) blocks in the kernel; when several workers block on one listener,
+// Linux wakes only one of them per connection (an exclusive wait), so there is no thundering herd.
+func (c *childState) serveForever(listener int) int {
+	for {
+		fd, _, err := unix.Accept4(listener, unix.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+		case unix.EINTR, unix.ECONNABORTED:
+			continue // a signal, or a client that gave up while queued: take the next
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			// The connection stays in the backlog, where another worker may take it. Retrying
+			// at once would spin on an error that only time or a closed fd clears.
+			time.Sleep(acceptBackoff)
+			continue
+		default:
+			fmt.Fprintf(os.Stderr, "process worker: accept4 on fd %d: %v\n", listener, err)
+			return 1 // the parent starts a replacement
+		}
+		if !c.begin(fd) {
+			unix.Close(fd)
+			return 0
+		}
+		if err := writeRecord(c.report, record{kind: recOpened}); err != nil {
+			fmt.Fprintf(os.Stderr, "process worker: %v\n", err)
+			return 1 // the parent is gone
+		}
+		in, out := echo(fd, c.buf)
+		if err := c.end(in, out); err != nil {
+			fmt.Fprintf(os.Stderr, "process worker: %v\n", err)
+			return 1
+		}
+		if c.isStopping() {
+			return 0
+		}
+	}
+}
+
+// begin makes fd the connection being served, unless we are stopping.
+func (c *childState) begin(fd int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return false
+	}
+	c.conn = fd
+	// Nagle would hold back the tail of an echo until the client ACKs the head; an echo
+	// server answers at once, like Go's net package, which sets TCP_NODELAY on every conn.
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		fmt.Fprintf(os.Stderr, "process child: setsockopt TCP_NODELAY fd %d: %v\n", fd, err)
+	}
+	return true
+}
+
+// end closes the connection and reports its bytes. Holding mu across both means a SIGTERM
+// arriving now waits for the report before it exits the process.
+func (c *childState) end(in, out uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	unix.Close(c.conn)
+	c.conn = -1
+	return writeRecord(c.report, record{kind: recClosed, in: in, out: out})
+}
+
+func (c *childState) isStopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
+}
+
+// stop is the SIGTERM handler. An idle worker, blocked in accept, has nothing to finish and exits
+// here. A child serving a connection shuts it down instead: its blocked read returns 0 (or its
+// blocked write EPIPE), the echo loop ends, and the main goroutine reports and exits.
+func (c *childState) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopping = true
+	if c.conn < 0 {
+		os.Exit(0)
+	}
+	unix.Shutdown(c.conn, unix.SHUT_RDWR)
+}
+
+// echo copies everything the client sends back to it, with blocking read(2) and write(2) on the
+// connection's fd, until the client half-closes or the connection fails. It returns the bytes
+// read and written.
+//
+// Blocking is the point of this model: the kernel parks the thread inside read(2) until data
+// arrives, and inside write(2) while the client's receive window is full. Until the write
+// completes this loop does not read again, so a client that never reads is simply not read from
+// (backpressure by blocking) and costs one buffer. Raw syscalls rather than os.File or
+// net.FileConn keep the Go runtime's netpoller out of the child entirely: each echoed message is
+// exactly one read(2) and one write(2).
+func echo(fd int, buf []byte) (in, out uint64) {
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue // a signal (the Go runtime's preemption SIGURG, say) arrived before any data
+		}
+		if err != nil {
+			return // ECONNRESET, ETIMEDOUT, or our own shutdown: the connection is over
+		}
+		if n == 0 {
+			// The client's half-close. Every byte it sent has already been written back (the
+			// writes below are synchronous), so closing now sends the client its EOF.
+			return
+		}
+		in += uint64(n)
+		for sent := 0; sent < n; {
+			m, err := unix.Write(fd, buf[sent:n])
+			if err == unix.EINTR {
+				continue // interrupted before anything was written; a partial write returns m > 0
+			}
+			if err != nil {
+				// EPIPE or ECONNRESET: the client is gone. The Go runtime ignores SIGPIPE for
+				// fds other than stdout and stderr, so this arrives as an error, not a death.
+				return
+			}
+			sent += m
+			out += uint64(m)
+		}
+	}
+}
+
+// writeRecord writes one record to the report pipe. A record is smaller than PIPE_BUF, so the
+// write is atomic and never partial.
+func writeRecord(fd int, r record) error {
+	for {
+		_, err := unix.Write(fd, r.encode())
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("report to parent on fd %d: %w", fd, err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,57 @@
+// Package process is the oldest way to serve many clients: one operating-system process per
+// connection, the shape of inetd, Apache's prefork MPM and Python's ForkingTCPServer. A process
+// is the unit the kernel isolates, schedules and cleans up after, so a crash, a leak or a stuck
+// client takes down one connection and nothing else.
+//
+// With Config.Pool 0 the parent accepts each connection (accept4, parked in Go's netpoller) and
+// starts a child for it: this same binary re-executed with server.ChildEnv=process, the
+// connection at fd 3 (exec.Cmd.ExtraFiles) and a report pipe at fd 4. The child echoes with
+// blocking read(2) and write(2) until the client half-closes or goes away, writes its byte
+// counts to the pipe, and exits; the parent reads the pipe to EOF, reaps the child with wait4,
+// and frees its slot. At most DefaultMaxChildren children run at once; past that the parent stops
+// accepting and clients wait in the kernel's listen backlog.
+//
+// With Config.Pool N > 0 (prefork) N workers are started up front, each inheriting the listening
+// socket and blocking in accept(2) on it; the kernel hands each new connection to exactly one
+// sleeping worker. A worker serves one connection at a time, so N connections are served at once
+// and the rest wait in the backlog. Workers report each accept and each close over their pipe,
+// which is how the parent counts Accepted, Active and bytes; the parent replaces a worker that
+// dies.
+//
+// What one connection costs with Pool 0: in the parent, accept4, a pipe, clone(CLONE_VM|
+// CLONE_VFORK) and execve (os/exec's fork path, which copies no page tables), a pidfd, and later
+// a read of the report and wait4. In the child, a whole Go runtime start (mapping the binary, the
+// heap arenas and six threads at GOMAXPROCS=1, milliseconds of CPU) before the first byte is
+// echoed, then a setsockopt(TCP_NODELAY). An idle connection holds about 6 MiB resident, of
+// which under 1 MiB is its own (PSS; the rest is the binary's pages, shared by every sibling); a
+// race-built test binary holds about 20 MiB. Prefork pays the process once per worker instead of
+// once per connection: its per-connection cost is one accept(2), one setsockopt and two 17-byte
+// pipe writes.
+//
+// What one echoed message costs: one read(2) and one write(2) (more writes only if a signal
+// interrupts a large one part-way). The child calls them on the raw fd, not through os.File or
+// net.Conn, so the Go netpoller never sees the socket: there is no epoll and no EAGAIN, exactly
+// as in a C forking server. Waiting for data happens in the kernel, inside read(2), with the
+// child's one thread asleep; the copy from the socket buffer into the child's buffer (32 KiB, or
+// the outbound limit if smaller) happens in the same read(2). Writing back blocks while the
+// client's window is full, and until it completes the child does not read again, so a client
+// that never reads costs one buffer and pushes back on its own sender (backpressure by
+// blocking), without affecting any other client, which has its own process.
+//
+// Stopping: Close closes the listener, sends every child SIGTERM, and SIGKILLs any still alive
+// after terminateGrace. A child catches SIGTERM, shuts its connection down (which ends its
+// blocked read or write), reports, and exits. Children are started with Pdeathsig SIGKILL, so
+// they die if the parent dies. Pdeathsig follows the parent thread that forked, not the
+// process: it would fire if that Go thread exited, which the runtime does only for a goroutine
+// that exits while locked to its thread; nothing in echobench does that while a server runs.
+//
+// Where it breaks: process creation rate and memory. Every connection is a fork, an exec and a
+// runtime start, so a workload of short connections is bounded by how fast the kernel and the
+// runtime start processes (a few hundred a second on two busy cores, where a prefork pool reusing
+// its workers takes several thousand), long before the network matters. Every open connection is
+// a process, so ten thousand idle clients are ten thousand runtimes, 60,000 threads and about
+// 9 GiB of memory of their own, and as many entries in the kernel's process table. Prefork trades
+// that for a fixed pool: memory and startup are paid N times, up front, and the price is that the
+// N+1st client waits in the backlog, unserved, however idle the N clients being served are; that
+// is the knob the blocking thread pool has too.
+package process

@@ -1,0 +1,147 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"echobench/server"
+)
+
+func available() error {
+	if _, err := os.Executable(); err != nil {
+		return fmt.Errorf("cannot find this binary to re-execute as a child: %w", err)
+	}
+	return nil
+}
+
+// Start listens on cfg.Addr and serves each connection in a process of its own (cfg.Pool 0),
+// or in a fixed pool of cfg.Pool prefork worker processes.
+func Start(cfg server.Config) (server.Server, error) {
+	if cfg.Pool < 0 {
+		return nil, fmt.Errorf("process: pool %d: want 0 (a process per connection) or a positive pool size", cfg.Pool)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("process: find this binary to re-execute: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("process: listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.Pool == 0 {
+		return startPerConn(cfg, ln.(*net.TCPListener), exe, childEnv(cfg, roleConn))
+	}
+	return startPrefork(cfg, ln.(*net.TCPListener), exe, childEnv(cfg, roleWorker))
+}
+
+// childEnv is the parent's environment plus what a child needs to know. GOMAXPROCS=1 because a
+// child serves one connection at a time with blocking syscalls: more Ps would only start more
+// idle threads and heap arenas in every child.
+func childEnv(cfg server.Config, role string) []string {
+	ours := []string{
+		server.ChildEnv + "=process",
+		envRole + "=" + role,
+		envBuf + "=" + strconv.Itoa(min(childBufSize, cfg.Outbound())),
+		envParent + "=" + strconv.Itoa(os.Getpid()),
+		"GOMAXPROCS=1",
+	}
+	env := make([]string, 0, len(os.Environ())+len(ours))
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case server.ChildEnv, envRole, envBuf, envParent, "GOMAXPROCS":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, ours...)
+}
+
+// A child is one started helper process and the read end of its report pipe.
+type child struct {
+	cmd     *exec.Cmd
+	report  *os.File
+	started time.Time
+}
+
+// spawn re-executes this binary as a child that finds socket at childSocketFD and the write end
+// of a fresh report pipe at childReportFD. The caller still owns socket.
+//
+// os/exec forks with clone(CLONE_VM|CLONE_VFORK), so the parent's page tables are not copied;
+// the child execs at once. Every fd the parent opens is close-on-exec (Go's default, and accept4
+// with SOCK_CLOEXEC), so a child inherits only what ExtraFiles names, never a sibling's
+// connection. Pdeathsig makes the kernel SIGKILL the child if the parent dies, so no orphan keeps
+// serving; runChild closes the race where the parent dies before Pdeathsig is armed.
+func spawn(exe string, env []string, socket *os.File) (*child, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("report pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:       exe,
+		Args:       []string{exe},
+		Env:        env,
+		ExtraFiles: []*os.File{socket, w},
+		// A child's crash report reaches the operator. Being an *os.File, stderr is handed to
+		// the child as is, with no copying goroutine in the parent.
+		Stderr:      os.Stderr,
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	err = cmd.Start()
+	w.Close() // the child has its own copy; ours must go, or the parent never sees EOF on r
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start %s: %w", exe, err)
+	}
+	return &child{cmd: cmd, report: r, started: time.Now()}, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// collect passes each record the child reports to handle until the child exits (EOF on the pipe:
+// every copy of the write end is gone), then reaps it. Reading to EOF before Wait means every
+// record a child wrote is counted before the parent treats the child as gone.
+func (c *child) collect(handle func(record)) error {
+	buf := make([]byte, recordSize)
+	for {
+		if _, err := io.ReadFull(c.report, buf); err != nil {
+			break // io.EOF: the child has exited. Records are atomic, so there is no torn tail.
+		}
+		handle(decodeRecord(buf))
+	}
+	c.report.Close()
+	err := c.cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			return nil // told to stop before its own SIGTERM handler was installed: a clean stop
+		}
+	}
+	return err
+}
+
+// terminate asks every child to stop (SIGTERM: a child shuts its connection down, reports and
+// exits), and SIGKILLs those still alive after terminateGrace. done is closed once all are reaped.
+// Signalling a child that has already been reaped is harmless: os.Process holds a pidfd, so the
+// signal cannot reach a stranger that reused the pid.
+func terminate(children []*child, done <-chan struct{}) {
+	for _, c := range children {
+		c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-done:
+		return
+	case <-time.After(terminateGrace):
+	}
+	for _, c := range children {
+		c.cmd.Process.Kill()
+	}
+}

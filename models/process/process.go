@@ -1,0 +1,92 @@
+package process
+
+import (
+	"encoding/binary"
+	"time"
+
+	"echobench/server"
+)
+
+func init() {
+	server.Register(server.Model{
+		Name:      "process",
+		Summary:   "a process per connection (fork+exec of this binary, inetd-style), or a prefork pool with -pool N",
+		Start:     Start,
+		Available: available,
+		Child:     runChild,
+	})
+}
+
+// DefaultMaxChildren caps how many connection processes run at once when Config.Pool is 0. Each
+// costs a Go runtime of a few MiB, several threads and two fds in the parent (its pidfd and its
+// report pipe), so 4096 children are already several GiB; past the cap new connections wait in
+// the listen backlog instead of exhausting memory or the parent's fd limit. The cap is lowered
+// to what the parent's RLIMIT_NOFILE can hold, if that is less.
+const DefaultMaxChildren = 4096
+
+// childBufSize is the read buffer of a connection process. The echo is blocking, so one buffer
+// is all a connection ever holds: 32 KiB, what io.Copy uses, or the outbound limit if smaller.
+const childBufSize = 32 << 10
+
+// acceptBackoff paces accept and fork retries after a resource error (EMFILE, ENFILE, ENOMEM,
+// EAGAIN from fork): retrying at once would spin a core on an error that only goes away when
+// some connection or process ends. The backlog holds the waiting clients meanwhile.
+const acceptBackoff = 50 * time.Millisecond
+
+// terminateGrace is how long Close waits after SIGTERM before it SIGKILLs a child. A child shuts
+// its connection down on SIGTERM and reports its counts within milliseconds; the grace only
+// matters for a child wedged in a way we did not foresee.
+const terminateGrace = 2 * time.Second
+
+// minWorkerLife and restartBackoff keep a prefork worker that dies at once (a bad binary, an
+// exhausted process table) from being restarted in a tight loop.
+const (
+	minWorkerLife  = time.Second
+	restartBackoff = 100 * time.Millisecond
+)
+
+// The environment through which the parent configures a child, beside server.ChildEnv.
+const (
+	envRole   = "ECHOBENCH_PROCESS_ROLE"   // roleConn or roleWorker
+	envBuf    = "ECHOBENCH_PROCESS_BUF"    // the echo buffer size in bytes
+	envParent = "ECHOBENCH_PROCESS_PARENT" // the parent's pid, to catch a parent that died during the fork
+)
+
+const (
+	roleConn   = "conn"   // serve the connection on childSocketFD, then exit
+	roleWorker = "worker" // accept on the listener at childSocketFD, one connection at a time, forever
+)
+
+// The descriptors a child finds open: exec.Cmd.ExtraFiles[i] becomes fd 3+i.
+const (
+	childSocketFD = 3 // the accepted connection (roleConn) or the shared listener (roleWorker)
+	childReportFD = 4 // the write end of the child's report pipe
+)
+
+// A record is what a child tells its parent over the report pipe: that a prefork worker accepted
+// a connection, or that a connection ended, with the bytes it moved. A record is 17 bytes, well
+// under PIPE_BUF (4096), so each write(2) of one is atomic: the parent never sees half a record,
+// even from a child killed mid-write.
+type record struct {
+	kind    byte
+	in, out uint64
+}
+
+const (
+	recOpened byte = 1
+	recClosed byte = 2
+)
+
+const recordSize = 17
+
+func (r record) encode() []byte {
+	b := make([]byte, recordSize)
+	b[0] = r.kind
+	binary.LittleEndian.PutUint64(b[1:], r.in)
+	binary.LittleEndian.PutUint64(b[9:], r.out)
+	return b
+}
+
+func decodeRecord(b []byte) record {
+	return record{kind: b[0], in: binary.LittleEndian.Uint64(b[1:]), out: binary.LittleEndian.Uint64(b[9:])}
+}

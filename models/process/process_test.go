@@ -1,0 +1,24 @@
+package process
+
+import (
+	"os"
+	"testing"
+
+	"echobench/models/modeltest"
+	"echobench/server"
+)
+
+// TestMain lets this test binary serve as its own child: the parent re-executes it with
+// server.ChildEnv set, and RunChildIfRequested runs the child instead of the tests.
+func TestMain(m *testing.M) {
+	server.RunChildIfRequested()
+	os.Exit(m.Run())
+}
+
+func TestConformancePerConnection(t *testing.T) {
+	modeltest.Run(t, "process", modeltest.Options{})
+}
+
+func TestConformancePrefork(t *testing.T) {
+	modeltest.Run(t, "process", modeltest.Options{Config: server.Config{Pool: 256}})
+}
