@@ -1,0 +1,138 @@
+package serve
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "echobench/models/all"
+	"echobench/server"
+)
+
+// TestMain lets a test re-execute this binary as the echoserver itself, so the signal handling
+// is checked in a real process.
+func TestMain(m *testing.M) {
+	server.RunChildIfRequested()
+	if os.Getenv("SERVE_TEST_MAIN") == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestUnknownModelExits2NamingModels(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := Main([]string{"-model", "nope"}, io.Discard, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	for _, name := range server.Names() {
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("error does not name model %q: %s", name, stderr.String())
+		}
+	}
+}
+
+func TestBadFlagExits2(t *testing.T) {
+	if code := Main([]string{"-no-such-flag"}, io.Discard, io.Discard); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+}
+
+func TestBusyPortExits1(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, model := range server.Names() {
+		m, _ := server.Lookup(model)
+		if m.CheckAvailable() != nil {
+			continue
+		}
+		var stderr bytes.Buffer
+		code := Main([]string{"-model", model, "-addr", ln.Addr().String(), "-quiet"}, io.Discard, &stderr)
+		if code != 1 {
+			t.Errorf("-model %s on a busy port: exit %d, want 1; stderr: %s", model, code, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "address already in use") {
+			t.Errorf("-model %s on a busy port: error does not say so: %s", model, stderr.String())
+		}
+	}
+}
+
+// TestSignalStopsCleanly runs the echoserver as a process: the first stdout line is the address,
+// it echoes, SIGUSR1 prints its counters, and SIGTERM makes it close and exit 0 with final counts.
+func TestSignalStopsCleanly(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-model", "stdnet", "-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "SERVE_TEST_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		t.Fatal("no address line")
+	}
+	addr := lines.Text()
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		t.Fatalf("first line %q is not host:port: %v", addr, err)
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGUSR1)
+	if st := readStats(t, lines); st.BytesIn != 5 || st.Active != 1 {
+		t.Errorf("SIGUSR1 stats %+v, want 5 bytes in and 1 active", st)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if st := readStats(t, lines); st.BytesOut != 5 || st.Active != 0 {
+		t.Errorf("final stats %+v, want 5 bytes out and 0 active", st)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v, want exit 0", err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("connection still open after the server exited")
+	}
+	c.Close()
+}
+
+func readStats(t *testing.T, lines *bufio.Scanner) server.Stats {
+	t.Helper()
+	if !lines.Scan() {
+		t.Fatal("no stats line")
+	}
+	js, ok := strings.CutPrefix(lines.Text(), "stats ")
+	if !ok {
+		t.Fatalf("line %q is not a stats line", lines.Text())
+	}
+	var st server.Stats
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
