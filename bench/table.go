@@ -96,6 +96,12 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 				}
 			}
 			for _, s := range r.Runs {
+				if s.ServerRejected > 0 {
+					notes = append(notes, fmt.Sprintf("%s, %s: the server closed %d connections unserved (its own count)", row, c.Name, s.ServerRejected))
+					break
+				}
+			}
+			for _, s := range r.Runs {
 				if s.ConnsFailed > 0 || s.Error != "" {
 					notes = append(notes, fmt.Sprintf("%s, %s: %d connects failed %s", row, c.Name, s.ConnsFailed, firstLine(s.Error)))
 					break

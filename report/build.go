@@ -144,6 +144,9 @@ func (r *Report) Summarize(model string, h Hists) {
 		}
 		s.ConnsFailed = max(s.ConnsFailed, run.Conns.Failed)
 		s.VerifyFailures += run.VerifyFailures
+		if sc := run.ServerCounts; sc != nil {
+			s.ServerRejected = max(s.ServerRejected, sc.Rejected)
+		}
 		if sv := run.Server; sv != nil {
 			srvCPU = append(srvCPU, sv.CPUS)
 			srvPct = append(srvPct, sv.CPUPct)

@@ -11,6 +11,7 @@ package report
 
 import (
 	"echobench/loadgen"
+	"echobench/server"
 )
 
 // Schema is the version of this layout.
@@ -120,6 +121,10 @@ type Run struct {
 	Server         *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
 	Client         ClientAccounting  `json:"client"`
 	ByteCheck      *ByteCheck        `json:"byte_check,omitempty"`
+	// ServerCounts is the server's own final count of connections and bytes (its "stats" line),
+	// when echobench started it. Rejected connections were accepted and closed at once without
+	// being served: select's fd ceiling, a thread ceiling, EMFILE.
+	ServerCounts *server.Stats `json:"server_counts,omitempty"`
 }
 
 // Conns is what happened to connections.
@@ -210,7 +215,8 @@ type Summary struct {
 	ConnectP50us       float64 `json:"connect_p50_us"`
 	ConnectP99us       float64 `json:"connect_p99_us"`
 	VerifyFailures     uint64  `json:"verify_failures"`
-	ServerCPUS         float64 `json:"server_cpu_s"` // user+sys over the load run
+	ServerRejected     uint64  `json:"server_rejected"` // connections the server closed unserved, by its own count (most of any run)
+	ServerCPUS         float64 `json:"server_cpu_s"`    // user+sys over the load run
 	ServerCPUPct       float64 `json:"server_cpu_pct"`
 	ServerPeakRSSBytes uint64  `json:"server_peak_rss_bytes"`
 	ServerPeakThreads  int     `json:"server_peak_threads"`

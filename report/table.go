@@ -84,6 +84,13 @@ func writeRun(row func(string, string, ...any), run Run) {
 	}
 	cl := run.Client
 	row("echobench CPU", "%.2fs user + %.2fs sys = %.2fs; %.0f%% of a core over the window, on %d core(s)", cl.UserS, cl.SysS, cl.CPUS, cl.CPUPct, cl.Cores)
+	if sc := run.ServerCounts; sc != nil {
+		rejected := ""
+		if sc.Rejected > 0 {
+			rejected = " (closed at once, unserved: see the server's log, e.g. select's fd ceiling)"
+		}
+		row("server counted", "%d connections served, %d rejected%s", sc.Accepted, sc.Rejected, rejected)
+	}
 	if bc := run.ByteCheck; bc != nil {
 		row("byte check", "server read %d vs echobench sent %d (%+.3f%%); server wrote %d vs echobench received %d (%+.3f%%)",
 			bc.ServerIn, bc.ClientSent, bc.InDiffPct, bc.ServerOut, bc.ClientReceived, bc.OutDiffPct)

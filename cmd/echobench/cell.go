@@ -149,6 +149,7 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 		r.Server.CtxVoluntary, r.Server.CtxInvolunt, r.Server.CtxSource = exit.Usage.Voluntary, exit.Usage.Involuntary, "wait4"
 		r.Server.LifetimeCPUS = exit.Usage.CPU().Seconds()
 		if st := exit.Stats; st != nil {
+			r.ServerCounts = st
 			r.ByteCheck = &report.ByteCheck{
 				ClientSent: res.TotalSent, ClientReceived: res.TotalReceived,
 				ServerIn: st.BytesIn, ServerOut: st.BytesOut,

@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# crosscheck.sh: check echobench's figures against tools we did not write, so that every figure
+# can survive a skeptic. Loopback only, every step bounded in time, one load at a time, server on
+# one CPU and client on another. It kills only the processes it started.
+#
+#   bash bench/crosscheck.sh            # or: make crosscheck
+#   DUR=10 MODELS="epoll" bash bench/crosscheck.sh
+#
+# What it measures, and the target each figure is held to (our brief's; checked here, in the
+# notes, never in unit tests):
+#   1. Round trip, 1 connection x 64 B ping-pong, p50. sockperf's client drops a verbatim echo
+#      (its server clears a "client" bit in sockperf's header; its client ignores replies that
+#      still carry it), and sockperf's server refuses echobench's bytes (not sockperf headers).
+#      So the comparison is a chain through bin/pingpong (bench/reference/pingpong.c), a C client
+#      that speaks sockperf's header and accepts a verbatim echo:
+#        pingpong / sockperf      on sockperf's own server: is the yardstick sound? (about 1.0)
+#        echobench / pingpong     on the same server (C reference, each model): echobench's overhead
+#        echobench(C reference) / sockperf(sockperf server): the brief's figure, target <= 1.3
+#   2. Throughput, CONNS connections x 64 B ping-pong: models/epoll over the C reference server
+#      (bench/reference/epoll_echo.c), msgs/s and msgs per server CPU-second. Target >= 0.9.
+#   3. Byte counts: echobench's totals against the server's own counters (-model runs), |diff| <= 2%.
+#   4. Only if a tcpkali binary is already on PATH (this script never builds or fetches it):
+#      tcpkali -m (64 B, streaming) against echobench -pipeline K at the same connection count, each
+#      measured from the server's side (its own byte counters and CPU over the client's lifetime),
+#      and the most sockets the server held, since stock tcpkali 1.2.0 opens more than -c.
+#
+# Results: results/crosscheck-<UTC time>/ holds every raw output, figures.tsv and summary.txt.
+# Absolute figures on a shared machine are noise; the ratios are the result, and only on a quiet one.
+set -uo pipefail
+
+DUR=${DUR:-5}                       # seconds each measurement runs
+WARMUP=${WARMUP:-1}                 # seconds of load before each echobench/pingpong measurement
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+CONNS=${CONNS:-1000}                # connections for the throughput comparison
+MODELS=${MODELS:-"epoll async stdnet"}
+KALI_CONNS=${KALI_CONNS:-"100 1000"}
+KALI_PIPELINES=${KALI_PIPELINES:-"256"}
+MAX_DUR=60                          # a cross-check is a short run; long soaks belong elsewhere
+
+die() { echo "crosscheck: $*" >&2; exit 1; }
+[[ $DUR =~ ^[0-9]+$ && $DUR -ge 1 && $DUR -le $MAX_DUR ]] || die "DUR=$DUR: want whole seconds, 1..$MAX_DUR (sockperf takes whole seconds)"
+[[ $WARMUP =~ ^[0-9]+$ && $WARMUP -le $MAX_DUR ]] || die "WARMUP=$WARMUP: want whole seconds, 0..$MAX_DUR"
+cd "$(dirname "$0")/.." || die "cannot cd to the repository"
+for c in "$SERVER_CPU" "$CLIENT_CPU"; do
+	taskset -c "$c" true 2>/dev/null || die "CPU $c is not available here; set SERVER_CPU and CLIENT_CPU"
+done
+[[ $SERVER_CPU != "$CLIENT_CPU" ]] || echo "crosscheck: WARNING: server and client share CPU $SERVER_CPU" >&2
+
+OUT=results/crosscheck-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT" bin || die "cannot create $OUT"
+RUN_LIMIT=$((DUR + WARMUP + 60))    # no client runs longer than this, whatever happens
+
+# ---- bookkeeping: only what we started is ever killed ----------------------------------------
+STARTED=()
+cleanup() {
+	local pid
+	for pid in "${STARTED[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null
+			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+		fi
+	done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+FIGS=$OUT/figures.tsv
+printf 'figure\tvalue\tunit\tnote\n' >"$FIGS"
+fig() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$FIGS"; }
+log() { echo "crosscheck: $*" >&2; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.3f", a / b }'; }
+
+# ---- tools --------------------------------------------------------------------------------------
+install_pkg() { # install_pkg CMD PKG: from Debian, when root and the command is missing
+	command -v "$1" >/dev/null && return 0
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		log "installing $2 from Debian"
+		timeout 300 apt-get install -y -qq "$2" >>"$OUT/apt.log" 2>&1 ||
+			{ timeout 300 apt-get update -qq >>"$OUT/apt.log" 2>&1 && timeout 300 apt-get install -y -qq "$2" >>"$OUT/apt.log" 2>&1; }
+	fi
+	command -v "$1" >/dev/null
+}
+install_pkg jq jq || die "needs jq (apt-get install jq)"
+install_pkg ss iproute2 || die "needs ss (apt-get install iproute2)"
+HAVE_SOCKPERF=1
+install_pkg sockperf sockperf || { HAVE_SOCKPERF=0; log "sockperf unavailable: its rows are skipped"; }
+HAVE_TCPKALI=0
+command -v tcpkali >/dev/null && HAVE_TCPKALI=1
+
+log "building into bin/"
+${CC:-cc} -O2 -Wall -o bin/epoll_echo bench/reference/epoll_echo.c || die "build epoll_echo"
+${CC:-cc} -O2 -Wall -o bin/pingpong bench/reference/pingpong.c || die "build pingpong"
+${GO:-go} build -o bin/echoserver ./cmd/echoserver || die "build echoserver"
+${GO:-go} build -o bin/echobench ./cmd/echobench || die "build echobench"
+
+{
+	echo "start        $(date -u +%FT%TZ)"
+	echo "kernel       $(uname -r)"
+	echo "cpus         $(nproc) online; server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU (taskset)"
+	echo "loadavg      $(cut -d' ' -f1-3 /proc/loadavg) (at start)"
+	echo "commit       $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+	echo "go           $(${GO:-go} version | cut -d' ' -f3-)"
+	echo "cc           $(${CC:-cc} --version | head -1)"
+	echo "sockperf     $( ((HAVE_SOCKPERF)) && sockperf --version 2>&1 | head -1 || echo absent)"
+	echo "tcpkali      $( ((HAVE_TCPKALI)) && tcpkali --version 2>&1 | head -1 || echo 'absent (not on PATH)')"
+	echo "settings     DUR=${DUR}s WARMUP=${WARMUP}s CONNS=$CONNS MODELS='$MODELS' KALI_CONNS='$KALI_CONNS' KALI_PIPELINES='$KALI_PIPELINES'"
+} >"$OUT/conditions.txt"
+
+# ---- servers ------------------------------------------------------------------------------------
+SERVER_PID='' SERVER_ADDR='' SERVER_NAME=''
+start_server() { # start_server NAME CMD...: pinned; its first stdout line is its address
+	SERVER_NAME=$1
+	shift
+	taskset -c "$SERVER_CPU" "$@" >"$OUT/server-$SERVER_NAME.stdout" 2>"$OUT/server-$SERVER_NAME.stderr" &
+	SERVER_PID=$!
+	STARTED+=("$SERVER_PID")
+	SERVER_ADDR=
+	for _ in $(seq 100); do
+		SERVER_ADDR=$(head -1 "$OUT/server-$SERVER_NAME.stdout" 2>/dev/null)
+		[[ $SERVER_ADDR == 127.0.0.1:* ]] && return 0
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	log "server $SERVER_NAME did not print its address; see $OUT/server-$SERVER_NAME.stderr"
+	stop_server
+	return 1
+}
+
+free_port() { # a port nobody listens on now; the server started on it says so if it was taken since
+	local port
+	for _ in $(seq 100); do
+		port=$((20000 + RANDOM % 20000))
+		ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return 0; }
+	done
+	return 1
+}
+
+start_sockperf_server() {
+	local port
+	port=$(free_port) || return 1
+	SERVER_NAME=sockperf
+	taskset -c "$SERVER_CPU" sockperf server --tcp -i 127.0.0.1 -p "$port" >"$OUT/server-sockperf.stdout" 2>&1 &
+	SERVER_PID=$!
+	STARTED+=("$SERVER_PID")
+	SERVER_ADDR=127.0.0.1:$port
+	for _ in $(seq 100); do
+		ss -Htln "sport = :$port" | grep -q . && return 0
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	log "sockperf server did not listen on $port"
+	stop_server
+	return 1
+}
+
+stop_server() { # SIGTERM, 5 s grace, then SIGKILL; our pid only
+	[[ -n $SERVER_PID ]] || return 0
+	kill -TERM "$SERVER_PID" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$SERVER_PID" 2>/dev/null; then
+		log "server $SERVER_NAME (pid $SERVER_PID) ignored SIGTERM for 5 s; killing it"
+		kill -KILL "$SERVER_PID" 2>/dev/null
+	fi
+	wait "$SERVER_PID" 2>/dev/null
+	SERVER_PID=
+}
+
+server_stats() { # the server's own counters now: "bytes_in bytes_out accepted"
+	local file=$OUT/server-$SERVER_NAME.stdout before
+	before=$(grep -c '^stats ' "$file")
+	kill -USR1 "$SERVER_PID" 2>/dev/null || return 1
+	for _ in $(seq 50); do
+		(($(grep -c '^stats ' "$file") > before)) && break
+		sleep 0.1
+	done
+	grep '^stats ' "$file" | tail -1 | cut -d' ' -f2- | jq -r '"\(.bytes_in) \(.bytes_out) \(.accepted)"'
+}
+
+server_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null; }
+
+server_sockets() { # sockets the server holds, the listener included
+	find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 -lname 'socket:*' 2>/dev/null | wc -l
+}
+
+# ---- clients ------------------------------------------------------------------------------------
+EB_P50='' EB_MSGS='' EB_SRVCPU='' EB_CLICPU='' EB_SAT=''
+echobench_addr() { # echobench_addr NAME ARGS...: against the running server; sets EB_*
+	local name=$1 json=$OUT/$1.json
+	shift
+	EB_P50=n/a EB_MSGS=n/a EB_SRVCPU=n/a EB_CLICPU=n/a EB_SAT=n/a
+	timeout -k 5 "$RUN_LIMIT" bin/echobench -addr "$SERVER_ADDR" -server-pid "$SERVER_PID" -client-cpus "$CLIENT_CPU" \
+		-size 64 -d "${DUR}s" -warmup "${WARMUP}s" -o "$json" "$@" >"$OUT/$name.txt" 2>&1 ||
+		log "echobench $name failed; see $OUT/$name.txt"
+	[[ -s $json ]] || return 1
+	read -r EB_P50 EB_MSGS EB_SRVCPU EB_CLICPU EB_SAT < <(jq -r '.summary | "\(.latency_p50_us) \(.msgs_per_s) \(.server_cpu_pct) \(.client_cpu_pct) \(.client_saturated)"' "$json")
+}
+
+pingpong_p50() { # pingpong_p50 NAME: p50 RTT in µs against the running server
+	timeout -k 5 "$RUN_LIMIT" taskset -c "$CLIENT_CPU" bin/pingpong -a "$SERVER_ADDR" -m 64 -t "$DUR" -w "$WARMUP" >"$OUT/$1.txt" 2>&1 ||
+		{ log "pingpong $1 failed; see $OUT/$1.txt"; echo n/a; return 1; }
+	sed -n 's/.* p50=\([0-9.]*\) .*/\1/p' "$OUT/$1.txt"
+}
+
+sockperf_p50() { # sockperf_p50 NAME: sockperf's full-RTT p50 in µs against the running server
+	local port=${SERVER_ADDR##*:} p50
+	timeout -k 5 "$RUN_LIMIT" taskset -c "$CLIENT_CPU" sockperf ping-pong --tcp -i 127.0.0.1 -p "$port" -m 64 --full-rtt -t "$DUR" \
+		>"$OUT/$1.txt" 2>&1 || log "sockperf $1 exited non-zero; see $OUT/$1.txt"
+	p50=$(awk '/percentile 50.000/ { print $NF }' "$OUT/$1.txt")
+	echo "${p50:-n/a}"
+}
+
+# ---- 1. round trip ------------------------------------------------------------------------------
+log "1/4 round trip: 1 connection x 64 B, ${DUR}s each"
+SP_SOCKPERF=n/a PP_SOCKPERF=n/a
+if ((HAVE_SOCKPERF)) && start_sockperf_server; then
+	SP_SOCKPERF=$(sockperf_p50 rtt-sockperf-on-sockperf)
+	PP_SOCKPERF=$(pingpong_p50 rtt-pingpong-on-sockperf)
+	stop_server
+fi
+fig rtt_p50.sockperf_on_sockperf_server "$SP_SOCKPERF" us "sockperf ping-pong --full-rtt"
+fig rtt_p50.pingpong_on_sockperf_server "$PP_SOCKPERF" us
+declare -A PP EB
+for srv in cref $MODELS; do
+	PP[$srv]=n/a EB[$srv]=n/a
+	if [[ $srv == cref ]]; then
+		start_server cref bin/epoll_echo || continue
+	else
+		start_server "$srv" bin/echoserver -model "$srv" -quiet || continue
+	fi
+	PP[$srv]=$(pingpong_p50 "rtt-pingpong-on-$srv")
+	echobench_addr "rtt-echobench-on-$srv" -c 1 -pipeline 1
+	EB[$srv]=$EB_P50
+	# A verbatim echo server does not answer sockperf's client: say so once, from a short run.
+	if [[ $srv == cref ]] && ((HAVE_SOCKPERF)); then
+		timeout -k 5 10 taskset -c "$CLIENT_CPU" sockperf ping-pong --tcp -i 127.0.0.1 -p "${SERVER_ADDR##*:}" -m 64 --full-rtt -t 1 \
+			>"$OUT/rtt-sockperf-on-cref.txt" 2>&1
+	fi
+	stop_server
+	fig "rtt_p50.pingpong_on_$srv" "${PP[$srv]}" us
+	fig "rtt_p50.echobench_on_$srv" "${EB[$srv]}" us "HDR histogram, 1 us resolution"
+done
+
+# ---- 2. throughput ------------------------------------------------------------------------------
+log "2/4 throughput: $CONNS connections x 64 B ping-pong, C reference vs epoll"
+declare -A TP TPEFF TPCLI
+for srv in cref epoll; do
+	TP[$srv]=n/a TPEFF[$srv]=n/a TPCLI[$srv]=n/a
+	if [[ $srv == cref ]]; then
+		start_server cref bin/epoll_echo || continue
+	else
+		start_server epoll bin/echoserver -model epoll -quiet || continue
+	fi
+	echobench_addr "tput-$srv" -c "$CONNS" -pipeline 1
+	stop_server
+	TP[$srv]=$EB_MSGS
+	TPCLI[$srv]="$EB_CLICPU% saturated=$EB_SAT"
+	# msgs per server CPU-second: still a fair comparison when echobench, not the server, is the limit.
+	TPEFF[$srv]=$(awk -v m="$EB_MSGS" -v c="$EB_SRVCPU" 'BEGIN { if (m == "n/a" || c + 0 == 0) print "n/a"; else printf "%.0f", m / (c / 100) }')
+	fig "tput.$srv.msgs_per_s" "${TP[$srv]}" msgs/s "client CPU ${TPCLI[$srv]}"
+	fig "tput.$srv.server_cpu_pct" "$EB_SRVCPU" "%"
+	fig "tput.$srv.msgs_per_server_cpu_s" "${TPEFF[$srv]}" msgs/cpu-s
+done
+
+# ---- 3. byte counts -----------------------------------------------------------------------------
+log "3/4 byte counts: echobench against each model's own counters"
+declare -A BYTES
+for m in $MODELS; do
+	json=$OUT/bytes-$m.json
+	BYTES[$m]=n/a
+	timeout -k 5 "$RUN_LIMIT" bin/echobench -model "$m" -server-bin bin/echoserver -server-cpus "$SERVER_CPU" -client-cpus "$CLIENT_CPU" \
+		-c 100 -size 64 -pipeline 4 -d "${DUR}s" -warmup "${WARMUP}s" -o "$json" >"$OUT/bytes-$m.txt" 2>&1 ||
+		log "echobench bytes-$m failed; see $OUT/bytes-$m.txt"
+	[[ -s $json ]] && BYTES[$m]=$(jq -r '.runs[0].byte_check // empty | "in \(.in_diff_pct)% out \(.out_diff_pct)%"' "$json")
+	fig "bytes.$m" "${BYTES[$m]:-n/a}" "server-client diff" "echobench -model, server's exit stats"
+done
+
+# ---- 4. tcpkali -----------------------------------------------------------------------------------
+KALI_ROWS=()
+# server_side NAME CLIENT-CMD...: run the client (with @ADDR@ standing for the server's address)
+# against a fresh epoll server and add one row to KALI_ROWS, every figure seen from the server: its
+# own byte counters and CPU over the client's lifetime, and the most connections it held at once.
+server_side() {
+	local name=$1 b0 b1 a0 a1 t0 t1 c0 c1 peak=0 peak_client=0 n port client arg args=()
+	shift
+	start_server "kali-$name" bin/echoserver -model epoll -quiet || return 1
+	port=${SERVER_ADDR##*:}
+	for arg in "$@"; do args+=("${arg//@ADDR@/$SERVER_ADDR}"); done
+	read -r b0 _ a0 < <(server_stats)
+	c0=$(server_cpu_ticks)
+	t0=$(date +%s.%N)
+	"${args[@]}" >"$OUT/kali-$name.txt" 2>&1 &
+	client=$!
+	STARTED+=("$client")
+	while kill -0 "$client" 2>/dev/null; do
+		n=$(server_sockets)
+		((n - 1 > peak)) && peak=$((n - 1)) # less the listener
+		n=$(ss -Htn state established "( dport = :$port )" | wc -l)
+		((n > peak_client)) && peak_client=$n
+		sleep 0.2
+	done
+	wait "$client"
+	t1=$(date +%s.%N)
+	c1=$(server_cpu_ticks)
+	read -r b1 _ a1 < <(server_stats)
+	stop_server
+	KALI_ROWS+=("$(awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" \
+		-v a="$((a1 - a0))" -v peak="$peak" -v pc="$peak_client" -v name="$name" 'BEGIN {
+		s = t1 - t0
+		printf "%-26s %8.1f MB/s in  %9.0f msgs/s  server CPU %5.1f%%  accepted %6d  peak conns: server %6d, client %6d  (%.1fs)",
+			name, (b1 - b0) / s / 1e6, (b1 - b0) / 64 / s, (c1 - c0) / hz / s * 100, a, peak, pc, s
+	}')")
+	fig "kali.$name" "${KALI_ROWS[-1]}" row
+}
+if ((HAVE_TCPKALI)); then
+	log "4/4 tcpkali vs echobench, from the server's side"
+	MSG=$(printf '%64s' '' | tr ' ' x)
+	for c in $KALI_CONNS; do
+		server_side "tcpkali-c$c" timeout -k 5 "$RUN_LIMIT" taskset -c "$CLIENT_CPU" \
+			tcpkali -c "$c" --connect-rate 100000 -T "${DUR}s" -m "$MSG" @ADDR@
+		for k in $KALI_PIPELINES; do
+			server_side "echobench-c$c-pipeline$k" timeout -k 5 "$RUN_LIMIT" bin/echobench -addr @ADDR@ \
+				-client-cpus "$CLIENT_CPU" -c "$c" -size 64 -pipeline "$k" -d "${DUR}s" -warmup 0s -o "$OUT/kali-echobench-c$c-pipeline$k.json"
+		done
+	done
+else
+	log "4/4 tcpkali is not on PATH: skipped (this script never builds or fetches it)"
+fi
+
+# ---- summary ------------------------------------------------------------------------------------
+{
+	cat "$OUT/conditions.txt"
+	echo "end          $(date -u +%FT%TZ), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo
+	echo "1. Round trip p50, 1 conn x 64 B ping-pong (us; lower is better)"
+	printf '   %-34s %10s\n' "sockperf on sockperf server" "$SP_SOCKPERF" "pingpong on sockperf server" "$PP_SOCKPERF"
+	for srv in cref $MODELS; do
+		printf '   %-34s %10s    %-34s %10s\n' "pingpong on $srv" "${PP[$srv]}" "echobench on $srv" "${EB[$srv]}"
+	done
+	echo "   ratios:"
+	printf '   %-58s %8s  (yardstick sound: ~1.0)\n' "pingpong / sockperf, both on sockperf server" "$(ratio "$PP_SOCKPERF" "$SP_SOCKPERF")"
+	for srv in cref $MODELS; do
+		printf '   %-58s %8s\n' "echobench / pingpong on $srv" "$(ratio "${EB[$srv]}" "${PP[$srv]}")"
+	done
+	printf '   %-58s %8s  (target <= 1.3)\n' "echobench on cref / sockperf on sockperf server" "$(ratio "${EB[cref]}" "$SP_SOCKPERF")"
+	printf '   %-58s %8s\n' "echobench on epoll / sockperf on sockperf server" "$(ratio "${EB[epoll]:-n/a}" "$SP_SOCKPERF")"
+	[[ -s $OUT/rtt-sockperf-on-cref.txt ]] &&
+		echo "   sockperf's client against a verbatim echo server (cref): $(grep -E 'No messages|Round trip' "$OUT/rtt-sockperf-on-cref.txt" | sed 's/^sockperf: //' | head -1)"
+	echo
+	echo "2. Throughput, $CONNS conns x 64 B ping-pong (echobench)"
+	for srv in cref epoll; do
+		printf '   %-8s %12s msgs/s  %12s msgs per server CPU-s   client CPU %s\n' "$srv" "${TP[$srv]}" "${TPEFF[$srv]}" "${TPCLI[$srv]}"
+	done
+	printf '   %-58s %8s  (target >= 0.9)\n' "epoll / C reference, msgs/s" "$(ratio "${TP[epoll]}" "${TP[cref]}")"
+	printf '   %-58s %8s\n' "epoll / C reference, msgs per server CPU-second" "$(ratio "${TPEFF[epoll]}" "${TPEFF[cref]}")"
+	echo "   (when echobench is saturated, msgs/s measures the client; msgs per server CPU-second still compares the servers)"
+	echo
+	echo "3. Byte counts, (server - echobench) / echobench, 100 conns x 64 B, pipeline 4 (target |diff| <= 2%)"
+	for m in $MODELS; do printf '   %-8s %s\n' "$m" "${BYTES[$m]:-n/a}"; done
+	echo
+	if ((HAVE_TCPKALI)); then
+		echo "4. tcpkali -m 64 B (streaming) vs echobench -pipeline K, seen from an epoll server"
+		printf '   %s\n' "${KALI_ROWS[@]}"
+		echo "   (msgs/s = server bytes in / 64; tcpkali's own totals are in kali-tcpkali-*.txt)"
+	else
+		echo "4. tcpkali: not on PATH, skipped"
+	fi
+	echo
+	echo "raw outputs and figures.tsv: $OUT/"
+} | tee "$OUT/summary.txt"
