@@ -76,6 +76,9 @@ func main() {
 	if werr := os.WriteFile(filepath.Join(*out, "table.txt"), []byte(table.String()), 0o644); werr != nil {
 		fmt.Fprintf(os.Stderr, "echocompare: %v\n", werr)
 	}
+	if _, perr := bench.Plots(*out, results, cells); perr != nil {
+		fmt.Fprintf(os.Stderr, "echocompare: %v\n", perr)
+	}
 	fmt.Printf("\nfull results: %s (%.0fs)\n", *out, time.Since(start).Seconds())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "echocompare: %v\n", err)
