@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,8 +38,9 @@ type Options struct {
 // echoed message never needs more.
 const TestOutboundLimit = 256 << 10
 
-// ioTimeout bounds every client operation, so a broken model fails a test instead of hanging it.
-// It is generous because -race on a loaded two-core machine is slow.
+// ioTimeout bounds every client exchange (Dial sets it, Echo and ReadVerify renew it), so a broken
+// model fails a test instead of hanging it. It is generous because -race on a loaded two-core
+// machine is slow.
 const ioTimeout = 60 * time.Second
 
 func (o Options) config() server.Config {
@@ -84,6 +86,7 @@ func Run(t *testing.T, model string, opts Options) {
 		t.Run("WriteBeforeRead", func(t *testing.T) { testWriteBeforeRead(t, addr, cfg.Outbound()) })
 		t.Run("SlowReaderDoesNotStall", func(t *testing.T) { testSlowReader(t, addr) })
 		t.Run("HalfClose", func(t *testing.T) { testHalfClose(t, addr) })
+		t.Run("HalfCloseWithQueuedEchoes", func(t *testing.T) { testHalfCloseQueued(t, addr) })
 		t.Run("ResetMidTransfer", func(t *testing.T) { testReset(t, addr) })
 	})
 	t.Run("Stats", func(t *testing.T) { testStats(t, m, cfg) })
@@ -156,6 +159,7 @@ func Dial(addr string) (*net.TCPConn, error) {
 // verifies every byte. Writing and reading at once is what a real client does; it also lets a
 // message larger than every buffer on the path pass through a model that applies backpressure.
 func Echo(c net.Conn, id, off, size int) error {
+	c.SetDeadline(time.Now().Add(ioTimeout))
 	werr := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 64<<10)
@@ -179,6 +183,7 @@ func Echo(c net.Conn, id, off, size int) error {
 
 // ReadVerify reads exactly size bytes from c and checks them against client id's pattern.
 func ReadVerify(c net.Conn, id, off, size int) error {
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
 	buf := make([]byte, 64<<10)
 	for got := 0; got < size; {
 		n, err := c.Read(buf[:min(len(buf), size-got)])
@@ -388,6 +393,69 @@ func testHalfClose(t *testing.T, addr string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// testHalfCloseQueued half-closes while the server still holds echoes it could not send: the
+// client writes more than every buffer on the path holds before it reads anything, then shuts
+// down its side. A model that acts on the FIN at once, instead of after its queue has drained,
+// truncates the echo.
+func testHalfCloseQueued(t *testing.T, addr string) {
+	c, err := Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 32 << 20
+	var sent atomic.Int64
+	werr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for sent.Load() < size {
+			off := int(sent.Load())
+			Pattern(buf, 3, off)
+			n, err := c.Write(buf)
+			sent.Add(int64(n))
+			if err != nil {
+				werr <- fmt.Errorf("write at %d: %w", off, err)
+				return
+			}
+		}
+		werr <- c.CloseWrite()
+	}()
+	// Read nothing until the writer has stalled (every buffer full) or finished: either way the
+	// server then holds echoes it cannot send yet.
+	for last := int64(-1); ; {
+		time.Sleep(200 * time.Millisecond)
+		now := sent.Load()
+		if now == last || now >= size {
+			break
+		}
+		last = now
+	}
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	got, err := io.Copy(&verifier{id: 3}, c)
+	if err != nil {
+		t.Fatalf("read after %d of %d bytes: %v", got, size, err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if got != size {
+		t.Fatalf("got %d bytes back, then EOF; sent %d", got, size)
+	}
+}
+
+// verifier is an io.Writer that checks what is written to it against client id's pattern.
+type verifier struct {
+	id, off int
+}
+
+func (v *verifier) Write(b []byte) (int, error) {
+	if err := Verify(b, v.id, v.off); err != nil {
+		return 0, err
+	}
+	v.off += len(b)
+	return len(b), nil
 }
 
 // testReset has clients abort with RST in the middle of transfers while another client echoes:
