@@ -35,7 +35,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	reuseport := fs.Bool("reuseport", false, "one SO_REUSEPORT listener per loop, for models that support it")
 	lockthread := fs.Bool("lockthread", false, "lock each event loop to its own OS thread, for models that support it")
 	list := fs.Bool("list", false, "list the models and exit")
-	quiet := fs.Bool("quiet", false, "do not log per-connection events")
+	quiet := fs.Bool("quiet", false, "log nothing, not even resource warnings (EMFILE, select's fd ceiling)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: echoserver -model NAME [-addr 127.0.0.1:0] [flags]\n\nmodels: %v\n\nflags:\n", server.Names())
 		fs.PrintDefaults()
@@ -113,6 +113,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				printStats(stdout, srv.Stats())
 				continue
 			}
+			// A second SIGINT or SIGTERM while Close waits (for threads or children to exit)
+			// kills the process at once: the user asked twice.
+			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 			if err := srv.Close(); err != nil {
 				fmt.Fprintf(stderr, "echoserver: close: %v\n", err)
 				printStats(stdout, srv.Stats())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"echobench/server"
 )
@@ -54,22 +55,37 @@ func (s *srv) Stats() server.Stats { return s.Snapshot() }
 
 func (s *srv) acceptLoop() {
 	defer s.wg.Done()
+	retries := 0 // failed accepts in the current burst, so a burst is logged once, not per retry
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
 			if s.IsClosing() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Accept in package net already retries EINTR and ECONNABORTED. What reaches us
-			// here (EMFILE, ENFILE, ENOBUFS) is temporary: log it and try again, as net/http
-			// does; the listener's backlog holds the waiting clients meanwhile.
-			s.cfg.Log("stdnet: accept: %v", err)
+			// Accept in package net already retries EINTR and ECONNABORTED. Running out of
+			// fds or kernel memory is temporary: wait and try again, as net/http does, while
+			// the listener's backlog holds the waiting clients. Anything else will not go
+			// away by retrying, so the server stops and says why.
+			if !retryable(err) {
+				s.Fail(fmt.Errorf("stdnet: accept on %s: %w", s.ln.Addr(), err))
+				s.ln.Close()
+				s.closeConns()
+				return
+			}
+			if retries == 0 {
+				s.cfg.Log("stdnet: accept: %v; retrying every %v until connections close", err, acceptBackoff)
+			}
+			retries++
 			select {
 			case <-s.Closing():
 				return
-			case <-afterBackoff():
+			case <-time.After(acceptBackoff):
 			}
 			continue
+		}
+		if retries > 0 {
+			s.cfg.Log("stdnet: accepting again after %d failed attempts", retries)
+			retries = 0
 		}
 		s.mu.Lock()
 		if s.IsClosing() {
@@ -122,11 +138,16 @@ func (s *srv) serve(c net.Conn) {
 func (s *srv) Close() error {
 	if s.BeginClose() {
 		s.ln.Close()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
+		s.closeConns()
 	}
 	return s.Wait()
+}
+
+// closeConns closes every connection, which wakes its goroutine out of Read or Write.
+func (s *srv) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
 }
