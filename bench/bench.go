@@ -154,6 +154,11 @@ func runCell(ctx context.Context, cfg Config, row Row, cell Cell, rep int, r *Re
 	name := fmt.Sprintf("%s_%s_%d.json", strings.ReplaceAll(row.Name, "/", "-"), cell.Name, rep)
 	out := filepath.Join(cfg.OutDir, name)
 	args := append(append(row.Args(), cell.Args...), "-o", out)
+	// A report left by an earlier run into the same directory must not pass for this one.
+	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.NA = fmt.Sprintf("cannot remove stale %s: %v", out, err)
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, cfg.Echobench, args...)

@@ -21,8 +21,10 @@
 #   3. Byte counts: echobench's totals against the server's own counters (-model runs), |diff| <= 2%.
 #   4. Only if a tcpkali binary is already on PATH (this script never builds or fetches it):
 #      tcpkali -m (64 B, streaming) against echobench -pipeline K at the same connection count, each
-#      measured from the server's side (its own byte counters and CPU over the client's lifetime),
-#      and the most sockets the server held, since stock tcpkali 1.2.0 opens more than -c.
+#      measured from the server's side (its own byte counters and CPU over DUR seconds once the
+#      client has ramped up), and the most connections the server held: stock tcpkali 1.2.0 opens
+#      more than -c when its workers are saturated (its connect requests wait in a pipe to a busy
+#      worker and are not counted), the more so the higher --connect-rate (KALI_CONNECT_RATE).
 #
 # Results: results/crosscheck-<UTC time>/ holds every raw output, figures.tsv and summary.txt.
 # Absolute figures on a shared machine are noise; the ratios are the result, and only on a quiet one.
@@ -35,12 +37,15 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 CONNS=${CONNS:-1000}                # connections for the throughput comparison
 MODELS=${MODELS:-"epoll async stdnet"}
 KALI_CONNS=${KALI_CONNS:-"100 1000"}
-KALI_PIPELINES=${KALI_PIPELINES:-"256"}
+KALI_PIPELINES=${KALI_PIPELINES:-"256 1024"}  # echobench allows 1..1024
+KALI_CONNECT_RATE=${KALI_CONNECT_RATE:-}  # empty: tcpkali's default, 100/s; faster makes it overshoot -c more
+SECTIONS=${SECTIONS:-"1 2 3 4"}     # which of the four checks below to run
 MAX_DUR=60                          # a cross-check is a short run; long soaks belong elsewhere
 
 die() { echo "crosscheck: $*" >&2; exit 1; }
 [[ $DUR =~ ^[0-9]+$ && $DUR -ge 1 && $DUR -le $MAX_DUR ]] || die "DUR=$DUR: want whole seconds, 1..$MAX_DUR (sockperf takes whole seconds)"
 [[ $WARMUP =~ ^[0-9]+$ && $WARMUP -le $MAX_DUR ]] || die "WARMUP=$WARMUP: want whole seconds, 0..$MAX_DUR"
+[[ -z $KALI_CONNECT_RATE || $KALI_CONNECT_RATE =~ ^[1-9][0-9]*$ ]] || die "KALI_CONNECT_RATE=$KALI_CONNECT_RATE: want connections per second"
 cd "$(dirname "$0")/.." || die "cannot cd to the repository"
 for c in "$SERVER_CPU" "$CLIENT_CPU"; do
 	taskset -c "$c" true 2>/dev/null || die "CPU $c is not available here; set SERVER_CPU and CLIENT_CPU"
@@ -65,6 +70,13 @@ cleanup() {
 	done
 }
 trap cleanup EXIT
+# forget PID: once a child is reaped its pid may be reused by someone else's process, so it must
+# leave the list that cleanup kills.
+forget() {
+	local pid kept=()
+	for pid in "${STARTED[@]}"; do [[ $pid == "$1" ]] || kept+=("$pid"); done
+	STARTED=("${kept[@]}")
+}
 trap 'exit 130' INT TERM
 
 FIGS=$OUT/figures.tsv
@@ -106,7 +118,7 @@ ${GO:-go} build -o bin/echobench ./cmd/echobench || die "build echobench"
 	echo "cc           $(${CC:-cc} --version | head -1)"
 	echo "sockperf     $( ((HAVE_SOCKPERF)) && sockperf --version 2>&1 | head -1 || echo absent)"
 	echo "tcpkali      $( ((HAVE_TCPKALI)) && tcpkali --version 2>&1 | head -1 || echo 'absent (not on PATH)')"
-	echo "settings     DUR=${DUR}s WARMUP=${WARMUP}s CONNS=$CONNS MODELS='$MODELS' KALI_CONNS='$KALI_CONNS' KALI_PIPELINES='$KALI_PIPELINES'"
+	echo "settings     DUR=${DUR}s WARMUP=${WARMUP}s CONNS=$CONNS MODELS='$MODELS' KALI_CONNS='$KALI_CONNS' KALI_PIPELINES='$KALI_PIPELINES' KALI_CONNECT_RATE='${KALI_CONNECT_RATE:-tcpkali default}'"
 } >"$OUT/conditions.txt"
 
 # ---- servers ------------------------------------------------------------------------------------
@@ -165,7 +177,8 @@ stop_server() { # SIGTERM, 5 s grace, then SIGKILL; our pid only
 		kill -KILL "$SERVER_PID" 2>/dev/null
 	fi
 	wait "$SERVER_PID" 2>/dev/null
-	SERVER_PID=
+	forget "$SERVER_PID"
+	SERVER_PID=''
 }
 
 server_stats() { # the server's own counters now: "bytes_in bytes_out accepted"
@@ -212,130 +225,45 @@ sockperf_p50() { # sockperf_p50 NAME: sockperf's full-RTT p50 in µs against the
 	echo "${p50:-n/a}"
 }
 
+on() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
 # ---- 1. round trip ------------------------------------------------------------------------------
-log "1/4 round trip: 1 connection x 64 B, ${DUR}s each"
 SP_SOCKPERF=n/a PP_SOCKPERF=n/a
-if ((HAVE_SOCKPERF)) && start_sockperf_server; then
-	SP_SOCKPERF=$(sockperf_p50 rtt-sockperf-on-sockperf)
-	PP_SOCKPERF=$(pingpong_p50 rtt-pingpong-on-sockperf)
-	stop_server
-fi
-fig rtt_p50.sockperf_on_sockperf_server "$SP_SOCKPERF" us "sockperf ping-pong --full-rtt"
-fig rtt_p50.pingpong_on_sockperf_server "$PP_SOCKPERF" us
 declare -A PP EB
-for srv in cref $MODELS; do
-	PP[$srv]=n/a EB[$srv]=n/a
-	if [[ $srv == cref ]]; then
-		start_server cref bin/epoll_echo || continue
-	else
-		start_server "$srv" bin/echoserver -model "$srv" -quiet || continue
+rtt() {
+	log "1/4 round trip: 1 connection x 64 B, ${DUR}s each"
+	if ((HAVE_SOCKPERF)) && start_sockperf_server; then
+		SP_SOCKPERF=$(sockperf_p50 rtt-sockperf-on-sockperf)
+		PP_SOCKPERF=$(pingpong_p50 rtt-pingpong-on-sockperf)
+		stop_server
 	fi
-	PP[$srv]=$(pingpong_p50 "rtt-pingpong-on-$srv")
-	echobench_addr "rtt-echobench-on-$srv" -c 1 -pipeline 1
-	EB[$srv]=$EB_P50
-	# A verbatim echo server does not answer sockperf's client: say so once, from a short run.
-	if [[ $srv == cref ]] && ((HAVE_SOCKPERF)); then
-		timeout -k 5 10 taskset -c "$CLIENT_CPU" sockperf ping-pong --tcp -i 127.0.0.1 -p "${SERVER_ADDR##*:}" -m 64 --full-rtt -t 1 \
-			>"$OUT/rtt-sockperf-on-cref.txt" 2>&1
-	fi
-	stop_server
-	fig "rtt_p50.pingpong_on_$srv" "${PP[$srv]}" us
-	fig "rtt_p50.echobench_on_$srv" "${EB[$srv]}" us "HDR histogram, 1 us resolution"
-done
-
-# ---- 2. throughput ------------------------------------------------------------------------------
-log "2/4 throughput: $CONNS connections x 64 B ping-pong, C reference vs epoll"
-declare -A TP TPEFF TPCLI
-for srv in cref epoll; do
-	TP[$srv]=n/a TPEFF[$srv]=n/a TPCLI[$srv]=n/a
-	if [[ $srv == cref ]]; then
-		start_server cref bin/epoll_echo || continue
-	else
-		start_server epoll bin/echoserver -model epoll -quiet || continue
-	fi
-	echobench_addr "tput-$srv" -c "$CONNS" -pipeline 1
-	stop_server
-	TP[$srv]=$EB_MSGS
-	TPCLI[$srv]="$EB_CLICPU% saturated=$EB_SAT"
-	# msgs per server CPU-second: still a fair comparison when echobench, not the server, is the limit.
-	TPEFF[$srv]=$(awk -v m="$EB_MSGS" -v c="$EB_SRVCPU" 'BEGIN { if (m == "n/a" || c + 0 == 0) print "n/a"; else printf "%.0f", m / (c / 100) }')
-	fig "tput.$srv.msgs_per_s" "${TP[$srv]}" msgs/s "client CPU ${TPCLI[$srv]}"
-	fig "tput.$srv.server_cpu_pct" "$EB_SRVCPU" "%"
-	fig "tput.$srv.msgs_per_server_cpu_s" "${TPEFF[$srv]}" msgs/cpu-s
-done
-
-# ---- 3. byte counts -----------------------------------------------------------------------------
-log "3/4 byte counts: echobench against each model's own counters"
-declare -A BYTES
-for m in $MODELS; do
-	json=$OUT/bytes-$m.json
-	BYTES[$m]=n/a
-	timeout -k 5 "$RUN_LIMIT" bin/echobench -model "$m" -server-bin bin/echoserver -server-cpus "$SERVER_CPU" -client-cpus "$CLIENT_CPU" \
-		-c 100 -size 64 -pipeline 4 -d "${DUR}s" -warmup "${WARMUP}s" -o "$json" >"$OUT/bytes-$m.txt" 2>&1 ||
-		log "echobench bytes-$m failed; see $OUT/bytes-$m.txt"
-	[[ -s $json ]] && BYTES[$m]=$(jq -r '.runs[0].byte_check // empty | "in \(.in_diff_pct)% out \(.out_diff_pct)%"' "$json")
-	fig "bytes.$m" "${BYTES[$m]:-n/a}" "server-client diff" "echobench -model, server's exit stats"
-done
-
-# ---- 4. tcpkali -----------------------------------------------------------------------------------
-KALI_ROWS=()
-# server_side NAME CLIENT-CMD...: run the client (with @ADDR@ standing for the server's address)
-# against a fresh epoll server and add one row to KALI_ROWS, every figure seen from the server: its
-# own byte counters and CPU over the client's lifetime, and the most connections it held at once.
-server_side() {
-	local name=$1 b0 b1 a0 a1 t0 t1 c0 c1 peak=0 peak_client=0 n port client arg args=()
-	shift
-	start_server "kali-$name" bin/echoserver -model epoll -quiet || return 1
-	port=${SERVER_ADDR##*:}
-	for arg in "$@"; do args+=("${arg//@ADDR@/$SERVER_ADDR}"); done
-	read -r b0 _ a0 < <(server_stats)
-	c0=$(server_cpu_ticks)
-	t0=$(date +%s.%N)
-	"${args[@]}" >"$OUT/kali-$name.txt" 2>&1 &
-	client=$!
-	STARTED+=("$client")
-	while kill -0 "$client" 2>/dev/null; do
-		n=$(server_sockets)
-		((n - 1 > peak)) && peak=$((n - 1)) # less the listener
-		n=$(ss -Htn state established "( dport = :$port )" | wc -l)
-		((n > peak_client)) && peak_client=$n
-		sleep 0.2
+	fig rtt_p50.sockperf_on_sockperf_server "$SP_SOCKPERF" us "sockperf ping-pong --full-rtt"
+	fig rtt_p50.pingpong_on_sockperf_server "$PP_SOCKPERF" us
+	local srv
+	for srv in cref $MODELS; do
+		PP[$srv]=n/a EB[$srv]=n/a
+		if [[ $srv == cref ]]; then
+			start_server cref bin/epoll_echo || continue
+		else
+			start_server "$srv" bin/echoserver -model "$srv" -quiet || continue
+		fi
+		PP[$srv]=$(pingpong_p50 "rtt-pingpong-on-$srv")
+		echobench_addr "rtt-echobench-on-$srv" -c 1 -pipeline 1
+		EB[$srv]=$EB_P50
+		# A verbatim echo server does not answer sockperf's client: keep the evidence, from a short run.
+		if [[ $srv == cref ]] && ((HAVE_SOCKPERF)); then
+			timeout -k 5 10 taskset -c "$CLIENT_CPU" sockperf ping-pong --tcp -i 127.0.0.1 -p "${SERVER_ADDR##*:}" -m 64 --full-rtt -t 1 \
+				>"$OUT/rtt-sockperf-on-cref.txt" 2>&1
+		fi
+		stop_server
+		fig "rtt_p50.pingpong_on_$srv" "${PP[$srv]}" us
+		fig "rtt_p50.echobench_on_$srv" "${EB[$srv]}" us "HDR histogram, 1 us resolution"
 	done
-	wait "$client"
-	t1=$(date +%s.%N)
-	c1=$(server_cpu_ticks)
-	read -r b1 _ a1 < <(server_stats)
-	stop_server
-	KALI_ROWS+=("$(awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" \
-		-v a="$((a1 - a0))" -v peak="$peak" -v pc="$peak_client" -v name="$name" 'BEGIN {
-		s = t1 - t0
-		printf "%-26s %8.1f MB/s in  %9.0f msgs/s  server CPU %5.1f%%  accepted %6d  peak conns: server %6d, client %6d  (%.1fs)",
-			name, (b1 - b0) / s / 1e6, (b1 - b0) / 64 / s, (c1 - c0) / hz / s * 100, a, peak, pc, s
-	}')")
-	fig "kali.$name" "${KALI_ROWS[-1]}" row
 }
-if ((HAVE_TCPKALI)); then
-	log "4/4 tcpkali vs echobench, from the server's side"
-	MSG=$(printf '%64s' '' | tr ' ' x)
-	for c in $KALI_CONNS; do
-		server_side "tcpkali-c$c" timeout -k 5 "$RUN_LIMIT" taskset -c "$CLIENT_CPU" \
-			tcpkali -c "$c" --connect-rate 100000 -T "${DUR}s" -m "$MSG" @ADDR@
-		for k in $KALI_PIPELINES; do
-			server_side "echobench-c$c-pipeline$k" timeout -k 5 "$RUN_LIMIT" bin/echobench -addr @ADDR@ \
-				-client-cpus "$CLIENT_CPU" -c "$c" -size 64 -pipeline "$k" -d "${DUR}s" -warmup 0s -o "$OUT/kali-echobench-c$c-pipeline$k.json"
-		done
-	done
-else
-	log "4/4 tcpkali is not on PATH: skipped (this script never builds or fetches it)"
-fi
-
-# ---- summary ------------------------------------------------------------------------------------
-{
-	cat "$OUT/conditions.txt"
-	echo "end          $(date -u +%FT%TZ), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo
+rtt_summary() {
 	echo "1. Round trip p50, 1 conn x 64 B ping-pong (us; lower is better)"
 	printf '   %-34s %10s\n' "sockperf on sockperf server" "$SP_SOCKPERF" "pingpong on sockperf server" "$PP_SOCKPERF"
+	local srv
 	for srv in cref $MODELS; do
 		printf '   %-34s %10s    %-34s %10s\n' "pingpong on $srv" "${PP[$srv]}" "echobench on $srv" "${EB[$srv]}"
 	done
@@ -345,28 +273,158 @@ fi
 		printf '   %-58s %8s\n' "echobench / pingpong on $srv" "$(ratio "${EB[$srv]}" "${PP[$srv]}")"
 	done
 	printf '   %-58s %8s  (target <= 1.3)\n' "echobench on cref / sockperf on sockperf server" "$(ratio "${EB[cref]}" "$SP_SOCKPERF")"
-	printf '   %-58s %8s\n' "echobench on epoll / sockperf on sockperf server" "$(ratio "${EB[epoll]:-n/a}" "$SP_SOCKPERF")"
-	[[ -s $OUT/rtt-sockperf-on-cref.txt ]] &&
+	for srv in $MODELS; do
+		printf '   %-58s %8s\n' "echobench on $srv / sockperf on sockperf server" "$(ratio "${EB[$srv]}" "$SP_SOCKPERF")"
+	done
+	if [[ -s $OUT/rtt-sockperf-on-cref.txt ]]; then
 		echo "   sockperf's client against a verbatim echo server (cref): $(grep -E 'No messages|Round trip' "$OUT/rtt-sockperf-on-cref.txt" | sed 's/^sockperf: //' | head -1)"
-	echo
+	fi
+}
+
+# ---- 2. throughput ------------------------------------------------------------------------------
+declare -A TP TPEFF TPCLI
+throughput() {
+	log "2/4 throughput: $CONNS connections x 64 B ping-pong, C reference vs epoll"
+	local srv
+	for srv in cref epoll; do
+		TP[$srv]=n/a TPEFF[$srv]=n/a TPCLI[$srv]=n/a
+		if [[ $srv == cref ]]; then
+			start_server cref bin/epoll_echo || continue
+		else
+			start_server epoll bin/echoserver -model epoll -quiet || continue
+		fi
+		echobench_addr "tput-$srv" -c "$CONNS" -pipeline 1
+		stop_server
+		TP[$srv]=$(awk -v m="$EB_MSGS" 'BEGIN { if (m == "n/a") print m; else printf "%.0f", m }')
+		TPCLI[$srv]="$(awk -v c="$EB_CLICPU" 'BEGIN { if (c == "n/a") print c; else printf "%.0f%%", c }') saturated=$EB_SAT"
+		# msgs per server CPU-second: still compares the servers when echobench, not the server, is the limit.
+		TPEFF[$srv]=$(awk -v m="$EB_MSGS" -v c="$EB_SRVCPU" 'BEGIN { if (m == "n/a" || c + 0 == 0) print "n/a"; else printf "%.0f", m / (c / 100) }')
+		fig "tput.$srv.msgs_per_s" "${TP[$srv]}" msgs/s "client CPU ${TPCLI[$srv]}"
+		fig "tput.$srv.server_cpu_pct" "$(awk -v c="$EB_SRVCPU" 'BEGIN { if (c == "n/a") print c; else printf "%.1f", c }')" "%"
+		fig "tput.$srv.msgs_per_server_cpu_s" "${TPEFF[$srv]}" msgs/cpu-s
+	done
+}
+throughput_summary() {
 	echo "2. Throughput, $CONNS conns x 64 B ping-pong (echobench)"
+	local srv
 	for srv in cref epoll; do
 		printf '   %-8s %12s msgs/s  %12s msgs per server CPU-s   client CPU %s\n' "$srv" "${TP[$srv]}" "${TPEFF[$srv]}" "${TPCLI[$srv]}"
 	done
 	printf '   %-58s %8s  (target >= 0.9)\n' "epoll / C reference, msgs/s" "$(ratio "${TP[epoll]}" "${TP[cref]}")"
 	printf '   %-58s %8s\n' "epoll / C reference, msgs per server CPU-second" "$(ratio "${TPEFF[epoll]}" "${TPEFF[cref]}")"
 	echo "   (when echobench is saturated, msgs/s measures the client; msgs per server CPU-second still compares the servers)"
-	echo
+}
+
+# ---- 3. byte counts -----------------------------------------------------------------------------
+declare -A BYTES
+bytes() {
+	log "3/4 byte counts: echobench against each model's own counters"
+	local m json
+	for m in $MODELS; do
+		json=$OUT/bytes-$m.json
+		BYTES[$m]=n/a
+		timeout -k 5 "$RUN_LIMIT" bin/echobench -model "$m" -server-bin bin/echoserver -server-cpus "$SERVER_CPU" -client-cpus "$CLIENT_CPU" \
+			-c 100 -size 64 -pipeline 4 -d "${DUR}s" -warmup "${WARMUP}s" -o "$json" >"$OUT/bytes-$m.txt" 2>&1 ||
+			log "echobench bytes-$m failed; see $OUT/bytes-$m.txt"
+		[[ -s $json ]] && BYTES[$m]=$(jq -r '.runs[0].byte_check // empty | "in \(.in_diff_pct)% out \(.out_diff_pct)%  (server in \(.server_in) out \(.server_out), echobench sent \(.client_sent) received \(.client_received))"' "$json")
+		fig "bytes.$m" "${BYTES[$m]:-n/a}" "server-client diff" "echobench -model, server's exit stats"
+	done
+}
+bytes_summary() {
 	echo "3. Byte counts, (server - echobench) / echobench, 100 conns x 64 B, pipeline 4 (target |diff| <= 2%)"
+	local m
 	for m in $MODELS; do printf '   %-8s %s\n' "$m" "${BYTES[$m]:-n/a}"; done
-	echo
+}
+
+# ---- 4. tcpkali -----------------------------------------------------------------------------------
+KALI_ROWS=()
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+# server_side NAME SKIP CLIENT-CMD...: run the client (@ADDR@ stands for the server's address)
+# against a fresh epoll server and add one row to KALI_ROWS, every figure seen from the server:
+# its own byte counters and CPU over DUR seconds that begin SKIP seconds after the client starts
+# (its ramp-up), and the most connections it held at once over the client's whole life.
+server_side() {
+	local name=$1 skip=$2 b0='' b1='' a0 a1 c0 c1 t0 t1 start peak=0 peak_client=0 n port client arg args=()
+	shift 2
+	start_server "kali-$name" bin/echoserver -model epoll -quiet || return 1
+	port=${SERVER_ADDR##*:}
+	for arg in "$@"; do args+=("${arg//@ADDR@/$SERVER_ADDR}"); done
+	start=$(now_ms)
+	"${args[@]}" >"$OUT/kali-$name.txt" 2>&1 &
+	client=$!
+	STARTED+=("$client")
+	while kill -0 "$client" 2>/dev/null; do
+		n=$(server_sockets)
+		((n - 1 > peak)) && peak=$((n - 1)) # less the listener
+		n=$(ss -Htn state established "( dport = :$port )" | wc -l)
+		((n > peak_client)) && peak_client=$n
+		if [[ -z $b0 ]] && (($(now_ms) - start >= skip * 1000)); then
+			read -r b0 _ a0 < <(server_stats)
+			c0=$(server_cpu_ticks) t0=$(now_ms)
+		elif [[ -n $b0 && -z $b1 ]] && (($(now_ms) - t0 >= DUR * 1000)); then
+			read -r b1 _ a1 < <(server_stats)
+			c1=$(server_cpu_ticks) t1=$(now_ms)
+		fi
+		sleep 0.2
+	done
+	wait "$client"
+	forget "$client"
+	stop_server
+	if [[ -z $b1 ]]; then
+		KALI_ROWS+=("$(printf '%-26s window not reached: the client ended first; see %s' "$name" "$OUT/kali-$name.txt")")
+	else
+		KALI_ROWS+=("$(awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$(getconf CLK_TCK)" \
+			-v a="$((a1 - a0))" -v peak="$peak" -v pc="$peak_client" -v name="$name" 'BEGIN {
+			s = (t1 - t0) / 1000
+			printf "%-26s %8.1f MB/s in  %9.0f msgs/s  server CPU %5.1f%%  peak conns: server %5d, client %5d  accepted in window %d",
+				name, (b1 - b0) / s / 1e6, (b1 - b0) / 64 / s, (c1 - c0) / hz / s * 100, peak, pc, a
+		}')")
+	fi
+	fig "kali.$name" "${KALI_ROWS[-1]}" row
+}
+kali() {
+	if ! ((HAVE_TCPKALI)); then
+		log "4/4 tcpkali is not on PATH: skipped (this script never builds or fetches it)"
+		return
+	fi
+	log "4/4 tcpkali vs echobench, from the server's side"
+	local msg c k skip rate_flag=()
+	msg=$(printf '%64s' '' | tr ' ' x)
+	[[ -n $KALI_CONNECT_RATE ]] && rate_flag=(--connect-rate "$KALI_CONNECT_RATE")
+	for c in $KALI_CONNS; do
+		# tcpkali opens ${KALI_CONNECT_RATE:-100} connections a second: the window starts once all are open.
+		skip=$((1 + (c + ${KALI_CONNECT_RATE:-100} - 1) / ${KALI_CONNECT_RATE:-100}))
+		server_side "tcpkali-c$c" "$skip" timeout -k 5 $((skip + DUR + 30)) taskset -c "$CLIENT_CPU" \
+			tcpkali -c "$c" "${rate_flag[@]}" -T "$((skip + DUR + 1))s" -m "$msg" @ADDR@
+		for k in $KALI_PIPELINES; do
+			server_side "echobench-c$c-pipeline$k" "$skip" timeout -k 5 $((skip + DUR + 30)) bin/echobench -addr @ADDR@ \
+				-client-cpus "$CLIENT_CPU" -c "$c" -size 64 -pipeline "$k" -warmup "${skip}s" -d "$((DUR + 1))s" \
+				-o "$OUT/kali-echobench-c$c-pipeline$k.json"
+		done
+	done
+}
+kali_summary() {
 	if ((HAVE_TCPKALI)); then
 		echo "4. tcpkali -m 64 B (streaming) vs echobench -pipeline K, seen from an epoll server"
 		printf '   %s\n' "${KALI_ROWS[@]}"
-		echo "   (msgs/s = server bytes in / 64; tcpkali's own totals are in kali-tcpkali-*.txt)"
+		echo "   (msgs/s = server bytes in / 64 over ${DUR}s after ramp-up; what each client claims is in kali-*.txt)"
 	else
 		echo "4. tcpkali: not on PATH, skipped"
 	fi
+}
+
+# ---- run ----------------------------------------------------------------------------------------
+on 1 && rtt
+on 2 && throughput
+on 3 && bytes
+on 4 && kali
+{
+	cat "$OUT/conditions.txt"
+	echo "end          $(date -u +%FT%TZ), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+	on 1 && { echo; rtt_summary; }
+	on 2 && { echo; throughput_summary; }
+	on 3 && { echo; bytes_summary; }
+	on 4 && { echo; kali_summary; }
 	echo
 	echo "raw outputs and figures.tsv: $OUT/"
 } | tee "$OUT/summary.txt"

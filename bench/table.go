@@ -90,6 +90,8 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 				if s.VerifyFailures > 0 {
 					notes = append(notes, fmt.Sprintf("%s, %s: %d VERIFY FAILURES: the server echoed wrong bytes", row, c.Name, s.VerifyFailures))
 				}
+			}
+			for _, s := range r.Runs {
 				if s.ClientSaturated {
 					notes = append(notes, fmt.Sprintf("%s, %s: echobench saturated its core: the figure is a floor for the server", row, c.Name))
 					break
@@ -142,4 +144,10 @@ func human(bytes float64) string {
 	default:
 		return fmt.Sprintf("%.0fK", bytes/(1<<10))
 	}
+}
+
+// Caption states the conditions a cell was measured under (load, window, pinning, machine,
+// commit), read from the cell's reports rather than assumed from the flags.
+func Caption(results []*Result, cell Cell) string {
+	return conditions(cell, results, loadReports(results))
 }

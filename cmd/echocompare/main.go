@@ -69,8 +69,12 @@ func main() {
 		},
 	})
 	var table strings.Builder
-	fmt.Fprintf(&table, "echobench comparison, %s; %d run(s) per cell, %s warmup + %s measured; server pinned to CPU 0, load to CPU 1\n\n",
-		time.Now().UTC().Format(time.RFC3339), *repeat, *warmup, *duration)
+	fmt.Fprintf(&table, "echobench comparison, %s; %d run(s) per cell, model order alternated between runs\n",
+		time.Now().UTC().Format(time.RFC3339), *repeat)
+	for _, c := range cells {
+		fmt.Fprintf(&table, "  %s\n", strings.ReplaceAll(bench.Caption(results, c), "\n", "\n    "))
+	}
+	fmt.Fprintln(&table)
 	bench.Table(&table, results, cells)
 	fmt.Print(table.String())
 	if werr := os.WriteFile(filepath.Join(*out, "table.txt"), []byte(table.String()), 0o644); werr != nil {
