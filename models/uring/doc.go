@@ -18,14 +18,19 @@
 // the next completions in the same call. Measured with strace -c, one ping-pong connection costs
 // two io_uring_enter per message (one submits the send, whose completion is ready at once; the
 // next submits the recv and sleeps); 100 connections exchanging 20,000 messages cost 1,216
-// io_uring_enter in all, 0.06 per message. epoll pays epoll_wait per batch too, but then read(2)
-// and write(2) per message, plus a read that returns EAGAIN.
+// io_uring_enter in all, 0.06 per message. The epoll model pays a share of an epoll_wait per
+// batch too, but then two syscalls per message, read(2) and send(2): being level-triggered, it
+// reads once per readiness report and never needs the extra read that returns EAGAIN an
+// edge-triggered loop would make.
 //
 // The loop, in data-flow order (loop_linux.go):
 //   - listen: one SO_REUSEPORT listener per loop, so the kernel spreads connections over the loops
 //     by a hash of their addresses and no loop ever touches another's connections. (This model
 //     always does so; -reuseport is implied. The first listener binds the configured address,
-//     the others join its port.)
+//     the others join its port.) With more than one loop and a fixed port, SO_REUSEPORT also
+//     lets any other process of the same user that sets it bind that port and silently take a
+//     share of the connections; the kernel does not refuse it as it would a second plain bind.
+//     Port 0 is safe: the kernel picks a port nobody else holds.
 //   - accept: one multishot accept per listener (Linux 5.19) completes once per new connection
 //     and stays armed; on older kernels an accept is posted again after each. On EMFILE, ENFILE
 //     or ENOBUFS the accept ends; it is re-armed after 50 ms by an IORING_OP_TIMEOUT, so running
@@ -47,8 +52,10 @@
 //     TCP flow control stops the client; its stall costs the loop nothing but a parked send.
 //   - close: recv returning 0 is the client's half-close: the outbound is drained, then the
 //     socket closed. An error (ECONNRESET, EPIPE) cancels the connection's operations that are
-//     still in flight (IORING_OP_ASYNC_CANCEL) and the socket is closed only once their
-//     completions have arrived, so no operation can act on an fd number after it is reused.
+//     still in flight (IORING_OP_ASYNC_CANCEL, one for the recv and one for the send, so a
+//     connection has at most four operations in flight) and the socket is closed only once
+//     their completions have arrived, so no operation can act on an fd number after it is
+//     reused.
 //
 // Loops and threads. Config.Loops rings (default GOMAXPROCS), each created on and used by its own
 // locked OS thread. That is a requirement, not a tuning: the ring is set up with
@@ -76,7 +83,9 @@
 //
 // Where it breaks. io_uring is often unavailable: disabled by kernel.io_uring_disabled, refused
 // by container seccomp profiles, absent before 5.7; Available says which, and the model does not
-// start. Each loop is one thread, so one hot loop is one saturated core, and SO_REUSEPORT hashing
+// start. Before Linux 5.12 the rings' memory (about 800 KiB per loop) is charged to
+// RLIMIT_MEMLOCK, often 64 KiB: Available, which sets up a tiny ring, passes, and Start fails
+// with ENOMEM and says to raise ulimit -l. Each loop is one thread, so one hot loop is one saturated core, and SO_REUSEPORT hashing
 // can leave loops unevenly loaded. Each loop maps 8 MiB of provided buffers and touches all of
 // them over time. The Go runtime still stands between the thread and the kernel: every
 // io_uring_enter that sleeps is a blocking syscall after which the goroutine must win back a P.

@@ -17,9 +17,11 @@ const (
 	// sqEntries is the submission queue: a batch larger than this waits in ring.backlog for the
 	// next io_uring_enter. 4096 SQEs are 256 KiB of shared memory.
 	sqEntries = 4096
-	// cqEntries is the completion queue. Every connection has at most three operations in
-	// flight, so 32768 slots hold the completions of about ten thousand busy connections before
-	// the kernel has to park the rest on its overflow list (FEAT_NODROP); 512 KiB.
+	// cqEntries is the completion queue. Every connection has at most four operations in
+	// flight (a recv, a send, and the two cancels abort posts for them), and usually only two,
+	// so 32768 slots hold the completions of at least eight thousand connections before the
+	// kernel has to park the rest on its overflow list (FEAT_NODROP), which loses nothing but
+	// costs an allocation per completion; 512 KiB.
 	cqEntries = 32768
 	// bufSize is one provided buffer, the most one recv returns: 32 KiB, as io.Copy and the other
 	// models use, so a bulk transfer costs few completions.
@@ -124,6 +126,9 @@ type loop struct {
 	accepting opKind
 	draining  bool
 	backoff   timespec // read by the kernel at submission of the backoff timeout
+	// acceptRetries counts failed accepts since the last success, so that a storm of EMFILE is
+	// logged once when accepting pauses and once when it resumes, not at every retry.
+	acceptRetries int
 }
 
 // run is the loop's thread. It sets up the ring on this thread (a single-issuer ring belongs to
@@ -250,6 +255,10 @@ func (l *loop) accepted(e cqe) {
 		l.accepting = 0
 	}
 	if e.res >= 0 {
+		if l.acceptRetries > 0 {
+			l.s.cfg.Log("uring: loop %d: accepting again after %d failed accepts", l.id, l.acceptRetries)
+			l.acceptRetries = 0
+		}
 		l.open(int(e.res))
 		if !more {
 			l.armAccept()
@@ -277,7 +286,12 @@ func (l *loop) accepted(e cqe) {
 	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
 		// Out of descriptors or memory. The waiting clients stay in the listen backlog; try
 		// again after a pause rather than spin, since only a closing connection frees an fd.
-		l.s.cfg.Log("uring: loop %d: accept: %v; retrying in %v", l.id, err, acceptBackoff)
+		// While the fd table stays full every retry fails the same way: log the first only.
+		if l.acceptRetries == 0 {
+			l.s.cfg.Log("uring: loop %d: accept: %v; pausing accept, retrying every %v, clients wait in the backlog",
+				l.id, err, acceptBackoff)
+		}
+		l.acceptRetries++
 		if !l.draining {
 			l.accepting = kindBackoff
 			l.push(timeoutSQE(&l.backoff, userData(kindBackoff, 0, 0)))

@@ -120,8 +120,10 @@ type ring struct {
 	tail           uint32 // our tail: SQEs written but not yet published
 
 	// backlog holds SQEs prepared while the submission queue was full. It is moved into the
-	// queue before each io_uring_enter. Each connection has at most three operations in flight
-	// (recv, send, one cancel), so its length is bounded by three times the connections.
+	// queue before each io_uring_enter. Each connection has at most four operations in flight
+	// (a recv, a send, and the two cancels abort posts for them), and the loop itself at most
+	// three (its accept or backoff timeout, the wake poll, and a cancel for the accept), so its
+	// length is bounded by four times the connections plus three.
 	backlog []sqe
 
 	cqHead, cqTail *uint32
@@ -151,6 +153,16 @@ func newRing(sqEntries, cqEntries uint32) (*ring, error) {
 		if !errors.Is(err, unix.EINVAL) {
 			break // EINVAL means this kernel does not know a flag: try the next set
 		}
+	}
+	if errors.Is(err, unix.ENOMEM) {
+		// Before Linux 5.12 the kernel charges ring memory to RLIMIT_MEMLOCK, often 64 KiB,
+		// and our rings need about 800 KiB each. probe's tiny ring fits under that limit, so
+		// Available passes and only this full-size setup fails: say what to change.
+		var lim unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim)
+		return nil, fmt.Errorf("io_uring_setup(%d SQ, %d CQ entries): %w: kernels before Linux 5.12 "+
+			"charge io_uring memory to RLIMIT_MEMLOCK (now %d bytes); raise it (ulimit -l, or "+
+			"LimitMEMLOCK= in systemd) or use Linux 5.12 or later", sqEntries, cqEntries, err, lim.Cur)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("io_uring_setup(%d entries): %w", sqEntries, err)

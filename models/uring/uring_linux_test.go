@@ -95,18 +95,25 @@ func TestFiveThousandConns(t *testing.T) {
 }
 
 // TestAcceptEMFILE runs the process out of file descriptors while clients connect: accept must
-// back off instead of spinning, and serve the waiting clients once fds are free again.
+// back off instead of spinning, log the storm once rather than at every retry, and serve the
+// waiting clients once fds are free again.
 func TestAcceptEMFILE(t *testing.T) {
 	var mu sync.Mutex
-	emfiles := 0
+	pauses := 0   // "accept: too many open files; pausing accept" lines
+	resumed := -1 // the count of failed accepts in the "accepting again" line
 	logf := func(format string, args ...any) {
-		if strings.Contains(fmt.Sprintf(format, args...), unix.EMFILE.Error()) {
-			mu.Lock()
-			emfiles++
-			mu.Unlock()
+		line := fmt.Sprintf(format, args...)
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.Contains(line, unix.EMFILE.Error()) {
+			pauses++
+		}
+		var loop, n int
+		if _, err := fmt.Sscanf(line, "uring: loop %d: accepting again after %d failed accepts", &loop, &n); err == nil {
+			resumed = n
 		}
 	}
-	countEMFILE := func() int { mu.Lock(); defer mu.Unlock(); return emfiles }
+	logged := func() (int, int) { mu.Lock(); defer mu.Unlock(); return pauses, resumed }
 	// The client sockets are made while fds are plentiful: connect(2) needs no new fd.
 	const nClients = 3
 	const serverFDs = 8 // a ring, a listener and an eventfd, with room to spare
@@ -176,18 +183,19 @@ func TestAcceptEMFILE(t *testing.T) {
 		}
 	}
 	// The connections wait in the listen backlog while accept fails and backs off.
-	for deadline := time.Now().Add(20 * time.Second); countEMFILE() < 2; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, _ := logged(); p > 0 {
+			break
+		}
 		if time.Now().After(deadline) {
 			restore()
-			t.Fatalf("accept never reported EMFILE twice (saw %d)", countEMFILE())
+			t.Fatal("accept never reported EMFILE")
 		}
 	}
-	before := countEMFILE()
+	paused := time.Now()
 	time.Sleep(500 * time.Millisecond)
-	retries := countEMFILE() - before
-	t.Logf("accept retried %d times in 500ms while out of fds", retries)
-	if retries > 100 {
-		t.Errorf("accept retried %d times in 500ms while out of fds: it spins instead of backing off", retries)
+	if p, _ := logged(); p != 1 {
+		t.Errorf("EMFILE logged %d times while out of fds, want once per storm", p)
 	}
 	if st := srv.Stats(); st.Accepted != 0 {
 		t.Errorf("accepted %d connections with no fd to put them in", st.Accepted)
@@ -197,6 +205,7 @@ func TestAcceptEMFILE(t *testing.T) {
 	for _, fd := range spares {
 		unix.Close(fd)
 	}
+	outOfFDs := time.Since(paused)
 	for i, fd := range clients {
 		msg := bytes.Repeat([]byte{byte('a' + i)}, 1000)
 		if _, err := unix.Write(fd, msg); err != nil {
@@ -220,5 +229,19 @@ func TestAcceptEMFILE(t *testing.T) {
 	restore()
 	if st := srv.Stats(); st.Accepted != nClients {
 		t.Errorf("accepted %d connections, want %d", st.Accepted, nClients)
+	}
+	// The resume line is logged before the first connection is served, so it is in by now. Its
+	// count shows the backoff: one retry per acceptBackoff, where a spinning accept would make
+	// thousands. The bound allows ten times the paced rate; a slow machine only retries less.
+	pauses, retries := logged()
+	t.Logf("accept failed %d times in %v out of fds", retries, outOfFDs.Round(time.Millisecond))
+	if retries < 1 {
+		t.Errorf("no \"accepting again\" line after the storm (retries %d)", retries)
+	}
+	if limit := int(outOfFDs/(acceptBackoff/10)) + 10; retries > limit {
+		t.Errorf("accept failed %d times in %v out of fds: it spins instead of backing off", retries, outOfFDs)
+	}
+	if pauses != 1 {
+		t.Errorf("EMFILE logged %d times in one storm, want once", pauses)
 	}
 }
