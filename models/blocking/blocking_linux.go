@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
 
@@ -45,8 +46,8 @@ type srv struct {
 	mu    sync.Mutex
 	conns map[int]struct{} // fds being served, so that Close can shut them down
 
-	acceptTrouble logBurst // EMFILE and kin at accept
-	overCeiling   logBurst // connections refused at threadCeiling
+	acceptTrouble sockutil.LogBurst // EMFILE and kin at accept
+	overCeiling   sockutil.LogBurst // connections refused at threadCeiling
 }
 
 // Start listens on cfg.Addr and serves every connection on an OS thread of its own: one thread
@@ -58,7 +59,7 @@ func Start(cfg server.Config) (server.Server, error) {
 	if cfg.Pool > threadCeiling {
 		return nil, fmt.Errorf("blocking: a pool of %d threads is past Go's thread limit; use -pool %d or less", cfg.Pool, threadCeiling)
 	}
-	lfd, addr, err := listen(cfg.Addr)
+	lfd, addr, err := sockutil.Listen(cfg.Addr, 0)
 	if err != nil {
 		return nil, fmt.Errorf("blocking: %w", err)
 	}
@@ -128,7 +129,7 @@ func (s *srv) acceptThread() {
 			s.refuse(fd)
 			continue
 		}
-		s.overCeiling.end(s.cfg, "blocking: accepting again below %d connection threads", threadCeiling)
+		s.overCeiling.End(s.cfg.Log, "blocking: accepting again below %d connection threads", threadCeiling)
 		if !s.track(fd) {
 			return
 		}
@@ -148,7 +149,7 @@ func (s *srv) connThread(fd int) {
 func (s *srv) refuse(fd int) {
 	unix.Close(fd)
 	s.Rejected()
-	s.overCeiling.begin(s.cfg, "blocking: %d connection threads open, refusing new connections (Go aborts past 10000 threads)", threadCeiling)
+	s.overCeiling.Begin(s.cfg.Log, "blocking: %d connection threads open, refusing new connections (Go aborts past 10000 threads)", threadCeiling)
 }
 
 // accept blocks in accept4(2) until a client connects. It returns ok=false once the server is
@@ -157,7 +158,7 @@ func (s *srv) accept() (fd int, ok bool) {
 	for {
 		fd, _, err := unix.Accept4(s.lfd, unix.SOCK_CLOEXEC)
 		if err == nil {
-			s.acceptTrouble.end(s.cfg, "blocking: accept works again")
+			s.acceptTrouble.End(s.cfg.Log, "blocking: accept works again")
 			return fd, true
 		}
 		if s.IsClosing() {
@@ -165,12 +166,12 @@ func (s *srv) accept() (fd int, ok bool) {
 			return -1, false
 		}
 		switch {
-		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED), isPendingNetError(err):
-			// A signal, or a client that went away while queued: nothing is wrong with the
-			// listener, so accept the next one.
+		case sockutil.IsAcceptRetryable(err):
+			// A signal, or a client whose connection failed or reset while queued: nothing is
+			// wrong with the listener, so accept the next one.
 			continue
-		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
-			s.acceptTrouble.begin(s.cfg, "blocking: accept4 on fd %d: %v; retrying every %v while clients wait in the backlog", s.lfd, err, acceptBackoff)
+		case sockutil.IsResourceShortage(err):
+			s.acceptTrouble.Begin(s.cfg.Log, "blocking: accept4 on fd %d: %v; retrying every %v while clients wait in the backlog", s.lfd, err, acceptBackoff)
 			t := time.NewTimer(acceptBackoff)
 			select {
 			case <-s.Closing():
@@ -183,17 +184,6 @@ func (s *srv) accept() (fd int, ok bool) {
 			return -1, false
 		}
 	}
-}
-
-// isPendingNetError reports the errors that Linux's accept(2) passes on from a queued connection
-// that failed before we took it; its man page says to retry, as for EAGAIN.
-func isPendingNetError(err error) bool {
-	for _, e := range []error{unix.ENETDOWN, unix.EPROTO, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET, unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // track registers fd so that Close can wake the thread serving it. If Close has already begun it
@@ -218,14 +208,14 @@ func (s *srv) serve(fd int) {
 	defer s.closeConn(fd)
 	// Small echoes go out at once instead of waiting for the previous segment's ACK (Nagle's
 	// algorithm): Go's net package sets this on every TCP connection, so stdnet does the same.
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil && !isPeerGone(err) {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil && !sockutil.IsPeerGone(err) {
 		s.cfg.Log("blocking: setsockopt TCP_NODELAY on fd %d: %v", fd, err)
 	}
 	buf := make([]byte, s.bufSize)
 	for {
 		n, err := read(fd, buf)
 		if err != nil {
-			if !isPeerGone(err) {
+			if !sockutil.IsPeerGone(err) {
 				s.cfg.Log("blocking: read fd %d: %v", fd, err)
 			}
 			return
@@ -237,7 +227,7 @@ func (s *srv) serve(fd int) {
 		}
 		s.Read(n)
 		if err := s.writeAll(fd, buf[:n]); err != nil {
-			if !isPeerGone(err) {
+			if !sockutil.IsPeerGone(err) {
 				s.cfg.Log("blocking: send on fd %d: %v", fd, err)
 			}
 			return

@@ -97,11 +97,13 @@ func TestThreadPerConnection(t *testing.T) {
 				gone++
 			}
 		}
-		if gone >= n {
+		// One connection's goroutine may have been scheduled on the main thread, which the
+		// runtime parks for good instead of destroying when a goroutine exits locked to it.
+		if gone >= n-1 {
 			return
 		}
 	}
-	t.Fatalf("%d connections closed but only %d of the threads alive while they were open have exited", n, gone)
+	t.Fatalf("%d connections closed but only %d of the threads alive while they were open have exited, want %d or more", n, gone, n-1)
 }
 
 // TestAcceptEMFILE runs the server out of file descriptors: accept must back off and log once,

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
 
@@ -38,7 +39,7 @@ type srv struct {
 	// Everything below belongs to the loop's thread alone, so none of it is locked.
 	readBuf       []byte
 	conns         []*conn
-	acceptTrouble logBurst
+	acceptTrouble sockutil.LogBurst
 }
 
 // conn is one client. Its outbound queue (the w_list of the classic busy-poll server) holds the
@@ -53,7 +54,7 @@ type conn struct {
 
 // Start listens on cfg.Addr and serves every connection from one busy-polling thread.
 func Start(cfg server.Config) (server.Server, error) {
-	lfd, addr, err := listen(cfg.Addr)
+	lfd, addr, err := sockutil.Listen(cfg.Addr, unix.SOCK_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("nonblocking: %w", err)
 	}
@@ -104,42 +105,32 @@ func (s *srv) acceptPending() {
 			case errors.Is(err, unix.EAGAIN):
 				// No client is waiting: the usual answer, a syscall spent for nothing.
 				return
-			case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED), isPendingNetError(err):
-				// A signal, or a client that went away while queued: try the next one.
+			case sockutil.IsAcceptRetryable(err):
+				// A signal, or a client whose connection failed or reset while queued: try the
+				// next one.
 				continue
-			case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
+			case sockutil.IsResourceShortage(err):
 				// Out of descriptors or memory until some connection closes. The next pass
 				// retries, as the loop retries everything; the clients wait in the backlog.
 				// Retrying costs no more than the rest of the loop, but logging every pass
 				// would flood the log, so the burst is logged at a bounded rate.
-				s.acceptTrouble.begin(s.cfg, "nonblocking: accept4 on fd %d: %v; retrying every pass while clients wait in the backlog", s.lfd, err)
+				s.acceptTrouble.Begin(s.cfg.Log, "nonblocking: accept4 on fd %d: %v; retrying every pass while clients wait in the backlog", s.lfd, err)
 				return
 			default:
 				s.Fail(fmt.Errorf("nonblocking: accept4 on fd %d: %w", s.lfd, err))
 				return
 			}
 		}
-		s.acceptTrouble.end(s.cfg, "nonblocking: accept works again")
+		s.acceptTrouble.End(s.cfg.Log, "nonblocking: accept works again")
 		// Small echoes go out at once instead of waiting for the previous segment's ACK
 		// (Nagle's algorithm): Go's net package sets this on every TCP connection, so stdnet
 		// does the same.
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil && !isPeerGone(err) {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil && !sockutil.IsPeerGone(err) {
 			s.cfg.Log("nonblocking: setsockopt TCP_NODELAY on fd %d: %v", fd, err)
 		}
 		s.conns = append(s.conns, &conn{fd: fd})
 		s.Opened()
 	}
-}
-
-// isPendingNetError reports the errors that Linux's accept(2) passes on from a queued connection
-// that failed before we took it; its man page says to retry, as for EAGAIN.
-func isPendingNetError(err error) bool {
-	for _, e := range []error{unix.ENETDOWN, unix.EPROTO, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET, unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // sweep calls serve on every connection and keeps those it reports still open, in order.
@@ -173,7 +164,7 @@ func (s *srv) read(c *conn) (open bool) {
 		// Nothing arrived since the last pass: for an idle connection, every pass.
 		return true
 	case err != nil:
-		if !isPeerGone(err) {
+		if !sockutil.IsPeerGone(err) {
 			s.cfg.Log("nonblocking: read fd %d: %v", c.fd, err)
 		}
 		s.close(c)
@@ -195,7 +186,7 @@ func (s *srv) read(c *conn) (open bool) {
 		// they all go and the queue, and its copy, are never needed.
 		sent, err := s.send(c.fd, data)
 		if err != nil {
-			if !isPeerGone(err) {
+			if !sockutil.IsPeerGone(err) {
 				s.cfg.Log("nonblocking: send on fd %d: %v", c.fd, err)
 			}
 			s.close(c)
@@ -226,7 +217,7 @@ func (s *srv) write(c *conn) (open bool) {
 	if c.queued() > 0 {
 		sent, err := s.send(c.fd, c.pending())
 		if err != nil {
-			if !isPeerGone(err) {
+			if !sockutil.IsPeerGone(err) {
 				s.cfg.Log("nonblocking: send on fd %d: %v", c.fd, err)
 			}
 			s.close(c)
@@ -306,8 +297,12 @@ func (s *srv) close(c *conn) {
 	s.Closed()
 }
 
-// closeAll is the loop's last act: it closes every connection, then the listener. Clients see
-// their connection end (with a reset if they had unread echoes); new ones are refused.
+// closeAll is the loop's last act: it closes every connection, then the listener, and new clients
+// are refused. Echoes still in a connection's queue here in user space are dropped with it. What
+// the client sees of the rest depends on the server's receive queue, not on the client: if the
+// client sent bytes the loop has not read yet, close(2) sends a reset (RFC 2525, section 2.17)
+// and discards whatever was still in the kernel's send buffer; otherwise echoes already in the
+// send buffer still go out, followed by a FIN.
 func (s *srv) closeAll() {
 	for _, c := range s.conns {
 		s.close(c)

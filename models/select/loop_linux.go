@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"echobench/internal/sockutil"
 )
 
 // run is the event loop: one goroutine locked to one OS thread, as a C select server is one
@@ -128,25 +130,26 @@ func (s *srv) drainWake() {
 func (s *srv) accept(now time.Time) error {
 	for i := 0; i < acceptBatch; i++ {
 		fd, _, err := unix.Accept4(s.listenFD, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		switch err {
-		case nil:
-		case unix.EAGAIN:
+		switch {
+		case err == nil:
+		case err == unix.EAGAIN:
 			// The backlog is empty and an fd was free to take it: any accept error burst is over.
-			s.acceptFailing = false
+			// The kernel takes the fd before it looks at the backlog, so a full fd table fails
+			// every accept, even the one after the last waiting client, and an accept that
+			// succeeds between two failures does not end the burst. Only EAGAIN does, so a
+			// server that stays at its fd limit logs one burst, not one per connection closed.
+			s.acceptTrouble.End(s.cfg.Log, "select: accept works again")
 			return nil
-		case unix.EINTR, unix.ECONNABORTED:
-			continue // a signal, or a client that reset before we got to it: take the next one
-		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+		case sockutil.IsAcceptRetryable(err):
+			// A signal, or a client whose connection failed or reset while queued (accept(2)
+			// reports such a handshake's error, ECONNABORTED, EPROTO, EHOSTUNREACH and the like,
+			// to the caller): the listener is fine, so take the next one.
+			continue
+		case sockutil.IsResourceShortage(err):
 			// Out of fds or kernel memory. The connection stays in the backlog, so the listener
 			// stays readable: leave it out of the read set for acceptPause instead of spinning.
 			s.acceptPausedUntil = now.Add(acceptPause)
-			// The kernel takes the fd before it looks at the backlog, so a full fd table fails
-			// every accept, even the one after the last waiting client. The burst therefore
-			// ends only at an EAGAIN, and a server that stays at its fd limit logs once.
-			if !s.acceptFailing {
-				s.acceptFailing = true
-				s.cfg.Log("select: accept on fd %d: %v; retrying every %v until a connection closes (logged once per burst)", s.listenFD, err, acceptPause)
-			}
+			s.acceptTrouble.Begin(s.cfg.Log, "select: accept on fd %d: %v; retrying every %v until a connection closes", s.listenFD, err, acceptPause)
 			return nil
 		default:
 			return fmt.Errorf("accept on fd %d: %w", s.listenFD, err)

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
 
@@ -20,10 +21,6 @@ const fdSetSize = unix.FD_SETSIZE
 
 // ceilingMessage is what a user reads when a socket lands past the fd_set: the limit and the way out.
 const ceilingMessage = "select(2) cannot watch fd 1024 or above; use -model epoll"
-
-// listenBacklog is the accept queue we ask for; the kernel clamps it to net.core.somaxconn. The
-// backlog is where clients wait while the loop is busy or while accept is paused by EMFILE.
-const listenBacklog = 4096
 
 // readBufferSize is the one read buffer the loop shares among all connections: every read lands
 // in it and is written straight back, so a connection costs no buffer until its client stops
@@ -71,8 +68,8 @@ type srv struct {
 	conns    [fdSetSize]*conn // indexed by fd: every watched fd is below fdSetSize
 	highest  int              // highest fd in conns, or -1
 
-	acceptPausedUntil time.Time // zero while the listener is watched
-	acceptFailing     bool      // an accept error burst has been logged; it ends at the next EAGAIN
+	acceptPausedUntil time.Time         // zero while the listener is watched
+	acceptTrouble     sockutil.LogBurst // EMFILE and kin at accept; a burst ends at the next EAGAIN
 
 	rejectsUnlogged int       // rejected since the last ceiling message
 	rejectLoggedAt  time.Time // when the last ceiling message was logged
@@ -93,7 +90,7 @@ var available func() error // nil: select(2) is in every Linux kernel
 
 // start binds the listener, creates the wake eventfd, and starts the loop on its own goroutine.
 func start(cfg server.Config) (server.Server, error) {
-	lfd, addr, err := listen(cfg.Addr)
+	lfd, addr, err := sockutil.Listen(cfg.Addr, unix.SOCK_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("select: %w", err)
 	}
@@ -124,70 +121,6 @@ func start(cfg server.Config) (server.Server, error) {
 	}
 	go s.run()
 	return s, nil
-}
-
-// listen opens a non-blocking listening TCP socket on addr. An address without a host listens on
-// IPv4's 0.0.0.0, not on a dual-stack [::]: echobench serves 127.0.0.1.
-func listen(addr string) (int, *net.TCPAddr, error) {
-	ta, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		return -1, nil, fmt.Errorf("resolve %s: %w", addr, err)
-	}
-	family, sa, err := sockaddr(ta)
-	if err != nil {
-		return -1, nil, err
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return -1, nil, fmt.Errorf("socket for %s: %w", addr, err)
-	}
-	// SO_REUSEADDR, as Go's net package sets it, lets a restarted server bind its port while
-	// connections of the previous one sit in TIME_WAIT.
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		unix.Close(fd)
-		return -1, nil, fmt.Errorf("setsockopt SO_REUSEADDR on fd %d: %w", fd, err)
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		return -1, nil, fmt.Errorf("bind %s: %w", addr, err)
-	}
-	if err := unix.Listen(fd, listenBacklog); err != nil {
-		unix.Close(fd)
-		return -1, nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	bound, err := unix.Getsockname(fd)
-	if err != nil {
-		unix.Close(fd)
-		return -1, nil, fmt.Errorf("getsockname on fd %d: %w", fd, err)
-	}
-	switch b := bound.(type) {
-	case *unix.SockaddrInet4:
-		return fd, &net.TCPAddr{IP: net.IP(append([]byte(nil), b.Addr[:]...)), Port: b.Port}, nil
-	case *unix.SockaddrInet6:
-		return fd, &net.TCPAddr{IP: net.IP(append([]byte(nil), b.Addr[:]...)), Port: b.Port, Zone: ta.Zone}, nil
-	}
-	unix.Close(fd)
-	return -1, nil, fmt.Errorf("getsockname on fd %d: unexpected address %T", fd, bound)
-}
-
-func sockaddr(ta *net.TCPAddr) (int, unix.Sockaddr, error) {
-	if ta.IP == nil || ta.IP.To4() != nil {
-		sa := &unix.SockaddrInet4{Port: ta.Port}
-		if ta.IP != nil {
-			copy(sa.Addr[:], ta.IP.To4())
-		}
-		return unix.AF_INET, sa, nil
-	}
-	sa := &unix.SockaddrInet6{Port: ta.Port}
-	copy(sa.Addr[:], ta.IP.To16())
-	if ta.Zone != "" {
-		ifi, err := net.InterfaceByName(ta.Zone)
-		if err != nil {
-			return 0, nil, fmt.Errorf("zone of %s: %w", ta, err)
-		}
-		sa.ZoneId = uint32(ifi.Index)
-	}
-	return unix.AF_INET6, sa, nil
 }
 
 func (s *srv) Addr() net.Addr { return s.addr }

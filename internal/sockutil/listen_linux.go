@@ -1,21 +1,24 @@
-package blocking
+package sockutil
 
 import (
-	"errors"
 	"fmt"
 	"net"
 
 	"golang.org/x/sys/unix"
 )
 
-// listenBacklog is how many connections the kernel may complete on our behalf before we accept
-// them. With a pool, this queue is where the N+1st client waits, so it is as long as the kernel
-// allows: Linux clamps it to net.core.somaxconn, 4096 by default since Linux 5.4.
-const listenBacklog = unix.SOMAXCONN
+// ListenBacklog is how many connections the kernel may complete on a server's behalf before it
+// accepts them. Clients that arrive while every thread is busy, while a loop serves others, or
+// while accept fails with EMFILE wait in this queue, so it is as long as the kernel allows: Linux
+// clamps it to net.core.somaxconn, 4096 by default since Linux 5.4.
+const ListenBacklog = unix.SOMAXCONN
 
-// listen opens a blocking TCP socket bound to addr and listening on it. It returns the fd and the
-// bound address, whose port is the one the kernel picked when addr asked for port 0.
-func listen(addr string) (int, *net.TCPAddr, error) {
+// Listen opens a TCP socket bound to addr ("host:port"; ":port" or an empty host means every
+// address, IPv4 included) and listening on it. sockFlags is ORed into the socket type:
+// unix.SOCK_NONBLOCK for an event loop, 0 for threads that block in accept(2); SOCK_CLOEXEC is
+// always set so that no child process inherits the listener. Listen returns the fd and the bound
+// address, whose port is the one the kernel picked when addr asked for port 0.
+func Listen(addr string, sockFlags int) (int, *net.TCPAddr, error) {
 	want, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return -1, nil, fmt.Errorf("resolve %s: %w", addr, err)
@@ -24,9 +27,9 @@ func listen(addr string) (int, *net.TCPAddr, error) {
 	if err != nil {
 		return -1, nil, err
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|sockFlags, unix.IPPROTO_TCP)
 	if err != nil {
-		return -1, nil, fmt.Errorf("socket: %w", err)
+		return -1, nil, fmt.Errorf("socket for %s: %w", addr, err)
 	}
 	bound, err := bindAndListen(fd, family, want, sa)
 	if err != nil {
@@ -44,7 +47,8 @@ func bindAndListen(fd, family int, want *net.TCPAddr, sa unix.Sockaddr) (*net.TC
 	}
 	if family == unix.AF_INET6 && want.IP == nil {
 		// An address without a host (":8080") means every address, IPv4 included, as in package
-		// net: an IPv6 socket that is not v6-only also accepts IPv4 clients.
+		// net: an IPv6 socket that is not v6-only also accepts IPv4 clients, which it sees as
+		// IPv4-mapped addresses.
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
 			return nil, fmt.Errorf("setsockopt IPV6_V6ONLY on fd %d: %w", fd, err)
 		}
@@ -52,7 +56,7 @@ func bindAndListen(fd, family int, want *net.TCPAddr, sa unix.Sockaddr) (*net.TC
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, fmt.Errorf("bind %s: %w", want, err)
 	}
-	if err := unix.Listen(fd, listenBacklog); err != nil {
+	if err := unix.Listen(fd, ListenBacklog); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", want, err)
 	}
 	got, err := unix.Getsockname(fd)
@@ -63,7 +67,8 @@ func bindAndListen(fd, family int, want *net.TCPAddr, sa unix.Sockaddr) (*net.TC
 }
 
 // sockaddrOf converts a resolved address into the family and sockaddr that socket(2) and bind(2)
-// take.
+// take. An address without a host becomes the IPv6 any-address, which bindAndListen makes
+// dual-stack.
 func sockaddrOf(a *net.TCPAddr) (int, unix.Sockaddr, error) {
 	if ip4 := a.IP.To4(); ip4 != nil {
 		sa := &unix.SockaddrInet4{Port: a.Port}
@@ -96,10 +101,4 @@ func tcpAddrOf(sa unix.Sockaddr) *net.TCPAddr {
 		return a
 	}
 	return &net.TCPAddr{}
-}
-
-// isPeerGone reports whether err says the client went away (reset, or closed while we were
-// still writing): the normal end of many connections, not worth a log line.
-func isPeerGone(err error) bool {
-	return errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ETIMEDOUT)
 }
