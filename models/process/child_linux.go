@@ -16,8 +16,9 @@ import (
 // started by the parent with server.ChildEnv=process. It returns the exit status.
 func runChild() int {
 	if strconv.Itoa(os.Getppid()) != os.Getenv(envParent) {
-		// The parent died between fork and the kernel arming Pdeathsig, and we were reparented.
-		// Nobody would count or stop us: serve nothing.
+		// We were reparented: the parent is gone, and nobody would count or stop us, so serve
+		// nothing. Go's forkExec already kills a child whose parent died before Pdeathsig was
+		// armed; this is a redundant safety net, cheap enough to keep.
 		return 1
 	}
 	bufSize, err := strconv.Atoi(os.Getenv(envBuf))
@@ -26,6 +27,10 @@ func runChild() int {
 		return 2
 	}
 	c := &childState{report: childReportFD, conn: -1, buf: make([]byte, bufSize)}
+	// SIGINT is meant for the parent (a terminal's Ctrl-C). The child already runs in a process
+	// group of its own (spawn sets Setpgid), so a terminal cannot reach it; ignoring SIGINT
+	// also covers a kill -INT aimed at it directly. Only the parent's Close stops a child.
+	signal.Ignore(syscall.SIGINT)
 	// SIGTERM is the parent's Close. Handling it ourselves, rather than dying, lets the child
 	// end its connection in order and still report the bytes it moved.
 	sigs := make(chan os.Signal, 1)
@@ -63,8 +68,7 @@ func (c *childState) serveOne(fd int) int {
 		unix.Close(fd)
 		return 0
 	}
-	in, out := echo(fd, c.buf)
-	if err := c.end(in, out); err != nil {
+	if err := c.end(echo(fd, c.buf, &meter{report: c.report})); err != nil {
 		fmt.Fprintf(os.Stderr, "process child: %v\n", err)
 		return 1
 	}
@@ -77,18 +81,20 @@ func (c *childState) serveOne(fd int) int {
 func (c *childState) serveForever(listener int) int {
 	for {
 		fd, _, err := unix.Accept4(listener, unix.SOCK_CLOEXEC)
-		switch err {
-		case nil:
-		case unix.EINTR, unix.ECONNABORTED:
-			continue // a signal, or a client that gave up while queued: take the next
-		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+		switch {
+		case err == nil:
+		case err == unix.EINTR || isPendingNetError(err):
+			continue // a signal, or a client that failed while queued: take the next
+		case isResourceError(err):
 			// The connection stays in the backlog, where another worker may take it. Retrying
 			// at once would spin on an error that only time or a closed fd clears.
 			time.Sleep(acceptBackoff)
 			continue
 		default:
+			// EINVAL, EBADF: the listener is broken. The parent replaces this worker, and gives
+			// up after maxQuickDeaths replacements in a row die the same way.
 			fmt.Fprintf(os.Stderr, "process worker: accept4 on fd %d: %v\n", listener, err)
-			return 1 // the parent starts a replacement
+			return 1
 		}
 		if !c.begin(fd) {
 			unix.Close(fd)
@@ -98,8 +104,7 @@ func (c *childState) serveForever(listener int) int {
 			fmt.Fprintf(os.Stderr, "process worker: %v\n", err)
 			return 1 // the parent is gone
 		}
-		in, out := echo(fd, c.buf)
-		if err := c.end(in, out); err != nil {
+		if err := c.end(echo(fd, c.buf, &meter{report: c.report})); err != nil {
 			fmt.Fprintf(os.Stderr, "process worker: %v\n", err)
 			return 1
 		}
@@ -125,13 +130,14 @@ func (c *childState) begin(fd int) bool {
 	return true
 }
 
-// end closes the connection and reports its bytes. Holding mu across both means a SIGTERM
-// arriving now waits for the report before it exits the process.
-func (c *childState) end(in, out uint64) error {
+// end closes the connection and reports the bytes that m has not reported yet. Holding mu across
+// both means a SIGTERM arriving now waits for the report before it exits the process.
+func (c *childState) end(m *meter) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	unix.Close(c.conn)
 	c.conn = -1
+	in, out := m.unreported()
 	return writeRecord(c.report, record{kind: recClosed, in: in, out: out})
 }
 
@@ -155,8 +161,8 @@ func (c *childState) stop() {
 }
 
 // echo copies everything the client sends back to it, with blocking read(2) and write(2) on the
-// connection's fd, until the client half-closes or the connection fails. It returns the bytes
-// read and written.
+// connection's fd, until the client half-closes or the connection fails. It counts the bytes
+// read and written in m, which reports them to the parent as they accumulate, and returns m.
 //
 // Blocking is the point of this model: the kernel parks the thread inside read(2) until data
 // arrives, and inside write(2) while the client's receive window is full. Until the write
@@ -164,35 +170,72 @@ func (c *childState) stop() {
 // (backpressure by blocking) and costs one buffer. Raw syscalls rather than os.File or
 // net.FileConn keep the Go runtime's netpoller out of the child entirely: each echoed message is
 // exactly one read(2) and one write(2).
-func echo(fd int, buf []byte) (in, out uint64) {
+func echo(fd int, buf []byte, m *meter) *meter {
 	for {
 		n, err := unix.Read(fd, buf)
 		if err == unix.EINTR {
 			continue // a signal (the Go runtime's preemption SIGURG, say) arrived before any data
 		}
 		if err != nil {
-			return // ECONNRESET, ETIMEDOUT, or our own shutdown: the connection is over
+			return m // ECONNRESET, ETIMEDOUT, or our own shutdown: the connection is over
 		}
 		if n == 0 {
 			// The client's half-close. Every byte it sent has already been written back (the
 			// writes below are synchronous), so closing now sends the client its EOF.
-			return
+			return m
 		}
-		in += uint64(n)
+		m.in += uint64(n)
 		for sent := 0; sent < n; {
-			m, err := unix.Write(fd, buf[sent:n])
+			w, err := unix.Write(fd, buf[sent:n])
 			if err == unix.EINTR {
-				continue // interrupted before anything was written; a partial write returns m > 0
+				continue // interrupted before anything was written; a partial write returns w > 0
 			}
 			if err != nil {
 				// EPIPE or ECONNRESET: the client is gone. The Go runtime ignores SIGPIPE for
 				// fds other than stdout and stderr, so this arrives as an error, not a death.
-				return
+				return m
 			}
-			sent += m
-			out += uint64(m)
+			sent += w
+			m.out += uint64(w)
 		}
+		m.progress()
 	}
+}
+
+// A meter counts one connection's bytes and reports them to the parent while the connection
+// lives, in recProgress records of what moved since the last report, so that a stats line taken
+// mid-run includes long-lived connections. It reports after an echo once progressBytes are
+// unreported or progressEvery has passed since the last report: at most one extra 17-byte pipe
+// write per second or per 64 MiB, and a clock read (vDSO, no syscall) per message. A connection
+// that goes idle keeps its last unreported bytes (under a second's worth) until it next moves
+// data or ends; the recClosed record carries whatever is left.
+type meter struct {
+	report          int
+	in, out         uint64
+	sentIn, sentOut uint64
+	sentAt          time.Time
+}
+
+// progress reports what moved since the last report, if enough did or long enough ago.
+func (m *meter) progress() {
+	now := time.Now()
+	if m.sentAt.IsZero() {
+		m.sentAt = now // the connection's first echo starts the clock
+	}
+	if m.in-m.sentIn < progressBytes && now.Sub(m.sentAt) < progressEvery {
+		return
+	}
+	in, out := m.unreported()
+	// A failed write means the parent is gone; the connection's end will say so.
+	writeRecord(m.report, record{kind: recProgress, in: in, out: out})
+	m.sentAt = now
+}
+
+// unreported returns the bytes moved since the last report and counts them as reported.
+func (m *meter) unreported() (in, out uint64) {
+	in, out = m.in-m.sentIn, m.out-m.sentOut
+	m.sentIn, m.sentOut = m.in, m.out
+	return in, out
 }
 
 // writeRecord writes one record to the report pipe. A record is smaller than PIPE_BUF, so the

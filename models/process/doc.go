@@ -9,14 +9,25 @@
 // blocking read(2) and write(2) until the client half-closes or goes away, writes its byte
 // counts to the pipe, and exits; the parent reads the pipe to EOF, reaps the child with wait4,
 // and frees its slot. At most DefaultMaxChildren children run at once; past that the parent stops
-// accepting and clients wait in the kernel's listen backlog.
+// accepting and clients wait in the kernel's listen backlog. Accept retries at once after an
+// error that concerns one queued connection (ECONNABORTED, EPROTO and kin), every acceptBackoff
+// after a shortage of fds or memory (logged once per burst), and fails the server on anything
+// else (EINVAL, EBADF: the listener itself is broken).
 //
 // With Config.Pool N > 0 (prefork) N workers are started up front, each inheriting the listening
 // socket and blocking in accept(2) on it; the kernel hands each new connection to exactly one
 // sleeping worker. A worker serves one connection at a time, so N connections are served at once
 // and the rest wait in the backlog. Workers report each accept and each close over their pipe,
 // which is how the parent counts Accepted, Active and bytes; the parent replaces a worker that
-// dies.
+// dies, and fails the server (Wait returns why) once maxQuickDeaths workers in a row die within
+// minWorkerLife of starting, since then no replacement can live.
+//
+// Byte counts live in the children, so Stats sees them only as children report them: a child
+// sends a progress record once progressBytes (64 MiB) have moved or progressEvery (1 s) has
+// passed since its last report, checked after each echo, and the rest when the connection ends.
+// A stats line taken mid-run therefore lags each busy connection by up to a second or 64 MiB, and
+// an idle connection by the bytes of its last second of activity, until it moves data again or
+// ends. After Close, every child has reported and the counts are exact.
 //
 // What one connection costs with Pool 0: in the parent, accept4, a pipe, clone(CLONE_VM|
 // CLONE_VFORK) and execve (os/exec's fork path, which copies no page tables), a pidfd, and later
@@ -26,7 +37,7 @@
 // which under 1 MiB is its own (PSS; the rest is the binary's pages, shared by every sibling); a
 // race-built test binary holds about 20 MiB. Prefork pays the process once per worker instead of
 // once per connection: its per-connection cost is one accept(2), one setsockopt and two 17-byte
-// pipe writes.
+// pipe writes (plus one progress record per second or 64 MiB of a long connection).
 //
 // What one echoed message costs: one read(2) and one write(2) (more writes only if a signal
 // interrupts a large one part-way). The child calls them on the raw fd, not through os.File or
@@ -40,8 +51,11 @@
 //
 // Stopping: Close closes the listener, sends every child SIGTERM, and SIGKILLs any still alive
 // after terminateGrace. A child catches SIGTERM, shuts its connection down (which ends its
-// blocked read or write), reports, and exits. Children are started with Pdeathsig SIGKILL, so
-// they die if the parent dies. Pdeathsig follows the parent thread that forked, not the
+// blocked read or write), reports, and exits. Close is the only way a child is stopped: children
+// run in a process group of their own and ignore SIGINT, so a terminal's Ctrl-C, which signals
+// the whole foreground group, reaches the parent alone, and the parent's Close still collects
+// every child's counts. Children are started with Pdeathsig SIGKILL, so they die if the parent
+// dies. Pdeathsig follows the parent thread that forked, not the
 // process: it would fire if that Go thread exited, which the runtime does only for a goroutine
 // that exits while locked to its thread; nothing in echobench does that while a server runs.
 //

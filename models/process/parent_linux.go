@@ -79,7 +79,15 @@ type child struct {
 // the child execs at once. Every fd the parent opens is close-on-exec (Go's default, and accept4
 // with SOCK_CLOEXEC), so a child inherits only what ExtraFiles names, never a sibling's
 // connection. Pdeathsig makes the kernel SIGKILL the child if the parent dies, so no orphan keeps
-// serving; runChild closes the race where the parent dies before Pdeathsig is armed.
+// serving; Go's forkExec already closes the race where the parent dies before Pdeathsig is armed
+// (it compares getppid with the parent's pid right after the prctl), and runChild repeats that
+// check only as a redundant safety net.
+//
+// Setpgid puts every child in a process group of its own. A terminal's Ctrl-C sends SIGINT to
+// the whole foreground group; were the children in it, they would die before the parent's Close
+// could stop them in order, and every byte they moved would go unreported. Outside the group,
+// the parent's Close (SIGTERM) is the only way a child is told to stop, and Pdeathsig still
+// cleans up if the parent dies.
 func spawn(exe string, env []string, socket *os.File) (*child, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -93,7 +101,7 @@ func spawn(exe string, env []string, socket *os.File) (*child, error) {
 		// A child's crash report reaches the operator. Being an *os.File, stderr is handed to
 		// the child as is, with no copying goroutine in the parent.
 		Stderr:      os.Stderr,
-		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true},
 	}
 	err = cmd.Start()
 	w.Close() // the child has its own copy; ours must go, or the parent never sees EOF on r

@@ -30,6 +30,9 @@ type perConn struct {
 	children map[*child]struct{}
 	wg       sync.WaitGroup // the reaper goroutines, one per child
 	accepted chan struct{}  // closed when the accept loop has returned
+
+	acceptTrouble logBurst // EMFILE and kin at accept
+	spawnTrouble  logBurst // fork or exec failures
 }
 
 func startPerConn(cfg server.Config, ln *net.TCPListener, exe string, env []string) (server.Server, error) {
@@ -89,6 +92,9 @@ func childCap() (int, error) {
 
 func (s *perConn) Addr() net.Addr { return s.addr }
 
+// Stats returns the counts so far. Bytes are counted as children report them: a live connection's
+// bytes arrive in progress records (each second or 64 MiB of echoing, see progressEvery), so a
+// mid-run snapshot lags by up to that much per connection; after Close the counts are exact.
 func (s *perConn) Stats() server.Stats { return s.Snapshot() }
 
 // acceptLoop takes a child slot, then a connection, then starts the child. Taking the slot first
@@ -107,12 +113,23 @@ func (s *perConn) acceptLoop() {
 			if s.IsClosing() || errors.Is(err, os.ErrClosed) {
 				return
 			}
+			if !isResourceError(err) {
+				// EINVAL, EBADF and the like: the listener itself is broken, and retrying would
+				// fail the same way forever. Stop the server and say why; the teardown runs on
+				// its own goroutine because it waits for this loop to return.
+				if s.Fail(fmt.Errorf("process: %w; the listener cannot accept, stopping", err)) {
+					go s.shutdown()
+				}
+				return
+			}
 			// EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays in the backlog until some
-			// fd or memory is freed. Log and wait; retrying at once would spin.
-			s.cfg.Log("process: %v", err)
+			// fd or memory is freed. Wait; retrying at once would spin. Logged once per burst,
+			// since the same error repeats every retry until it clears.
+			s.acceptTrouble.begin(s.cfg, "process: %v; retrying every %v while clients wait in the backlog", err, acceptBackoff)
 			s.pause()
 			continue
 		}
+		s.acceptTrouble.end(s.cfg, "process: accept works again")
 		s.startChild(fd)
 	}
 }
@@ -128,10 +145,10 @@ func (s *perConn) accept() (int, error) {
 	err := s.rawLn.Read(func(lfd uintptr) bool {
 		for {
 			nfd, _, aerr = unix.Accept4(int(lfd), unix.SOCK_CLOEXEC)
-			switch aerr {
-			case unix.EINTR, unix.ECONNABORTED:
-				continue // a signal, or a client that gave up while queued: take the next
-			case unix.EAGAIN:
+			switch {
+			case aerr == unix.EINTR || isPendingNetError(aerr):
+				continue // a signal, or a client that failed while queued: take the next
+			case aerr == unix.EAGAIN:
 				return false // the backlog is empty: park in the netpoller until it is not
 			}
 			return true
@@ -154,10 +171,11 @@ func (s *perConn) startChild(fd int) {
 		// fork or exec failed (EAGAIN, ENOMEM): the client sees its connection closed.
 		<-s.slots
 		s.Rejected()
-		s.cfg.Log("process: %v; connection closed unserved", err)
+		s.spawnTrouble.begin(s.cfg, "process: %v; connections closed unserved", err)
 		s.pause()
 		return
 	}
+	s.spawnTrouble.end(s.cfg, "process: starting children works again")
 	s.Opened()
 	s.mu.Lock()
 	s.children[c] = struct{}{}
@@ -166,7 +184,8 @@ func (s *perConn) startChild(fd int) {
 	go s.reap(c)
 }
 
-// reap counts a child's bytes and waits for it, then frees its slot.
+// reap counts a child's bytes and waits for it, then frees its slot. Every record a connection
+// child sends, progress or closed, carries the bytes moved since its previous one.
 func (s *perConn) reap(c *child) {
 	defer s.wg.Done()
 	err := c.collect(func(r record) {
@@ -193,22 +212,38 @@ func (s *perConn) pause() {
 // Close stops accepting, then stops every child and waits until each one is reaped.
 func (s *perConn) Close() error {
 	if s.BeginClose() {
-		s.listener.Close()
-		<-s.accepted // no child is started after this
-		s.mu.Lock()
-		children := make([]*child, 0, len(s.children))
-		for c := range s.children {
-			children = append(children, c)
-		}
-		s.mu.Unlock()
-		done := make(chan struct{})
-		go func() {
-			s.wg.Wait()
-			close(done)
-		}()
-		terminate(children, done)
-		<-done
-		s.Stopped()
+		s.shutdown()
 	}
 	return s.Wait()
+}
+
+// shutdown tears the server down, once, for Close or for a fatal accept error.
+func (s *perConn) shutdown() {
+	s.listener.Close()
+	<-s.accepted // no child is started after this
+	s.mu.Lock()
+	children := make([]*child, 0, len(s.children))
+	for c := range s.children {
+		children = append(children, c)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	terminate(children, done)
+	<-done
+	s.Stopped()
+}
+
+// childPIDs lists the running connection children, for tests.
+func (s *perConn) childPIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pids := make([]int, 0, len(s.children))
+	for c := range s.children {
+		pids = append(pids, c.pid())
+	}
+	return pids
 }

@@ -21,9 +21,12 @@ type prefork struct {
 	listener *os.File // the parent's copy of the shared listening socket, inherited by workers
 	exe      string
 	env      []string
-	mu       sync.Mutex // guards workers and listener against Close while a worker is spawned
+	mu       sync.Mutex // guards workers, quickDeaths and listener against Close while a worker is spawned
 	workers  map[*child]struct{}
 	wg       sync.WaitGroup // the supervising goroutines, one per worker
+	// quickDeaths counts the workers in a row that died younger than minWorkerLife; a worker
+	// that lived longer resets it. maxQuickDeaths of them fail the server.
+	quickDeaths int
 }
 
 func startPrefork(cfg server.Config, ln *net.TCPListener, exe string, env []string) (server.Server, error) {
@@ -49,6 +52,9 @@ func startPrefork(cfg server.Config, ln *net.TCPListener, exe string, env []stri
 
 func (s *prefork) Addr() net.Addr { return s.addr }
 
+// Stats returns the counts so far. Bytes are counted as children report them: a live connection's
+// bytes arrive in progress records (each second or 64 MiB of echoing, see progressEvery), so a
+// mid-run snapshot lags by up to that much per connection; after Close the counts are exact.
 func (s *prefork) Stats() server.Stats { return s.Snapshot() }
 
 // spawnWorker starts one worker and its supervisor, unless the server is closing.
@@ -78,7 +84,10 @@ func (s *prefork) supervise(c *child) {
 		case recOpened:
 			serving = true
 			s.Opened()
-		case recClosed:
+		case recProgress: // bytes a live connection moved since its last report
+			s.Read(int(r.in))
+			s.Wrote(int(r.out))
+		case recClosed: // the rest of the connection's bytes, and its end
 			serving = false
 			s.Read(int(r.in))
 			s.Wrote(int(r.out))
@@ -90,14 +99,29 @@ func (s *prefork) supervise(c *child) {
 		// socket with it; the bytes it moved died with it too, uncounted.
 		s.Closed()
 	}
+	lived := time.Since(c.started)
 	s.mu.Lock()
 	delete(s.workers, c)
+	if lived < minWorkerLife {
+		s.quickDeaths++
+	} else {
+		s.quickDeaths = 0
+	}
+	quickDeaths := s.quickDeaths
 	s.mu.Unlock()
 	if s.IsClosing() {
 		return
 	}
-	s.cfg.Log("process: worker %d exited (%v); starting a replacement", c.pid(), err)
-	if time.Since(c.started) < minWorkerLife && !s.sleep(restartBackoff) {
+	if quickDeaths >= maxQuickDeaths {
+		// The teardown runs on its own goroutine: it waits for every supervisor, this one too.
+		if s.Fail(fmt.Errorf("process: %d prefork workers in a row died within %v of starting; the last, pid %d, after %v: %v (its own message, if any, is on stderr)",
+			quickDeaths, minWorkerLife, c.pid(), lived.Round(time.Millisecond), exitStatus(err))) {
+			go s.shutdown()
+		}
+		return
+	}
+	s.cfg.Log("process: worker %d exited (%v); starting a replacement", c.pid(), exitStatus(err))
+	if lived < minWorkerLife && !s.sleep(restartBackoff) {
 		return
 	}
 	for {
@@ -137,21 +161,35 @@ func (s *prefork) workerPIDs() []int {
 // connections are refused once the last worker, holding the last copy, is gone.
 func (s *prefork) Close() error {
 	if s.BeginClose() {
-		s.mu.Lock() // after this no worker is spawned: spawnWorker checks IsClosing under mu
-		s.listener.Close()
-		workers := make([]*child, 0, len(s.workers))
-		for c := range s.workers {
-			workers = append(workers, c)
-		}
-		s.mu.Unlock()
-		done := make(chan struct{})
-		go func() {
-			s.wg.Wait()
-			close(done)
-		}()
-		terminate(workers, done)
-		<-done
-		s.Stopped()
+		s.shutdown()
 	}
 	return s.Wait()
+}
+
+// shutdown tears the server down, once, for Close or for a pool whose workers cannot live.
+func (s *prefork) shutdown() {
+	s.mu.Lock() // after this no worker is spawned: spawnWorker checks IsClosing under mu
+	s.listener.Close()
+	workers := make([]*child, 0, len(s.workers))
+	for c := range s.workers {
+		workers = append(workers, c)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	terminate(workers, done)
+	<-done
+	s.Stopped()
+}
+
+// exitStatus describes how a worker ended: "exit status 1", "signal: killed", or "exited
+// cleanly" for a nil error from Wait.
+func exitStatus(err error) string {
+	if err == nil {
+		return "exited cleanly"
+	}
+	return err.Error()
 }

@@ -45,11 +45,27 @@ const (
 	restartBackoff = 100 * time.Millisecond
 )
 
+// maxQuickDeaths is how many prefork workers in a row may die younger than minWorkerLife before
+// the server gives up and fails. One or two quick deaths are an accident the pool survives (an
+// operator's kill, the OOM killer taking a fresh worker); five in a row, with no worker living
+// a second in between, mean a replacement cannot live at all (a bad binary, a listener that
+// accept rejects), and replacing it forever would hide that behind a server that serves nothing.
+const maxQuickDeaths = 5
+
+// A connection child reports its bytes while the connection lives, not only when it ends, once
+// progressBytes have moved or progressEvery has passed since its last report, so that a stats
+// line taken mid-run counts long-lived connections. Either bound alone costs one 17-byte pipe
+// write, small beside the megabytes or the second of echoing it covers.
+const (
+	progressBytes = 64 << 20
+	progressEvery = time.Second
+)
+
 // The environment through which the parent configures a child, beside server.ChildEnv.
 const (
 	envRole   = "ECHOBENCH_PROCESS_ROLE"   // roleConn or roleWorker
 	envBuf    = "ECHOBENCH_PROCESS_BUF"    // the echo buffer size in bytes
-	envParent = "ECHOBENCH_PROCESS_PARENT" // the parent's pid, to catch a parent that died during the fork
+	envParent = "ECHOBENCH_PROCESS_PARENT" // the parent's pid: a safety net for a parent that died during the fork
 )
 
 const (
@@ -64,7 +80,8 @@ const (
 )
 
 // A record is what a child tells its parent over the report pipe: that a prefork worker accepted
-// a connection, or that a connection ended, with the bytes it moved. A record is 17 bytes, well
+// a connection, that a connection moved bytes (progress), or that it ended, with the bytes it
+// moved since its last report. A record is 17 bytes, well
 // under PIPE_BUF (4096), so each write(2) of one is atomic: the parent never sees half a record,
 // even from a child killed mid-write.
 type record struct {
@@ -73,8 +90,9 @@ type record struct {
 }
 
 const (
-	recOpened byte = 1
-	recClosed byte = 2
+	recOpened   byte = 1
+	recClosed   byte = 2
+	recProgress byte = 3
 )
 
 const recordSize = 17
