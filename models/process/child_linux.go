@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"echobench/internal/sockutil"
 )
 
 // runChild is the child's main: server.RunChildIfRequested calls it when this binary was
@@ -83,9 +85,9 @@ func (c *childState) serveForever(listener int) int {
 		fd, _, err := unix.Accept4(listener, unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
-		case err == unix.EINTR || isPendingNetError(err):
+		case err == unix.EINTR || sockutil.IsPendingNetError(err):
 			continue // a signal, or a client that failed while queued: take the next
-		case isResourceError(err):
+		case sockutil.IsResourceShortage(err):
 			// The connection stays in the backlog, where another worker may take it. Retrying
 			// at once would spin on an error that only time or a closed fd clears.
 			time.Sleep(acceptBackoff)

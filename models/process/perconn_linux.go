@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
 
@@ -31,8 +32,8 @@ type perConn struct {
 	wg       sync.WaitGroup // the reaper goroutines, one per child
 	accepted chan struct{}  // closed when the accept loop has returned
 
-	acceptTrouble logBurst // EMFILE and kin at accept
-	spawnTrouble  logBurst // fork or exec failures
+	acceptTrouble sockutil.LogBurst // EMFILE and kin at accept
+	spawnTrouble  sockutil.LogBurst // fork or exec failures
 }
 
 func startPerConn(cfg server.Config, ln *net.TCPListener, exe string, env []string) (server.Server, error) {
@@ -113,7 +114,7 @@ func (s *perConn) acceptLoop() {
 			if s.IsClosing() || errors.Is(err, os.ErrClosed) {
 				return
 			}
-			if !isResourceError(err) {
+			if !sockutil.IsResourceShortage(err) {
 				// EINVAL, EBADF and the like: the listener itself is broken, and retrying would
 				// fail the same way forever. Stop the server and say why; the teardown runs on
 				// its own goroutine because it waits for this loop to return.
@@ -125,11 +126,11 @@ func (s *perConn) acceptLoop() {
 			// EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays in the backlog until some
 			// fd or memory is freed. Wait; retrying at once would spin. Logged once per burst,
 			// since the same error repeats every retry until it clears.
-			s.acceptTrouble.begin(s.cfg, "process: %v; retrying every %v while clients wait in the backlog", err, acceptBackoff)
+			s.acceptTrouble.Begin(s.cfg.Log, "process: %v; retrying every %v while clients wait in the backlog", err, acceptBackoff)
 			s.pause()
 			continue
 		}
-		s.acceptTrouble.end(s.cfg, "process: accept works again")
+		s.acceptTrouble.End(s.cfg.Log, "process: accept works again")
 		s.startChild(fd)
 	}
 }
@@ -146,7 +147,7 @@ func (s *perConn) accept() (int, error) {
 		for {
 			nfd, _, aerr = unix.Accept4(int(lfd), unix.SOCK_CLOEXEC)
 			switch {
-			case aerr == unix.EINTR || isPendingNetError(aerr):
+			case aerr == unix.EINTR || sockutil.IsPendingNetError(aerr):
 				continue // a signal, or a client that failed while queued: take the next
 			case aerr == unix.EAGAIN:
 				return false // the backlog is empty: park in the netpoller until it is not
@@ -171,11 +172,11 @@ func (s *perConn) startChild(fd int) {
 		// fork or exec failed (EAGAIN, ENOMEM): the client sees its connection closed.
 		<-s.slots
 		s.Rejected()
-		s.spawnTrouble.begin(s.cfg, "process: %v; connections closed unserved", err)
+		s.spawnTrouble.Begin(s.cfg.Log, "process: %v; connections closed unserved", err)
 		s.pause()
 		return
 	}
-	s.spawnTrouble.end(s.cfg, "process: starting children works again")
+	s.spawnTrouble.End(s.cfg.Log, "process: starting children works again")
 	s.Opened()
 	s.mu.Lock()
 	s.children[c] = struct{}{}
