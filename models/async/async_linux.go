@@ -1,12 +1,16 @@
+//go:build linux && !poll_opt
+
 package async
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -33,17 +37,18 @@ const maxReadBuffer = 64 << 10
 // buffer up to 1 KiB (ring.DefaultBufferSize), and one read's worth is what may be queued.
 const minOutbound = 1 << 10
 
-// stopTimeout bounds how long Close lets gnet's Engine.Stop poll for the engine to stop. Stopping
-// takes one trip through every loop; a loop that has not stopped by then is stuck in a handler.
+// stopTimeout bounds how long Close waits for gnet.Run to return. Stopping takes one trip through
+// every loop; a loop that has not stopped by then is stuck in a handler.
 const stopTimeout = 30 * time.Second
 
 // fdHeadroom is how many fd numbers below RLIMIT_NOFILE, beyond one per loop, OnOpen keeps free
 // of connections, for everything else the process opens: each loop's epoll fd and eventfd, the Go
 // runtime's poller, stdio, a log file. gnet stops the whole engine when accept(2) fails with
-// EMFILE, so the model must keep accept from getting there. With SO_REUSEPORT each loop accepts
-// one connection and runs OnOpen before it accepts the next, so one fd per loop covers the
-// connections accepted but not yet checked. Without it gnet's accepting goroutine drains the
-// whole backlog into the loops' queues ahead of OnOpen, and no fixed headroom covers a burst.
+// EMFILE, so the model must keep accept from getting there. With SO_REUSEPORT, which this model
+// always uses, each loop accepts one connection and runs OnOpen before it accepts the next, so one
+// fd per loop covers the connections accepted but not yet checked. (Without it gnet's one accepting
+// goroutine would drain the whole backlog into the loops' queues ahead of OnOpen, and no fixed
+// headroom covers a burst.)
 const fdHeadroom = 64
 
 // tickerDelay is how often gnet calls OnTick after the first call. We use only the first call, as
@@ -69,6 +74,11 @@ type srv struct {
 	// connection, listener, epoll and eventfd gnet opened is closed.
 	ran chan struct{}
 
+	// stopped is set once gnet.Run has returned. gnet keeps our logger as its process-wide default
+	// until another engine starts, so a later package-level log line could otherwise reach the
+	// cfg.Logf of a server that is gone, such as a finished test's t.Logf, which panics.
+	stopped atomic.Bool
+
 	mu       sync.Mutex
 	firstErr string // gnet's first error-level log line, to explain a stop we did not ask for
 }
@@ -76,6 +86,13 @@ type srv struct {
 // rejected marks, as a connection's gnet context, one that OnOpen refused, so that OnClose does
 // not count it as a served connection closing.
 type rejected struct{}
+
+// connState is a served connection's gnet context. queued is how many bytes of its echoes were in
+// gnet's outbound buffer when they were last counted: handed to gnet, not yet written, so not yet
+// in BytesOut. It is at most one read's worth, because reading stops while anything is queued.
+type connState struct {
+	queued int
+}
 
 // Start binds cfg.Addr through gnet and returns once gnet's event loops are running.
 func Start(cfg server.Config) (server.Server, error) {
@@ -97,21 +114,21 @@ func Start(cfg server.Config) (server.Server, error) {
 	fdCeil := int(min(nofile.Cur, 1<<30))
 	fdCeil -= min(fdHeadroom+loops, fdCeil/2)
 
-	listenAddr := cfg.Addr
-	reserved := -1
-	if cfg.ReusePort {
-		// gnet opens one listener per loop by binding the address string again, so with port 0
-		// every loop would get a different port. Reserve one port first and give it to all.
-		var err error
-		if listenAddr, reserved, err = reservePort(cfg.Addr); err != nil {
-			return nil, err
-		}
+	// Every loop gets its own SO_REUSEPORT listener whatever cfg.ReusePort says: -reuseport is
+	// implied. With one shared listener, gnet's single accepting goroutine drains the whole backlog
+	// before any OnOpen can check an fd, so a flood of connections reaches EMFILE at accept(2), and
+	// gnet then stops the whole engine. Per-loop listeners make each loop accept one connection and
+	// run OnOpen before it accepts the next. gnet opens them by binding the address string once per
+	// loop, so with port 0 every loop would get a different port: reserve one port first.
+	listenAddr, reserved, err := reservePort(cfg.Addr)
+	if err != nil {
+		return nil, err
 	}
 
 	s := &srv{cfg: cfg, fdCeil: fdCeil, booted: make(chan struct{}), ran: make(chan struct{})}
 	opts := []gnet.Option{
 		gnet.WithNumEventLoop(loops),
-		gnet.WithReusePort(cfg.ReusePort),
+		gnet.WithReusePort(true),
 		gnet.WithLockOSThread(cfg.LockOSThread),
 		gnet.WithReadBufferCap(readBufferCap(limit)),
 		gnet.WithTicker(true),
@@ -119,6 +136,7 @@ func Start(cfg server.Config) (server.Server, error) {
 	}
 	go func() {
 		err := gnet.Run(s, "tcp://"+listenAddr, opts...)
+		s.stopped.Store(true)
 		if err != nil {
 			s.Fail(fmt.Errorf("async: gnet on %s: %w", cfg.Addr, err))
 		} else if s.BeginClose() {
@@ -214,6 +232,7 @@ func (s *srv) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	s.Opened()
+	c.SetContext(&connState{})
 	return nil, gnet.None
 }
 
@@ -225,14 +244,21 @@ func (s *srv) OnTraffic(c gnet.Conn) gnet.Action {
 	// gnet's per-connection inbound ring stays empty because we always take everything.
 	data, _ := c.Next(-1)
 	s.Read(len(data))
+	st := c.Context().(*connState)
 	// Write tries write(2) at once and copies only what the kernel did not take into c's
 	// outbound buffer, arming EPOLLOUT. An error (EPIPE, ECONNRESET) means gnet has already
-	// closed the connection inside Write, and called OnClose.
+	// closed the connection inside Write, and called OnClose, which settled the count.
 	if _, err := c.Write(data); err != nil {
 		return gnet.None
 	}
-	s.Wrote(len(data))
-	if c.OutboundBuffered() == 0 {
+	// BytesOut counts bytes written to the socket, not handed to gnet. Of the bytes queued last
+	// time plus these, whatever gnet no longer holds has been written: by gnet's write handler
+	// since the last OnTraffic (reading resumes only once it has drained the queue), or by the
+	// write(2) inside Write just now.
+	queued := c.OutboundBuffered()
+	s.Wrote(st.queued + len(data) - queued)
+	st.queued = queued
+	if queued == 0 {
 		return gnet.None
 	}
 	// The client's receive window and our send buffer are full. Reading on would grow gnet's
@@ -247,27 +273,51 @@ func (s *srv) OnTraffic(c gnet.Conn) gnet.Action {
 }
 
 // OnClose runs for every connection OnOpen saw: on EOF, on an error, and when the engine stops.
-func (s *srv) OnClose(c gnet.Conn, _ error) gnet.Action {
-	if _, refused := c.Context().(rejected); !refused {
-		s.Closed()
+// It counts the queued bytes gnet's write handler has written since the last OnTraffic, typically
+// the last echoes of a half-closing client, whose FIN is read only once they are sent. What is
+// still queued gets one non-blocking flush after OnClose returns (eventloop.close) that no handler
+// sees, so BytesOut leaves out whatever that flush writes: at most one read's worth per connection
+// that closes with echoes queued.
+func (s *srv) OnClose(c gnet.Conn, err error) gnet.Action {
+	st, served := c.Context().(*connState)
+	if !served {
+		return gnet.None // rejected by OnOpen
 	}
+	// gnet passes a bare io.EOF only when epoll reported an error or hangup without readiness; it
+	// has then discarded the queue unwritten (outboundBuffer.Release), so nothing more was sent.
+	// Every other path leaves the queue as it is, and OutboundBuffered is what is still unsent.
+	if err != io.EOF {
+		s.Wrote(st.queued - c.OutboundBuffered())
+	}
+	st.queued = 0
+	s.Closed()
 	return gnet.None
 }
 
-// Close asks gnet to stop and returns once gnet.Run has returned. gnet stops by sending a task to
-// every loop; each loop closes its connections and returns; then gnet closes the listeners and each
-// loop's epoll fd and eventfd. Engine.Stop polls for that every 500 ms, so Close takes up to that.
+// Close asks gnet to stop and returns once gnet.Run has returned, or after stopTimeout. gnet stops
+// by sending a task to every loop; each loop closes its connections and returns; then gnet closes
+// the listeners and each loop's epoll fd and eventfd, and Run returns.
+//
+// Engine.Stop first triggers that shutdown, then polls every 500 ms until it is done, returning
+// early only when its context ends. Given an already cancelled context it triggers the shutdown
+// and returns context.Canceled without sleeping; Close waits for gnet.Run itself instead.
 func (s *srv) Close() error {
 	if s.BeginClose() {
-		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
-		err := s.engine.Stop(ctx)
+		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err != nil && !errors.Is(err, gerrors.ErrEngineInShutdown) {
+		err := s.engine.Stop(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, gerrors.ErrEngineInShutdown) {
 			s.cfg.Log("async: stop gnet engine: %v", err)
 		}
-		<-s.ran
 	}
-	return s.Wait()
+	select {
+	case <-s.ran:
+		return s.Wait()
+	case <-time.After(stopTimeout):
+		// The caller may be gone before gnet is: keep gnet's late log lines from reaching it.
+		s.stopped.Store(true)
+		return fmt.Errorf("async: gnet's event loops did not stop within %v: a handler is stuck; Wait returns once they do", stopTimeout)
+	}
 }
 
 // noteError keeps gnet's first error line: when the engine stops by itself, gnet logs the cause
@@ -345,15 +395,22 @@ func reservePort(addr string) (string, int, error) {
 
 // gnetLogger routes gnet's log lines to cfg.Log. gnet logs "launching" at info level on every
 // start and chatters at debug level; those are dropped. gnet also installs the logger as its
-// process-wide default, so with several servers in one process a line may reach another's Logf.
+// process-wide default, so with several servers in one process a line may reach another's Logf;
+// once the server's engine has returned, the logger drops every line.
 type gnetLogger struct{ s *srv }
 
 func (gnetLogger) Debugf(string, ...any) {}
 func (gnetLogger) Infof(string, ...any)  {}
 func (l gnetLogger) Warnf(format string, args ...any) {
+	if l.s.stopped.Load() {
+		return
+	}
 	l.s.cfg.Log("async: gnet: "+format, args...)
 }
 func (l gnetLogger) Errorf(format string, args ...any) {
+	if l.s.stopped.Load() {
+		return
+	}
 	msg := fmt.Sprintf(format, args...)
 	l.s.noteError(msg)
 	l.s.cfg.Log("async: gnet: %s", msg)

@@ -1,3 +1,5 @@
+//go:build linux && !poll_opt
+
 package async_test
 
 import (
@@ -25,11 +27,12 @@ import (
 
 // childEnv makes the test binary serve the async model as a separate process, so that a test can
 // measure the server's memory apart from its own clients', or lower its fd limit. Its value is the
-// outbound limit; childNofileEnv, if set, is the RLIMIT_NOFILE to serve under, and with it the
-// server opens one SO_REUSEPORT listener per loop.
+// outbound limit; childNofileEnv, if set, is the RLIMIT_NOFILE to serve under; childReusePortEnv,
+// if set, sets Config.ReusePort (which the model implies anyway).
 const (
-	childEnv       = "ECHOBENCH_ASYNC_TEST_SERVER"
-	childNofileEnv = "ECHOBENCH_ASYNC_TEST_NOFILE"
+	childEnv          = "ECHOBENCH_ASYNC_TEST_SERVER"
+	childNofileEnv    = "ECHOBENCH_ASYNC_TEST_NOFILE"
+	childReusePortEnv = "ECHOBENCH_ASYNC_TEST_REUSEPORT"
 )
 
 func TestMain(m *testing.M) {
@@ -57,8 +60,8 @@ func serveChild(limit string) int {
 			fmt.Fprintf(os.Stderr, "setrlimit RLIMIT_NOFILE %d: %v\n", nofile, err)
 			return 1
 		}
-		cfg.ReusePort = true
 	}
+	cfg.ReusePort = os.Getenv(childReusePortEnv) != ""
 	m, err := server.Lookup("async")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -276,10 +279,24 @@ func startChild(t *testing.T, env ...string) (addr string, pid int) {
 
 // TestFdExhaustionSurvives floods a server whose fd limit is low with far more connections than
 // it may hold, all at once. gnet stops its whole engine when accept(2) fails with EMFILE; the
-// model must shed connections before that happens and keep serving.
+// model must shed connections before that happens and keep serving, in the default Config as
+// well as with ReusePort set.
 func TestFdExhaustionSurvives(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+	}{
+		{"default", nil},
+		{"reuseport", []string{childReusePortEnv + "=1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { floodPastNofile(t, tc.env...) })
+	}
+}
+
+func floodPastNofile(t *testing.T, env ...string) {
 	const nofile, flood = 256, 2000
-	addr, _ := startChild(t, fmt.Sprintf("%s=%d", childEnv, modeltest.TestOutboundLimit), fmt.Sprintf("%s=%d", childNofileEnv, nofile))
+	env = append(env, fmt.Sprintf("%s=%d", childEnv, modeltest.TestOutboundLimit), fmt.Sprintf("%s=%d", childNofileEnv, nofile))
+	addr, _ := startChild(t, env...)
 	var wg sync.WaitGroup
 	conns := make(chan net.Conn, flood)
 	for i := 0; i < flood; i++ {

@@ -1,8 +1,12 @@
+//go:build linux && !poll_opt
+
 package async
 
 import (
 	"fmt"
 	"reflect"
+	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/panjf2000/gnet/v2"
@@ -14,8 +18,18 @@ import (
 // #712 and #722 ask for it; pull request #713 is not merged). Backpressure needs exactly that, so
 // this file reaches into gnet for the one thing it needs, the epoll fd of a connection's loop,
 // and changes that connection's epoll interest itself. It only reads gnet's unexported fields
-// (reflect allows reading them without unsafe) and only for the version go.mod pins;
-// checkGnetLayout refuses to start if an upgrade has moved them.
+// (reflect allows reading them without unsafe), and what it writes into epoll must match what gnet
+// itself registers: the fd as epoll_data, which holds only for gnet's default poller (with the
+// poll_opt build tag gnet stores a pointer there, and this file is not built). checkGnetLayout
+// refuses to start unless the binary was built with gnet at exactly the pinned version, unreplaced,
+// and the fields are where that version has them.
+
+// gnetModule at pinnedGnet is the one gnet release whose internals this file has been checked
+// against; go.mod pins it.
+const (
+	gnetModule = "github.com/panjf2000/gnet/v2"
+	pinnedGnet = "v2.10.0"
+)
 
 // loopLayout is where the epoll fd sits inside gnet: (*eventloop).poller is a *netpoll.Poller,
 // whose fd field is the epoll instance.
@@ -27,13 +41,18 @@ var loopLayout struct {
 	pollerFD []int        // field index of fd in netpoll.Poller
 }
 
-// checkGnetLayout finds the epoll fd field from gnet's types alone, before any loop exists:
-// gnet.Engine holds *engine, whose ingress field is the *eventloop type every loop has.
+// checkGnetLayout checks the gnet version the binary was built with, then finds the epoll fd
+// field from gnet's types alone, before any loop exists: gnet.Engine holds *engine, whose ingress
+// field is the *eventloop type every loop has.
 func checkGnetLayout() error {
 	l := &loopLayout
 	l.once.Do(func() {
+		if err := checkGnetVersion(); err != nil {
+			l.err = fmt.Errorf("async: %w; this model reads the epoll fd of a gnet %s event loop to pause reading, which gnet offers no API for: build with %s %s unreplaced, or port pause_linux.go", err, pinnedGnet, gnetModule, pinnedGnet)
+			return
+		}
 		fail := func(what string) {
-			l.err = fmt.Errorf("async: gnet's internals have changed (%s); this model reads the epoll fd of a gnet v2.10.0 event loop to pause reading, which gnet offers no API for: pin github.com/panjf2000/gnet/v2 v2.10.0 or port pause_linux.go", what)
+			l.err = fmt.Errorf("async: gnet's internals have changed (%s); this model reads the epoll fd of a gnet %s event loop to pause reading, which gnet offers no API for: pin %s %s or port pause_linux.go", what, pinnedGnet, gnetModule, pinnedGnet)
 		}
 		eng, ok := reflect.TypeOf(gnet.Engine{}).FieldByName("eng")
 		if !ok || eng.Type.Kind() != reflect.Pointer {
@@ -58,6 +77,34 @@ func checkGnetLayout() error {
 		l.loopType, l.poller, l.pollerFD = ingress.Type, poller.Index, fd.Index
 	})
 	return l.err
+}
+
+// checkGnetVersion requires the build to have used gnet at exactly pinnedGnet with no replace
+// directive: a replaced or other version may keep the field names and still store something else.
+// go test records no dependencies in a test binary's build info (golang.org/issue/33976), so a test
+// binary with none is let through: it is built from this module's go.mod, and the field checks
+// still run. Every other binary built with modules lists gnet, since this package imports it.
+func checkGnetVersion() error {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return fmt.Errorf("the binary has no module build info to check the gnet version against")
+	}
+	for _, dep := range info.Deps {
+		if dep.Path != gnetModule {
+			continue
+		}
+		if dep.Replace != nil {
+			return fmt.Errorf("%s %s is replaced by %s %s", gnetModule, dep.Version, dep.Replace.Path, dep.Replace.Version)
+		}
+		if dep.Version != pinnedGnet {
+			return fmt.Errorf("built with %s %s, not %s", gnetModule, dep.Version, pinnedGnet)
+		}
+		return nil
+	}
+	if len(info.Deps) == 0 && strings.HasSuffix(info.Path, ".test") {
+		return nil
+	}
+	return fmt.Errorf("the binary's build info does not list %s", gnetModule)
 }
 
 // loopEpollFD returns the epoll fd of the gnet loop that serves c.
