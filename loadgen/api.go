@@ -55,7 +55,7 @@ type Result struct {
 	IOErrors       map[string]int // reads/writes that failed mid-run, by errno name or EOF
 	Elapsed        time.Duration  // length of the measured window actually run
 	Messages       uint64         // echoed messages completed in the window
-	Bytes          uint64         // echoed bytes received in the window
+	Bytes          uint64         // bytes of the messages completed in the window (frame headers included)
 	VerifyFailures uint64         // messages whose echo differed from what was sent
 	PerSecond      []Second       // the window, second by second
 	// Latency is per message, in microseconds. In open loop it is measured from each message's
@@ -73,6 +73,18 @@ type Result struct {
 	TotalSent     uint64 // bytes written over the whole run, warmup included
 	TotalReceived uint64 // bytes read over the whole run, warmup included
 	ServerGone    bool   // every connection failed mid-run: the server died or reset all
+	// WindowStart and WindowEnd are the measured window in wall-clock time, so that CPU and
+	// other samples taken outside the engine can be cut to exactly the same window.
+	WindowStart, WindowEnd time.Time
+	// VerifyFailuresTotal counts wrong echoes over the whole run (ramp-up, warmup, window and
+	// drain), including messages that failed and never completed: any of them means the server
+	// is broken, whenever it happened.
+	VerifyFailuresTotal uint64
+	// Incomplete counts messages that were due in the window (sent, or scheduled to be sent in
+	// open loop) but had not completed when it ended: a stalled server shows here even when it
+	// completes nothing at all. In open loop their latency up to the window's end is also
+	// recorded in Latency, so a stall cannot vanish from the percentiles.
+	Incomplete uint64
 }
 
 // MsgsPerSec is the measured throughput in messages per second.
@@ -83,7 +95,9 @@ func (r *Result) MsgsPerSec() float64 {
 	return float64(r.Messages) / r.Elapsed.Seconds()
 }
 
-// MBPerSec is the measured echoed payload in megabytes (10^6 bytes) per second.
+// MBPerSec is the measured echo throughput in megabytes (10^6 bytes) per second: the bytes of the
+// messages completed in the window, as sized in Config.Sizes. In Frame mode that includes each
+// message's 12-byte frame header, which the server echoes like any other byte.
 func (r *Result) MBPerSec() float64 {
 	if r.Elapsed <= 0 {
 		return 0

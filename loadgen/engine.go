@@ -19,7 +19,9 @@ import (
 //     Latency is recorded from the intended time (coordinated omission corrected) and, in
 //     Uncorrected, from the actual send.
 //   - Only completions inside the measured window (after Warmup, for Duration) count. Warmup
-//     starts when every connection of the initial ramp has connected or failed.
+//     starts when every connection of the initial ramp has connected or failed. What was due in
+//     the window but had not completed at its end counts in Incomplete and, in open loop, goes
+//     into Latency with its latency up to the end, so a stall cannot vanish.
 //
 // The engine is Workers event loops, each on its own locked OS thread, driving non-blocking
 // sockets through epoll; see worker_linux.go for why it is not a goroutine per connection.
@@ -37,7 +39,8 @@ const (
 // Run drives the load described by cfg against cfg.Addr and returns what it measured. It returns
 // a Result even when it also returns an error (the server died mid-run, or ctx was cancelled): a
 // partial result is still a result. Every socket is closed and every engine thread has finished
-// before Run returns.
+// before Run returns (a worker that ran on the process's main thread leaves that thread parked by
+// the Go runtime, which never lets it end; see waitThreadsGone).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := normalize(&cfg); err != nil {
 		return nil, err

@@ -117,11 +117,14 @@ const threadExitTimeout = time.Second
 // waitThreadsGone waits until the OS threads of the workers have exited. A worker's goroutine has
 // returned by now, and a goroutine that returns while locked to its thread takes the thread with
 // it, but the thread's exit completes a moment after the goroutine's last deferred call; Run
-// promises that no engine thread outlives it.
+// promises that no engine thread outlives it. The one exception is the process's main thread
+// (tid == pid): if a worker happened to be scheduled there, the runtime cannot end that thread and
+// parks it for good instead, idle and never running Go code again, so there is nothing to wait for.
 func waitThreadsGone(workers []*worker) {
 	deadline := time.Now().Add(threadExitTimeout)
+	pid := os.Getpid()
 	for _, w := range workers {
-		if w.tid == 0 {
+		if w.tid == 0 || w.tid == pid {
 			continue
 		}
 		path := fmt.Sprintf("/proc/self/task/%d", w.tid)
@@ -200,6 +203,8 @@ func merge(sh *shared, workers []*worker) *Result {
 		res.Messages += st.messages
 		res.Bytes += st.bytes
 		res.VerifyFailures += st.verifyFailures
+		res.VerifyFailuresTotal += st.verifyFailuresTotal
+		res.Incomplete += st.incomplete
 		res.Reconnects += st.reconnects
 		res.TotalSent += st.totalSent
 		res.TotalReceived += st.totalReceived
@@ -232,6 +237,12 @@ func merge(sh *shared, workers []*worker) *Result {
 		res.ServerGone = false // it never came; that is a connect failure, not a death mid-run
 	}
 	res.Elapsed = min(res.Elapsed, sh.cfg.Duration)
+	if measureStart != 0 && res.Elapsed > 0 {
+		// The engine's clock counts from base, a wall-clock reading, so the window converts
+		// exactly. It ends where counting stopped, before the drain and the teardown.
+		res.WindowStart = sh.clock.base.Add(time.Duration(measureStart))
+		res.WindowEnd = res.WindowStart.Add(res.Elapsed)
+	}
 	if lastEstablished > firstConnect {
 		res.RampUp = time.Duration(lastEstablished - firstConnect)
 	}
@@ -239,6 +250,12 @@ func merge(sh *shared, workers []*worker) *Result {
 		// Without a schedule the intended send is the actual send: the two are the same.
 		res.Uncorrected = NewHistogram()
 		res.Uncorrected.Merge(res.Latency)
+	}
+	// One entry for every second the window touched, so a second in which nothing completed (a
+	// stalled server) shows as a zero rather than vanishing from the end of the list.
+	n := int((res.Elapsed + time.Second - 1) / time.Second)
+	for len(seconds) < n {
+		seconds = append(seconds, secondStats{latency: newSecondHistogram()})
 	}
 	res.PerSecond = make([]Second, len(seconds))
 	for i, s := range seconds {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -114,11 +115,21 @@ func countFDs(t *testing.T) int {
 	return len(entries)
 }
 
-// run runs the engine and checks that it left no descriptor behind.
+// runChecked runs the engine and checks that it left no descriptor behind.
 func runChecked(t *testing.T, ctx context.Context, cfg Config) (*Result, error) {
+	t.Helper()
+	return runCheckedThen(t, ctx, cfg, nil)
+}
+
+// runCheckedThen is runChecked with afterRun, if set, called as soon as Run returns and before the
+// descriptors are counted: a stalled test server must be let go before its side can close.
+func runCheckedThen(t *testing.T, ctx context.Context, cfg Config, afterRun func()) (*Result, error) {
 	t.Helper()
 	before := countFDs(t)
 	res, err := Run(ctx, cfg)
+	if afterRun != nil {
+		afterRun()
+	}
 	// The test server's side of each connection lives in this process too and closes when its
 	// goroutine sees the client's FIN, a moment after Run returns; the engine's own descriptors
 	// are closed before. So a count that settles back is no leak, one that stays up is.
@@ -153,18 +164,30 @@ func TestClosedLoopVerifiesEveryMode(t *testing.T) {
 			cfg.Verify = true
 			cfg.Warmup = 100 * time.Millisecond
 			cfg.Duration = 400 * time.Millisecond
+			before := time.Now()
 			res, err := runChecked(t, context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
+			if res.WindowStart.Before(before) || res.WindowEnd.Sub(res.WindowStart) != res.Elapsed || res.WindowEnd.After(time.Now()) {
+				t.Errorf("window %v .. %v (elapsed %v) is not inside the run", res.WindowStart, res.WindowEnd, res.Elapsed)
+			}
 			if res.Established != cfg.Conns || res.Failed != 0 {
 				t.Errorf("established %d, failed %d (%v); want %d, 0", res.Established, res.Failed, res.ConnectErrors, cfg.Conns)
 			}
-			if res.Messages == 0 || res.Latency.TotalCount() != int64(res.Messages) || res.Uncorrected.TotalCount() != int64(res.Messages) {
-				t.Errorf("%d messages, %d and %d latencies recorded", res.Messages, res.Latency.TotalCount(), res.Uncorrected.TotalCount())
+			// Open loop records the messages still due at the window's end in Latency too; closed
+			// loop only counts them, and never has more than its window in flight.
+			wantLatencies := res.Messages
+			if cfg.Rate > 0 {
+				wantLatencies += res.Incomplete
+			} else if res.Incomplete > uint64(cfg.Conns*cfg.Pipeline) {
+				t.Errorf("%d incomplete with %d×%d in flight at most", res.Incomplete, cfg.Conns, cfg.Pipeline)
 			}
-			if res.VerifyFailures != 0 || len(res.IOErrors) != 0 {
-				t.Errorf("verify failures %d, IO errors %v against a correct server", res.VerifyFailures, res.IOErrors)
+			if res.Messages == 0 || res.Latency.TotalCount() != int64(wantLatencies) || res.Uncorrected.TotalCount() != int64(res.Messages) {
+				t.Errorf("%d messages, %d incomplete, %d and %d latencies recorded", res.Messages, res.Incomplete, res.Latency.TotalCount(), res.Uncorrected.TotalCount())
+			}
+			if res.VerifyFailures != 0 || res.VerifyFailuresTotal != 0 || len(res.IOErrors) != 0 {
+				t.Errorf("verify failures %d (%d in all), IO errors %v against a correct server", res.VerifyFailures, res.VerifyFailuresTotal, res.IOErrors)
 			}
 			// The end of the run drains the echoes in flight, so everything sent came back.
 			if res.TotalSent != res.TotalReceived || res.TotalReceived < res.Bytes {
@@ -278,6 +301,118 @@ func TestVerifyCatchesCorruption(t *testing.T) {
 		if res.VerifyFailures == 0 || res.VerifyFailures > res.Messages {
 			t.Errorf("frame %v: %d verify failures in %d messages from a corrupting server", frame, res.VerifyFailures, res.Messages)
 		}
+	}
+}
+
+// TestVerifyCountsFailuresOutsideWindow corrupts only the first echo of every connection, which
+// arrives during ramp-up or warmup: the window sees a correct server, but the run must not.
+func TestVerifyCountsFailuresOutsideWindow(t *testing.T) {
+	s := startCorruptingServer(t, func(b []byte, off int) {
+		// Byte 20 of the stream: in the first message's payload, past a frame header.
+		if i := 20 - off; i >= 0 && i < len(b) {
+			b[i] ^= 0x20
+		}
+	})
+	for _, frame := range []bool{false, true} {
+		res, err := runChecked(t, context.Background(), Config{
+			Addr: s.addr(), Conns: 4, Sizes: []int{64}, Pipeline: 1, Verify: true, Frame: frame,
+			Warmup: 200 * time.Millisecond, Duration: 200 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatalf("frame %v: Run: %v", frame, err)
+		}
+		if res.VerifyFailuresTotal != 4 || res.VerifyFailures > res.VerifyFailuresTotal {
+			t.Errorf("frame %v: %d verify failures in all (%d in the window); want one per connection, 4", frame, res.VerifyFailuresTotal, res.VerifyFailures)
+		}
+	}
+}
+
+// startHalfEchoServer starts a server that reads each connection's first 64-byte message, echoes
+// its first half with one byte flipped, and closes: the FIN arrives right behind the data.
+func startHalfEchoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				msg := make([]byte, 64)
+				if _, err := io.ReadFull(c, msg); err != nil {
+					return
+				}
+				msg[5] ^= 0x20
+				c.Write(msg[:32])
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// TestServerCloseWithDataIsSeen: a FIN that arrives together with data raises a single
+// edge-triggered event; the engine must still see the close, count it and end the run, and count
+// the corrupted half-echo that will never complete.
+func TestServerCloseWithDataIsSeen(t *testing.T) {
+	addr := startHalfEchoServer(t)
+	const conns = 8
+	start := time.Now()
+	res, err := runChecked(t, context.Background(), Config{
+		Addr: addr, Conns: conns, Sizes: []int{64}, Pipeline: 1, Verify: true, Duration: 30 * time.Second,
+	})
+	if err == nil || !res.ServerGone {
+		t.Errorf("err %v, server gone %v; want the run to fail with every connection closed", err, res.ServerGone)
+	}
+	if res.IOErrors["EOF"] != conns || res.VerifyFailuresTotal != conns || res.Messages != 0 {
+		t.Errorf("IO errors %v, %d verify failures in all, %d messages; want EOF×%d, %d, 0", res.IOErrors, res.VerifyFailuresTotal, res.Messages, conns, conns)
+	}
+	if time.Since(start) >= 20*time.Second {
+		t.Errorf("run went on for %v after every connection was closed", time.Since(start))
+	}
+}
+
+// TestStalledServerStaysInLatency: in open loop a server that falls silent for the end of the
+// window completes nothing more, but what was due must show in Incomplete and in Latency.
+//
+// 4 connections at 400 msgs/s in all; the server stalls 300 ms into the run and stays silent past
+// the window's end (1.2 s after the ramp), so at least the last 0.9 s of the window is silence:
+// about 360 sends due and never answered, with latencies up to 0.9 s, against about 120 answered
+// at loopback speed. The thresholds (max >= 500 ms, p90 >= 300 ms) are far below those figures.
+// The second second of the window starts after the stall began, so it completes nothing.
+func TestStalledServerStaysInLatency(t *testing.T) {
+	s := startTestServer(t)
+	stall := time.AfterFunc(300*time.Millisecond, func() { s.stalled.Store(true) })
+	res, err := runCheckedThen(t, context.Background(), Config{
+		Addr: s.addr(), Conns: 4, Sizes: []int{64}, Pipeline: 1, Rate: 400, Verify: true,
+		Duration: 1200 * time.Millisecond,
+	}, func() {
+		stall.Stop()
+		s.stalled.Store(false) // let the server's goroutines see the closed sockets and end
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	max := time.Duration(res.Latency.Max()) * time.Microsecond
+	p90 := time.Duration(res.Latency.ValueAtQuantile(90)) * time.Microsecond
+	t.Logf("%d messages, %d incomplete; corrected p90 %v, max %v; per second %+v", res.Messages, res.Incomplete, p90, max, res.PerSecond)
+	if res.Incomplete == 0 || res.Latency.TotalCount() != int64(res.Messages+res.Incomplete) {
+		t.Errorf("%d incomplete, %d latencies for %d messages", res.Incomplete, res.Latency.TotalCount(), res.Messages)
+	}
+	if max < 500*time.Millisecond || p90 < 300*time.Millisecond {
+		t.Errorf("corrected p90 %v, max %v hide a stall of most of a second", p90, max)
+	}
+	if len(res.PerSecond) != 2 || res.PerSecond[1].Messages != 0 {
+		t.Errorf("per second %+v; want 2 seconds, the second one empty", res.PerSecond)
 	}
 }
 

@@ -20,7 +20,8 @@ import (
 //
 // Each worker owns its sockets, an epoll instance, a timerfd for the open-loop schedule and an
 // eventfd through which Run wakes it. It runs on a locked OS thread that it never unlocks, so the
-// thread exits with the goroutine.
+// thread exits with the goroutine, unless that thread is the process's main thread, which the Go
+// runtime cannot end and instead parks for good (waitThreadsGone).
 
 const (
 	// connectsInFlight bounds the non-blocking connects one run has outstanding during the initial
@@ -87,6 +88,7 @@ type workerStats struct {
 	seconds                              []secondStats
 
 	messages, bytes, verifyFailures, reconnects uint64
+	verifyFailuresTotal, incomplete             uint64
 	established, failed                         int
 	connectErrors, ioErrors                     map[string]int
 	totalSent, totalReceived, totalMessages     uint64
@@ -259,7 +261,7 @@ func (w *worker) dispatch(ev unix.EpollEvent) {
 		return
 	}
 	if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		w.readable(c)
+		w.readable(c, ev.Events)
 		if c.state != stateOpen {
 			return
 		}
@@ -308,6 +310,9 @@ func (w *worker) stop(now int64) {
 	if w.st.windowEnd == 0 || now < w.st.windowEnd {
 		w.st.windowEnd = now
 	}
+	if w.measureStart != 0 && w.st.windowEnd > w.measureStart {
+		w.countIncomplete()
+	}
 	w.sendQueue.clear()
 	w.retries = w.retries[:0]
 	for i := range w.conns {
@@ -328,6 +333,60 @@ func (w *worker) finished(now int64) bool {
 
 func (w *worker) inWindow(t int64) bool {
 	return w.measureStart != 0 && t >= w.measureStart && t < w.st.windowEnd
+}
+
+// pastWindow reports whether now is after the window's end while the loop has not yet stopped:
+// the events of the one loop iteration between the end and the stop. A message that completes or
+// is abandoned then was still incomplete when the window ended.
+func (w *worker) pastWindow(now int64) bool {
+	return !w.stopping && w.measureStart != 0 && now >= w.st.windowEnd
+}
+
+// dueInWindow reports whether m, looked at after the window's end, was due in the window: it had
+// been sent before the end (whenever its intended time, as complete counts a message intended
+// during warmup that completes in the window), or, in open loop, the schedule wanted it sent
+// inside the window. Open-loop sends intended before the window and never issued do not count:
+// there can be arbitrarily many of them, and they were never the window's to send.
+func (w *worker) dueInWindow(m *message) bool {
+	return m.queuedAt < w.st.windowEnd || (m.intended >= w.measureStart && m.intended < w.st.windowEnd)
+}
+
+// countIncomplete runs once, when the loop stops after the window has begun, and counts what was
+// due in the window but had not completed by its end (Result.Incomplete): the messages in flight
+// and, in open loop, the scheduled sends not yet issued. Without it a server that stops answering
+// would simply produce no samples, and its stall would vanish from the percentiles.
+func (w *worker) countIncomplete() {
+	end := w.st.windowEnd
+	interval := w.sh.interval
+	for i := range w.conns {
+		c := &w.conns[i]
+		for j := range c.count {
+			if m := c.at(j); w.dueInWindow(m) {
+				w.recordIncomplete(m.intended)
+			}
+		}
+		if w.sh.cfg.Rate == 0 || !c.scheduled || c.state == stateDead {
+			continue // no schedule, or a slot given up on: nothing more was going to be sent
+		}
+		next := c.nextSend
+		if next < w.measureStart {
+			next += (w.measureStart - next + interval - 1) / interval * interval
+		}
+		for ; next < end; next += interval {
+			w.recordIncomplete(next)
+		}
+	}
+}
+
+// recordIncomplete counts one message due in the window that had not completed by its end. In open
+// loop its latency so far, from its intended time to the window's end, goes into Latency: it is a
+// lower bound of the real one, and leaving it out would hide a stall. In closed loop a message not
+// sent cannot be late, so only the count is kept.
+func (w *worker) recordIncomplete(intended int64) {
+	w.st.incomplete++
+	if w.sh.cfg.Rate > 0 {
+		recordMicros(w.st.latency, w.st.windowEnd-intended)
+	}
 }
 
 // serviceTimers does whatever has come due: ramp connects, reconnect retries, connect timeouts
@@ -632,8 +691,14 @@ func (w *worker) flush(c *conn) {
 	}
 }
 
-// readable reads everything the socket has and processes the echoes.
-func (w *worker) readable(c *conn) {
+// readable reads everything the socket has and processes the echoes. events are the epoll events
+// that reported it.
+func (w *worker) readable(c *conn, events uint32) {
+	// With edge-triggered epoll a FIN (or reset) that arrives together with data raises one event,
+	// not two: a short read would take the data and leave the close unseen for good, with a
+	// message in flight forever. So when the event says the peer hung up, read on until the read
+	// that returns 0 or the error.
+	hungUp := events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
 	for {
 		n, err := unix.Read(c.fd, w.readBuf)
 		if err != nil {
@@ -657,9 +722,9 @@ func (w *worker) readable(c *conn) {
 		if !w.consume(c, w.readBuf[:n], now) {
 			return
 		}
-		if n < len(w.readBuf) {
-			// A short read took everything the socket had; anything arriving later raises a new
-			// edge. This saves the read that would only return EAGAIN.
+		if n < len(w.readBuf) && !hungUp {
+			// A short read took everything the socket had; anything arriving later, a FIN
+			// included, raises a new edge. This saves the read that would only return EAGAIN.
 			break
 		}
 	}
@@ -744,12 +809,19 @@ func (w *worker) consume(c *conn, b []byte, now int64) bool {
 	return true
 }
 
-// failMessage counts the front message of c as failed verification at once, because its echo
-// will never complete.
+// failMessage counts the front message of c as failed verification at once in the window's
+// count, because its echo will never complete; closeConn, which follows, counts it in the total
+// with the other failed messages it abandons. Bytes echoed with no message in flight at all count
+// as one wrong echo in the total.
 func (w *worker) failMessage(c *conn, now int64) {
-	if c.count > 0 && w.inWindow(now) {
+	if c.count == 0 {
+		w.st.verifyFailuresTotal++
+		return
+	}
+	if w.inWindow(now) {
 		w.st.verifyFailures++
 	}
+	c.front().failed = true
 }
 
 // complete records the front message of c, whose last byte arrived at now.
@@ -759,6 +831,12 @@ func (w *worker) complete(c *conn, now int64) {
 	w.st.totalMessages++
 	w.newMessages++
 	w.newBytes += size
+	if m.failed {
+		w.st.verifyFailuresTotal++
+	}
+	if w.pastWindow(now) && w.dueInWindow(m) {
+		w.recordIncomplete(m.intended) // it was still in flight when the window ended
+	}
 	if w.inWindow(now) {
 		w.st.messages++
 		w.st.bytes += size
@@ -795,10 +873,24 @@ func (w *worker) ioFailed(c *conn, err error) {
 	c.state = stateDead
 }
 
-// closeConn closes c's socket. Messages still in flight are abandoned.
+// closeConn closes c's socket. Messages still in flight are abandoned; those whose echo had
+// already gone wrong still count in the verification total, and those abandoned between the
+// window's end and the stop count as incomplete, as countIncomplete would have counted them.
 func (w *worker) closeConn(c *conn) {
 	if c.fd < 0 {
 		return
+	}
+	if c.count > 0 {
+		past := w.pastWindow(w.sh.clock.now())
+		for i := range c.count {
+			m := c.at(i)
+			if m.failed {
+				w.st.verifyFailuresTotal++
+			}
+			if past && w.dueInWindow(m) {
+				w.recordIncomplete(m.intended)
+			}
+		}
 	}
 	switch c.state {
 	case stateOpen:
