@@ -76,6 +76,18 @@ type Server struct {
 	waitErr   error
 	state     *os.ProcessState
 
+	// reapMu orders the process-group SIGKILL before the reaping of the group's leader: while
+	// the leader is unreaped (alive or a zombie) its pid, which is the group's id, cannot be
+	// handed out again, so a kill of -PID reaches only our own child's group. Once reaped is
+	// set the number may belong to someone else and the group is never signalled again.
+	reapMu sync.Mutex
+	reaped bool
+
+	// stopOnce makes Stop idempotent: the first call stops the child, later ones return its
+	// Exit without signalling anything.
+	stopOnce sync.Once
+	stopExit Exit
+
 	mu        sync.Mutex
 	stats     chan server.Stats
 	lastStats *server.Stats
@@ -116,7 +128,9 @@ func FindBinary(override string) (path string, selfExec bool, err error) {
 
 // Args returns the echoserver arguments for opts.
 func (o Options) Args() []string {
-	args := []string{"-model", o.Model, "-addr", "127.0.0.1:0", "-quiet"}
+	// No -quiet: the server's warnings (EMFILE, select's fd ceiling, a dying worker) are part
+	// of the result, and echobench forwards them to its stderr.
+	args := []string{"-model", o.Model, "-addr", "127.0.0.1:0"}
 	if o.Loops > 0 {
 		args = append(args, "-loops", strconv.Itoa(o.Loops))
 	}

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"echobench/affinity"
 	"echobench/procstat"
 	"echobench/server"
@@ -80,9 +82,7 @@ func Start(opts Options) (*Server, error) {
 			// The child already runs; it is stopped by the caller's error path. This thread
 			// keeps the server's mask, so it must not go back to the scheduler.
 			started <- rerr
-			s.waitErr = cmd.Wait()
-			s.state = cmd.ProcessState
-			close(s.exited)
+			s.reap()
 			runtime.LockOSThread()
 			return
 		}
@@ -91,9 +91,7 @@ func Start(opts Options) (*Server, error) {
 			close(s.exited)
 			return
 		}
-		s.waitErr = cmd.Wait()
-		s.state = cmd.ProcessState
-		close(s.exited)
+		s.reap()
 	}()
 	startErr := <-started
 	outW.Close()
@@ -157,29 +155,77 @@ func (s *Server) RequestStats(timeout time.Duration) (server.Stats, error) {
 // exited: a helper process that inherited the child's stdout could keep the pipe open.
 const stdoutDrainTimeout = time.Second
 
-// Stop sends SIGTERM, waits up to grace, then sends SIGKILL to the child and to its process group
-// (helpers it left behind), and returns how the child ended. It is safe to call after the child
-// has already exited, and more than once.
+// reap waits for the child to exit, kills what is left of its process group while the child is
+// still an unreaped zombie (so the group's id cannot have been reused), and only then reaps it.
+// Helpers the child left behind die with it rather than outliving the run.
+func (s *Server) reap() {
+	pid := s.cmd.Process.Pid
+	for {
+		// WNOWAIT leaves the child a zombie: its pid, and with it the group id, stays ours.
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue // a signal arrived while waiting; the child has not exited yet
+		}
+		if err == nil {
+			s.killGroup()
+		} else {
+			// Without knowing the leader is still unreaped, the group is not safe to signal.
+			fmt.Fprintf(os.Stderr, "echobench: waitid server %d: %v; its process group is not killed\n", pid, err)
+		}
+		break
+	}
+	s.reapMu.Lock()
+	s.waitErr = s.cmd.Wait()
+	s.state = s.cmd.ProcessState
+	s.reaped = true
+	s.reapMu.Unlock()
+	close(s.exited)
+}
+
+// killGroup sends SIGKILL to the child's process group, unless the child has been reaped, after
+// which the group's id may name an unrelated group. ESRCH (no member left) is not an error.
+func (s *Server) killGroup() {
+	s.reapMu.Lock()
+	defer s.reapMu.Unlock()
+	if s.reaped {
+		return
+	}
+	// cmd.Process, unlike s.PID, is set before the reaper starts, so the reaper may read it.
+	pgid := s.cmd.Process.Pid
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		fmt.Fprintf(os.Stderr, "echobench: kill server process group %d: %v\n", pgid, err)
+	}
+}
+
+// Stop sends SIGTERM, waits up to grace, then sends SIGKILL to the child's process group (the
+// child and helpers it left behind), and returns how the child ended. Whenever the child exits,
+// on its own or not, its leftover helpers are killed before it is reaped (see reap). Stop is
+// safe to call after the child has already exited, and more than once, concurrently too: every
+// call returns the first call's Exit.
 func (s *Server) Stop(grace time.Duration) Exit {
+	s.stopOnce.Do(func() { s.stopExit = s.stop(grace) })
+	return s.stopExit
+}
+
+func (s *Server) stop(grace time.Duration) Exit {
 	var killed bool
 	select {
 	case <-s.exited:
 	default:
-		// ESRCH means it is exiting already; Wait below still reaps it.
+		// ESRCH means it is exiting already; reap still collects it.
 		s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-s.exited:
 		case <-time.After(grace):
 			killed = true
+			// The group's id is the child's pid, still ours while the child is unreaped;
+			// killGroup checks that under the reaper's lock. The process itself is signalled
+			// through its pidfd too, which is safe whenever it is reaped.
+			s.killGroup()
 			s.cmd.Process.Kill()
 			<-s.exited
 		}
-	}
-	// The group's id is the child's pid. The kernel does not hand that number out again while a
-	// process in the group lives, so this reaches only leftovers of our own child; ESRCH (no
-	// member left) is the normal case.
-	if err := syscall.Kill(-s.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		fmt.Fprintf(os.Stderr, "echobench: kill server process group %d: %v\n", s.PID, err)
 	}
 	select {
 	case <-s.stdoutEOF:

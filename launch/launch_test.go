@@ -58,8 +58,10 @@ func TestStartStatsStop(t *testing.T) {
 	if exit.Usage.CPU() <= 0 {
 		t.Errorf("wait4 usage = %+v, want some CPU", exit.Usage)
 	}
-	// A second Stop is harmless.
-	s.Stop(time.Second)
+	// A second Stop is harmless: it signals nothing and returns the first one's Exit.
+	if again := s.Stop(time.Second); again.Status != exit.Status || again.Usage != exit.Usage {
+		t.Errorf("second Stop = %+v, want the first one's %+v", again, exit)
+	}
 }
 
 func TestStartFailure(t *testing.T) {

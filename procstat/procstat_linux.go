@@ -273,9 +273,25 @@ func (s *Sampler) Sample(switches bool) (Tree, error) {
 		s.err = err
 		return s.last, err
 	}
+	if s.peaks.Samples > 0 {
+		t = keepCumulative(s.last, t)
+	}
 	s.peaks.fold(t, hwm)
 	s.last = t
 	return t, nil
+}
+
+// keepCumulative returns t with its CPU times raised to at least prev's. CPU used is cumulative
+// and cannot shrink, but a sample can read less than the one before it: the walk reads a parent
+// before its children, so a child that its parent reaps between the two reads is in neither (the
+// parent's cutime/cstime was read before the reap added it; the child's own stat is gone by the
+// time it is read). The next sample finds that CPU in the parent's cutime again, so the dip is a
+// reading artefact, and clamping keeps a window's CPU (a difference of two samples) from coming
+// out short or negative because of it.
+func keepCumulative(prev, t Tree) Tree {
+	t.User = max(t.User, prev.User)
+	t.Sys = max(t.Sys, prev.Sys)
+	return t
 }
 
 // Stop ends background sampling and returns the peaks. Only call it after Start.

@@ -131,3 +131,12 @@ func TestGoneProcess(t *testing.T) {
 		t.Fatal("sampling a reaped process succeeded")
 	}
 }
+
+func TestKeepCumulative(t *testing.T) {
+	prev := Tree{User: 3 * time.Second, Sys: 2 * time.Second}
+	// A sample that missed a child reaped mid-walk reads less than the one before it.
+	dipped := keepCumulative(prev, Tree{User: 2 * time.Second, Sys: 2500 * time.Millisecond, Processes: 4})
+	if dipped.User != 3*time.Second || dipped.Sys != 2500*time.Millisecond || dipped.Processes != 4 {
+		t.Fatalf("keepCumulative = %+v, want user held at 3s, sys 2.5s and the rest unchanged", dipped)
+	}
+}

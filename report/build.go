@@ -65,6 +65,18 @@ func FromResult(index int, res *loadgen.Result, openLoop bool) Run {
 		r.Conns.ConnectP99us = float64(res.ConnectLatency.ValueAtQuantile(99))
 	}
 	r.VerifyFailures = res.VerifyFailures
+	// The whole run contains the window, so the window's count is a floor for the total even
+	// from an engine that does not count the rest of the run.
+	r.VerifyFailuresTotal = max(res.VerifyFailuresTotal, res.VerifyFailures)
+	r.Incomplete = res.Incomplete
+	if h := res.ScheduleLag; openLoop && h != nil {
+		r.ScheduleLag = &ScheduleLag{Count: h.TotalCount()}
+		if h.TotalCount() > 0 {
+			r.ScheduleLag.P50us = float64(h.ValueAtQuantile(50))
+			r.ScheduleLag.P99us = float64(h.ValueAtQuantile(99))
+			r.ScheduleLag.MaxUs = float64(h.Max())
+		}
+	}
 	r.IOErrors = res.IOErrors
 	r.PerSecond = res.PerSecond
 	return r
@@ -144,6 +156,8 @@ func (r *Report) Summarize(model string, h Hists) {
 		}
 		s.ConnsFailed = max(s.ConnsFailed, run.Conns.Failed)
 		s.VerifyFailures += run.VerifyFailures
+		s.VerifyFailuresTotal += run.VerifyFailuresTotal
+		s.Incomplete += run.Incomplete
 		if sc := run.ServerCounts; sc != nil {
 			s.ServerRejected = max(s.ServerRejected, sc.Rejected)
 		}

@@ -112,19 +112,36 @@ type Run struct {
 	// Latency is per message. In open loop it is from the intended send time (coordinated
 	// omission corrected) and Uncorrected is from the actual send; in closed loop there is only
 	// Latency.
-	Latency        Latency           `json:"latency"`
-	Uncorrected    *Latency          `json:"latency_uncorrected,omitempty"`
-	Conns          Conns             `json:"conns"`
-	VerifyFailures uint64            `json:"verify_failures"`
-	IOErrors       map[string]int    `json:"io_errors,omitempty"`
-	PerSecond      []loadgen.Second  `json:"per_second"`
-	Server         *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
-	Client         ClientAccounting  `json:"client"`
-	ByteCheck      *ByteCheck        `json:"byte_check,omitempty"`
+	Latency        Latency  `json:"latency"`
+	Uncorrected    *Latency `json:"latency_uncorrected,omitempty"`
+	Conns          Conns    `json:"conns"`
+	VerifyFailures uint64   `json:"verify_failures"` // in the measured window
+	// VerifyFailuresTotal counts wrong echoes over the whole run, ramp-up, warmup and drain
+	// included: any one of them means the server is broken and fails the invocation.
+	VerifyFailuresTotal uint64 `json:"verify_failures_total"`
+	// Incomplete counts messages due in the window (sent, or scheduled in open loop) that had
+	// not completed when it ended: a stalled server shows here even if it completes nothing.
+	Incomplete uint64 `json:"incomplete"`
+	// ScheduleLag (open loop only) is how late echobench itself got round to sends it was
+	// free to make. Far from zero, the client is part of what Latency measures.
+	ScheduleLag *ScheduleLag      `json:"schedule_lag,omitempty"`
+	IOErrors    map[string]int    `json:"io_errors,omitempty"`
+	PerSecond   []loadgen.Second  `json:"per_second"`
+	Server      *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
+	Client      ClientAccounting  `json:"client"`
+	ByteCheck   *ByteCheck        `json:"byte_check,omitempty"`
 	// ServerCounts is the server's own final count of connections and bytes (its "stats" line),
 	// when echobench started it. Rejected connections were accepted and closed at once without
 	// being served: select's fd ceiling, a thread ceiling, EMFILE.
 	ServerCounts *server.Stats `json:"server_counts,omitempty"`
+}
+
+// ScheduleLag summarises the engine's own lateness in open loop, in microseconds.
+type ScheduleLag struct {
+	Count int64   `json:"count"`
+	P50us float64 `json:"p50_us"`
+	P99us float64 `json:"p99_us"`
+	MaxUs float64 `json:"max_us"`
 }
 
 // Conns is what happened to connections.
@@ -149,8 +166,9 @@ type ServerAccounting struct {
 	SysS  float64 `json:"cpu_sys_s"`
 	CPUS  float64 `json:"cpu_s"` // user + sys
 	// WindowCPUS is the CPU spent during the measured window and CPUPct that over the window's
-	// wall time: 100 is one core busy. The window's position is inferred from its length and
-	// the end of the run, interpolating between samples.
+	// wall time: 100 is one core busy. The window is the one the engine reports it measured
+	// (its start and end in wall-clock time), and the CPU at each end is interpolated between
+	// the /proc samples around it.
 	WindowCPUS    float64 `json:"window_cpu_s"`
 	CPUPct        float64 `json:"cpu_pct_of_window"`
 	PeakRSSBytes  uint64  `json:"peak_rss_bytes"`  // VmRSS summed over the tree, largest sample
@@ -178,9 +196,17 @@ type ClientAccounting struct {
 	WindowCPUS float64 `json:"window_cpu_s"`
 	CPUPct     float64 `json:"cpu_pct_of_window"` // 100 = one core
 	Cores      int     `json:"cores"`             // cores echobench may use (its pinning)
-	// Saturated is set when echobench used ≳90% of its cores in the window: the meter, not the
-	// server, was then the bottleneck and the throughput is a floor.
+	// EngineThreads is how many engine event loops ran: echobench cannot use more cores than
+	// that, so saturation is judged on the smaller of the two.
+	EngineThreads int `json:"engine_threads"`
+	// Saturated is set when echobench used ≥90% of min(Cores, EngineThreads) in the window or,
+	// unpinned, at least as much CPU as the server it shares the CPUs with: the meter, not the
+	// server alone, then limited the throughput and the figures are a floor for the server.
 	Saturated bool `json:"saturated"`
+	// BothSaturated is set when echobench and the server were both at ≥90% of their cores.
+	// Over loopback each side's write runs the other's receive path in the kernel, so the work
+	// is shared and the figure is the pair's limit rather than the server's.
+	BothSaturated bool `json:"both_saturated"`
 }
 
 // ByteCheck compares echobench's byte counts with the server's own, over the whole run.
@@ -198,32 +224,34 @@ type ByteCheck struct {
 // several runs, rates and CPU are means, latencies come from the merged histograms, peaks are
 // maxima, connection counts are the worst run's, and failures are summed.
 type Summary struct {
-	Model              string  `json:"model"`
-	Runs               int     `json:"runs"`
-	MsgsPerSec         float64 `json:"msgs_per_s"`
-	MsgsPerSecStddev   float64 `json:"msgs_per_s_stddev"`    // sample standard deviation over runs
-	MsgsPerSecCI95Low  float64 `json:"msgs_per_s_ci95_low"`  // Student's t 95% interval of the mean
-	MsgsPerSecCI95High float64 `json:"msgs_per_s_ci95_high"` // (equal to the mean for one run)
-	MBPerSec           float64 `json:"mb_per_s"`
-	LatencyP50us       float64 `json:"latency_p50_us"`
-	LatencyP99us       float64 `json:"latency_p99_us"`
-	LatencyP999us      float64 `json:"latency_p99_9_us"`
-	LatencyMaxUs       float64 `json:"latency_max_us"`
-	ConnsEstablished   int     `json:"conns_established"`
-	ConnsFailed        int     `json:"conns_failed"`
-	NewConnsPerSec     float64 `json:"new_conns_per_s"`
-	ConnectP50us       float64 `json:"connect_p50_us"`
-	ConnectP99us       float64 `json:"connect_p99_us"`
-	VerifyFailures     uint64  `json:"verify_failures"`
-	ServerRejected     uint64  `json:"server_rejected"` // connections the server closed unserved, by its own count (most of any run)
-	ServerCPUS         float64 `json:"server_cpu_s"`    // user+sys over the load run
-	ServerCPUPct       float64 `json:"server_cpu_pct"`
-	ServerPeakRSSBytes uint64  `json:"server_peak_rss_bytes"`
-	ServerPeakThreads  int     `json:"server_peak_threads"`
-	ServerProcesses    int     `json:"server_processes"` // peak processes counted in the tree
-	ClientCPUS         float64 `json:"client_cpu_s"`
-	ClientCPUPct       float64 `json:"client_cpu_pct"`
-	ClientSaturated    bool    `json:"client_saturated"`
-	ByteDiffPct        float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
-	Error              string  `json:"error,omitempty"`
+	Model               string  `json:"model"`
+	Runs                int     `json:"runs"`
+	MsgsPerSec          float64 `json:"msgs_per_s"`
+	MsgsPerSecStddev    float64 `json:"msgs_per_s_stddev"`    // sample standard deviation over runs
+	MsgsPerSecCI95Low   float64 `json:"msgs_per_s_ci95_low"`  // Student's t 95% interval of the mean
+	MsgsPerSecCI95High  float64 `json:"msgs_per_s_ci95_high"` // (equal to the mean for one run)
+	MBPerSec            float64 `json:"mb_per_s"`
+	LatencyP50us        float64 `json:"latency_p50_us"`
+	LatencyP99us        float64 `json:"latency_p99_us"`
+	LatencyP999us       float64 `json:"latency_p99_9_us"`
+	LatencyMaxUs        float64 `json:"latency_max_us"`
+	ConnsEstablished    int     `json:"conns_established"`
+	ConnsFailed         int     `json:"conns_failed"`
+	NewConnsPerSec      float64 `json:"new_conns_per_s"`
+	ConnectP50us        float64 `json:"connect_p50_us"`
+	ConnectP99us        float64 `json:"connect_p99_us"`
+	VerifyFailures      uint64  `json:"verify_failures"`       // in the measured windows, summed
+	VerifyFailuresTotal uint64  `json:"verify_failures_total"` // over the whole runs, summed
+	Incomplete          uint64  `json:"incomplete"`            // summed over runs
+	ServerRejected      uint64  `json:"server_rejected"`       // connections the server closed unserved, by its own count (most of any run)
+	ServerCPUS          float64 `json:"server_cpu_s"`          // user+sys over the load run
+	ServerCPUPct        float64 `json:"server_cpu_pct"`
+	ServerPeakRSSBytes  uint64  `json:"server_peak_rss_bytes"`
+	ServerPeakThreads   int     `json:"server_peak_threads"`
+	ServerProcesses     int     `json:"server_processes"` // peak processes counted in the tree
+	ClientCPUS          float64 `json:"client_cpu_s"`
+	ClientCPUPct        float64 `json:"client_cpu_pct"`
+	ClientSaturated     bool    `json:"client_saturated"`
+	ByteDiffPct         float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
+	Error               string  `json:"error,omitempty"`
 }

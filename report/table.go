@@ -48,6 +48,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		row("latency µs", "p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f (all runs merged)", s.LatencyP50us, s.LatencyP99us, s.LatencyP999us, s.LatencyMaxUs)
 		row("server CPU", "%.2fs (%.0f%% of window), peak RSS %s, peak threads %d, processes %d", s.ServerCPUS, s.ServerCPUPct, bytesText(s.ServerPeakRSSBytes), s.ServerPeakThreads, s.ServerProcesses)
 		row("echobench CPU", "%.2fs (%.0f%% of window)", s.ClientCPUS, s.ClientCPUPct)
+		row("verify failures", "%d in the windows, %d in the whole runs", s.VerifyFailures, s.VerifyFailuresTotal)
+		if s.Incomplete > 0 {
+			row("incomplete", "%d messages", s.Incomplete)
+		}
 	}
 	tw.Flush()
 	for _, warn := range r.Warnings {
@@ -73,7 +77,17 @@ func writeRun(row func(string, string, ...any), run Run) {
 	if c.Reconnects > 0 {
 		row("reconnect", "%.0f new conns/s, connect p50 %.0f µs  p99 %.0f µs", c.NewConnsPerSec, c.ConnectP50us, c.ConnectP99us)
 	}
-	row("verify failures", "%d", run.VerifyFailures)
+	if run.VerifyFailuresTotal > 0 {
+		row("verify failures", "%d in the window, %d in the whole run: THE SERVER ECHOED WRONG BYTES", run.VerifyFailures, run.VerifyFailuresTotal)
+	} else {
+		row("verify failures", "0 in the whole run")
+	}
+	if run.Incomplete > 0 {
+		row("incomplete", "%d messages due in the window had not completed when it ended", run.Incomplete)
+	}
+	if sl := run.ScheduleLag; sl != nil {
+		row("schedule lag µs", "p50 %.0f  p99 %.0f  max %.0f (echobench's own lateness; should stay near 0)", sl.P50us, sl.P99us, sl.MaxUs)
+	}
 	if len(run.IOErrors) > 0 {
 		row("I/O errors", "%s", strings.TrimPrefix(countsText(run.IOErrors), " "))
 	}

@@ -16,8 +16,8 @@ import (
 	"echobench/report"
 )
 
-// saturatedShare is the share of its cores above which echobench counts as saturated: the load
-// generator, not the server, then limits the throughput.
+// saturatedShare is the share of the cores a side can use above which it counts as saturated
+// (see judgeSaturation): for echobench, the load generator then limits the throughput.
 const saturatedShare = 0.90
 
 // deathNoticeWait is how long a failed run waits to learn whether the server child died.
@@ -123,20 +123,27 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 		r.Error = err.Error()
 	}
 
-	windowStart := end.Add(-res.Elapsed)
-	r.Client = c.clientAccounting(points, windowStart, end)
-	if r.Client.Saturated {
-		c.warn("echobench used %.0f%% of its %d core(s) during the window: the load generator, not the server, is the bottleneck, so these figures are a floor for the server; give echobench more CPUs or lower the load",
-			r.Client.CPUPct, r.Client.Cores)
+	windowStart, windowEnd := res.WindowStart, res.WindowEnd
+	if windowStart.IsZero() || !windowEnd.After(windowStart) {
+		// An engine that does not report its window: infer it from its length and the run's
+		// end. That places it late by the drain and teardown after the window, so it is only
+		// a fallback.
+		windowStart, windowEnd = end.Add(-res.Elapsed), end
 	}
+	r.Client = c.clientAccounting(points, windowStart, windowEnd, cfg)
 	if sampler != nil {
-		r.Server = serverAccounting(sampler, rootPID, points, windowStart, end)
+		r.Server = serverAccounting(sampler, rootPID, points, windowStart, windowEnd)
 		if srv == nil {
 			// An external server: live threads are all we can read.
 			if t, err := sampler.Sample(true); err == nil {
 				r.Server.CtxVoluntary, r.Server.CtxInvolunt, r.Server.CtxSource = t.Voluntary, t.Involuntary, "threads"
 			}
 		}
+	}
+	c.judgeSaturation(&r.Client, r.Server)
+	if r.VerifyFailuresTotal > 0 {
+		c.warn("VERIFY FAILED: run %d: %d echoes differed from what was sent (%d in the measured window): the server is broken and its figures mean nothing",
+			index+1, r.VerifyFailuresTotal, r.VerifyFailures)
 	}
 	if srv != nil {
 		exit := srv.Stop(c.opts.stopGrace)
@@ -162,25 +169,62 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 	return &r, res, err
 }
 
-func (c *cell) clientAccounting(points []point, windowStart, windowEnd time.Time) report.ClientAccounting {
+func (c *cell) clientAccounting(points []point, windowStart, windowEnd time.Time, cfg loadgen.Config) report.ClientAccounting {
 	first, last := points[0], points[len(points)-1]
 	cores := len(c.pins.client)
 	if cores == 0 {
 		cores = runtime.NumCPU()
 	}
+	// The engine's own rule (loadgen.Run): Workers, else GOMAXPROCS, never more than Conns.
+	threads := cfg.Workers
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
 	a := report.ClientAccounting{
-		UserS: (last.client.User - first.client.User).Seconds(),
-		SysS:  (last.client.Sys - first.client.Sys).Seconds(),
-		Cores: cores,
+		UserS:         (last.client.User - first.client.User).Seconds(),
+		SysS:          (last.client.Sys - first.client.Sys).Seconds(),
+		Cores:         cores,
+		EngineThreads: min(threads, cfg.Conns),
 	}
 	a.CPUS = a.UserS + a.SysS
 	window := cpuBetween(points, windowStart, windowEnd, clientSide)
 	a.WindowCPUS = window.Seconds()
 	if wall := windowEnd.Sub(windowStart); wall > 0 {
 		a.CPUPct = window.Seconds() / wall.Seconds() * 100
-		a.Saturated = a.CPUPct >= saturatedShare*100*float64(cores)
 	}
 	return a
+}
+
+// judgeSaturation decides whether echobench limited the throughput, sets the flags and warns.
+//
+// echobench can use at most min(cores, engine threads) cores: one engine thread pegged at 100%
+// on two cores is saturated at 50% of the machine. Unpinned, echobench and the server share the
+// CPUs, so neither can reach its nominal share; there an echobench that uses at least as much
+// CPU as the server is itself taking the cores the server would need. And over loopback a
+// message's kernel cost is roughly symmetric (each side's write runs the other's receive path),
+// so at ping-pong both sides can be near 100%: then the figure is the pair's limit, and blaming
+// the meter alone would be as wrong as blaming the server alone.
+func (c *cell) judgeSaturation(cl *report.ClientAccounting, sv *report.ServerAccounting) {
+	clientCores := min(cl.Cores, max(cl.EngineThreads, 1))
+	clientFull := cl.CPUPct >= saturatedShare*100*float64(clientCores)
+	serverFull := false
+	if sv != nil && len(c.pins.server) > 0 {
+		serverFull = sv.CPUPct >= saturatedShare*100*float64(len(c.pins.server))
+	}
+	unpinnedHeavy := len(c.pins.client) == 0 && sv != nil && sv.CPUPct > 0 && cl.CPUPct >= sv.CPUPct
+	cl.Saturated = clientFull || unpinnedHeavy
+	cl.BothSaturated = clientFull && serverFull
+	switch {
+	case cl.BothSaturated:
+		c.warn("both saturated: echobench at %.0f%% of its %d usable core(s), the server at %.0f%% of its %d: loopback work is shared (each side's write runs the other's receive path), so the figure is the pair's limit, not the server's alone",
+			cl.CPUPct, clientCores, sv.CPUPct, len(c.pins.server))
+	case clientFull:
+		c.warn("echobench used %.0f%% of its %d usable core(s) (%d cores, %d engine threads) during the window: the load generator, not the server, is the bottleneck, so these figures are a floor for the server; give echobench more CPUs or -workers, or lower the load",
+			cl.CPUPct, clientCores, cl.Cores, cl.EngineThreads)
+	case unpinnedHeavy:
+		c.warn("echobench (unpinned) used %.0f%% of a core against the server's %.0f%%: sharing the CPUs, the load generator takes as much as the server, so these figures are a floor for the server; pin them apart (-pin) if the machine allows",
+			cl.CPUPct, sv.CPUPct)
+	}
 }
 
 func serverAccounting(s *procstat.Sampler, pid int, points []point, windowStart, windowEnd time.Time) *report.ServerAccounting {

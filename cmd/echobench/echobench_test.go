@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -243,5 +246,83 @@ func TestServerKilledMidRunModel(t *testing.T) {
 	}
 	if rep.Runs[0].Server == nil || rep.Runs[0].Server.PeakProcesses != 1 {
 		t.Errorf("server accounting of the partial run: %+v", rep.Runs[0].Server)
+	}
+}
+
+// TestVerifyFailureFailsRun loads a server that echoes every byte plus one: the run must end
+// with exit status 1, a loud warning and the failures counted.
+func TestVerifyFailureFailsRun(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					for i := range buf[:n] {
+						buf[i]++
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			})
+		}
+	}()
+	out := filepath.Join(t.TempDir(), "r.json")
+	var stdout, stderr bytes.Buffer
+	status := run([]string{"-addr", ln.Addr().String(), "-pin=false", "-c", "2", "-d", "500ms", "-warmup", "0", "-o", out}, &stdout, &stderr)
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	if status != exitFail {
+		t.Fatalf("exit status %d, want %d when echoes are wrong", status, exitFail)
+	}
+	rep := readReport(t, out)
+	if rep.Summary.VerifyFailuresTotal == 0 || len(rep.Runs) != 1 || rep.Runs[0].VerifyFailuresTotal == 0 {
+		t.Errorf("summary %+v: want the wrong echoes counted", rep.Summary)
+	}
+	if !strings.Contains(stderr.String(), "VERIFY FAILED") || !strings.Contains(stdout.String(), "VERIFY FAILED") {
+		t.Errorf("no loud warning on stderr and in the table")
+	}
+}
+
+func TestJudgeSaturation(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		pins                  pinning
+		client                report.ClientAccounting
+		serverPct             float64
+		saturated, both, warn bool
+	}{
+		{"one thread pegged on two cores", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 1, CPUPct: 95}, 150, true, false, true},
+		{"unpinned, client takes as much as the server", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 2, CPUPct: 90}, 85, true, false, true},
+		{"unpinned, server dominates", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 2, CPUPct: 60}, 120, false, false, false},
+		{"pinned, both pegged", pinning{server: []int{0}, client: []int{1}}, report.ClientAccounting{Cores: 1, EngineThreads: 1, CPUPct: 97}, 96, true, true, true},
+		{"pinned, client pegged only", pinning{server: []int{0}, client: []int{1}}, report.ClientAccounting{Cores: 1, EngineThreads: 1, CPUPct: 97}, 50, true, false, true},
+		{"pinned, server pegged only", pinning{server: []int{0}, client: []int{1}}, report.ClientAccounting{Cores: 1, EngineThreads: 1, CPUPct: 60}, 99, false, false, false},
+	} {
+		var warnings []string
+		c := &cell{pins: tc.pins, warn: func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }}
+		cl := tc.client
+		c.judgeSaturation(&cl, &report.ServerAccounting{CPUPct: tc.serverPct})
+		if cl.Saturated != tc.saturated || cl.BothSaturated != tc.both || (len(warnings) > 0) != tc.warn {
+			t.Errorf("%s: saturated %v both %v warnings %q; want %v %v warn %v", tc.name, cl.Saturated, cl.BothSaturated, warnings, tc.saturated, tc.both, tc.warn)
+		}
+		if tc.both && (len(warnings) != 1 || !strings.Contains(warnings[0], "both saturated")) {
+			t.Errorf("%s: warnings %q, want one saying both are saturated", tc.name, warnings)
+		}
 	}
 }

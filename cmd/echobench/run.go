@@ -24,7 +24,7 @@ import (
 // Exit statuses.
 const (
 	exitOK    = 0
-	exitFail  = 1 // the run failed or is partial: server died, interrupted, cannot start
+	exitFail  = 1 // the run failed or is partial (server died, interrupted, cannot start), or an echo was wrong
 	exitUsage = 2 // bad flags or a refused target
 )
 
@@ -238,6 +238,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	status := exitOK
 	if rep.Error != "" {
+		status = exitFail
+	}
+	if rep.Summary.VerifyFailuresTotal > 0 {
+		// A wrong echo at any point of any run, warmup and drain included, means the server is
+		// broken: its throughput is no result, whatever else went well. The per-run warning is
+		// already in the report; this makes the failure the exit status too.
 		status = exitFail
 	}
 	if o.out != "" {
