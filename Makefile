@@ -19,7 +19,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 test: fmt-check vet
-	$(GO) test -race -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
 
 # bench: every model as its own pinned server on loopback, one ranked table; data in results/.
 bench: build
