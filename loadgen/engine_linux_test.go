@@ -8,12 +8,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -516,10 +518,11 @@ func TestEncodeFramesResumesMidStream(t *testing.T) {
 	sizes := []int{12, 13, 40, 70000, 12, 200}
 	c := conn{streamID: 7, inflight: make([]message, len(sizes))}
 	var payloads []int
-	for i, s := range sizes {
+	for _, s := range sizes {
 		m := c.push()
-		*m = message{start: c.queued, end: c.queued + uint64(s), seq: uint64(i)}
+		*m = message{end: c.queued + uint64(s), size: uint32(s)}
 		c.queued += uint64(s)
+		c.msgIndex++
 		payloads = append(payloads, s-frameHeaderLen)
 	}
 	want, _ := frameStream(payloads)
@@ -559,5 +562,43 @@ func TestLockedWorkerThreadExits(t *testing.T) {
 	waitThreadsGone([]*worker{w})
 	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", w.tid)); err == nil {
 		t.Errorf("thread %d still exists after its locked goroutine returned", w.tid)
+	}
+}
+
+func TestSampleRunRecordsEverySample(t *testing.T) {
+	// Batching equal samples must leave the histograms exactly as recording each sample alone
+	// would: same count and same value at every quantile, across runs, histograms and the
+	// nanosecond values that round to one microsecond.
+	a, b := NewHistogram(), NewHistogram()
+	wantA, wantB := NewHistogram(), NewHistogram()
+	var ra, rb sampleRun
+	samples := []int64{5000, 5000, 5999, 5000, 7000, 7000, -3, 0, 999, 1000, 1000, 5000, 200e9, 200e9}
+	for i, ns := range samples {
+		ra.add(a, ns)
+		recordMicros(wantA, ns)
+		if i%3 == 0 {
+			rb.add(b, ns)
+			recordMicros(wantB, ns)
+		}
+		if i == 6 {
+			ra.flush() // a flush mid-stream, as at the end of a consume call
+		}
+	}
+	ra.flush()
+	rb.flush()
+	ra.flush() // flushing twice records nothing more
+	for _, pair := range [][2]*hdrhistogram.Histogram{{a, wantA}, {b, wantB}} {
+		got, want := pair[0], pair[1]
+		if got.TotalCount() != want.TotalCount() {
+			t.Fatalf("count %d, want %d", got.TotalCount(), want.TotalCount())
+		}
+		for _, q := range []float64{0, 10, 25, 50, 75, 90, 99, 100} {
+			if g, w := got.ValueAtQuantile(q), want.ValueAtQuantile(q); g != w {
+				t.Fatalf("p%v = %d, want %d", q, g, w)
+			}
+		}
+		if !reflect.DeepEqual(got.Export(), want.Export()) {
+			t.Fatalf("histograms differ")
+		}
 	}
 }

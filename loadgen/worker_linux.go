@@ -135,6 +135,9 @@ type worker struct {
 
 	st   workerStats
 	live *liveCounters
+	// the current consume call's completions, and their latency samples not yet recorded
+	done                                  completions
+	runLatency, runUncorrected, runSecond sampleRun
 	// unpublished progress since the last publish
 	newMessages, newBytes, newErrors uint64
 }
@@ -635,7 +638,16 @@ func (w *worker) canQueue(c *conn) bool {
 // for its next turn if its window still has room.
 func (w *worker) fill(c *conn, now int64) {
 	if w.sh.cfg.Rate == 0 {
-		for w.canQueue(c) {
+		if !w.canQueue(c) {
+			return
+		}
+		// Closed loop refills the whole free window at once (up to Pipeline messages per call
+		// when streaming), so the room is worked out once rather than per message.
+		room := w.sh.cfg.Pipeline - c.count
+		if k := w.sh.cfg.Reconnect; k > 0 {
+			room = min(room, int(uint64(k)-c.msgIndex))
+		}
+		for range room {
 			w.queue(c, now, now)
 		}
 		return
@@ -656,9 +668,14 @@ func (w *worker) fill(c *conn, now int64) {
 // queue appends the next message of c's stream to its window; flush writes it.
 func (w *worker) queue(c *conn, intended, now int64) {
 	sizes := w.sh.cfg.Sizes
-	size := uint64(sizes[c.msgIndex%uint64(len(sizes))])
+	size := uint64(sizes[c.sizeIdx])
+	// sizeIdx follows msgIndex mod len(sizes) by counting, not dividing: this runs per message.
+	c.sizeIdx++
+	if c.sizeIdx == len(sizes) {
+		c.sizeIdx = 0
+	}
 	m := c.push()
-	*m = message{start: c.queued, end: c.queued + size, seq: c.msgIndex, queuedAt: now, intended: intended}
+	*m = message{end: c.queued + size, size: uint32(size), queuedAt: now, intended: intended}
 	c.queued += size
 	c.msgIndex++
 }
@@ -763,18 +780,28 @@ func (w *worker) consume(c *conn, b []byte, now int64) bool {
 		w.ioFailed(c, errUnsolicited)
 		return false
 	}
+	// Completions of one call share now, and messages queued together share their send times, so
+	// their latencies are often identical: complete gathers runs of equal samples, which
+	// endCompletions records, each run with one RecordValues (exact: every message is still a
+	// sample).
+	w.beginCompletions(now)
+	defer w.endCompletions()
 	verify := w.sh.cfg.Verify
 	if !w.sh.cfg.Frame {
+		// The whole chunk is checked with one comparison against the pattern at its stream offset;
+		// only a chunk that differs is checked again message by message, to find which messages
+		// carry the wrong bytes. Either way a message fails exactly when one of its bytes is wrong.
+		chunkWrong := verify && !matchesPattern(b, c.streamID, c.received)
 		for len(b) > 0 {
 			m := c.front()
 			k := int(min(uint64(len(b)), m.end-c.received))
-			if verify && !m.failed && !matchesPattern(b[:k], c.streamID, c.received) {
+			if chunkWrong && !m.failed && !matchesPattern(b[:k], c.streamID, c.received) {
 				m.failed = true
 			}
 			c.received += uint64(k)
 			b = b[k:]
 			if c.received == m.end {
-				w.complete(c, now)
+				w.complete(c)
 			}
 		}
 		return true
@@ -786,7 +813,7 @@ func (w *worker) consume(c *conn, b []byte, now int64) bool {
 		m := c.front()
 		switch ev {
 		case frameHeader:
-			if c.parser.Length != int(m.end-m.start)-frameHeaderLen || c.parser.Seq != m.seq {
+			if c.parser.Length != int(m.size)-frameHeaderLen || c.parser.Seq != c.seqAt(0) {
 				// A wrong length or sequence number loses the frame boundaries for good: the
 				// rest of this stream cannot be parsed.
 				w.failMessage(c, now)
@@ -794,14 +821,14 @@ func (w *worker) consume(c *conn, b []byte, now int64) bool {
 				return false
 			}
 			if c.parser.Length == 0 {
-				w.complete(c, now)
+				w.complete(c)
 			}
 		case framePayload:
 			if verify && !m.failed && !matchesPattern(b[:k], c.streamID, off) {
 				m.failed = true
 			}
 			if c.parser.Remaining() == 0 {
-				w.complete(c, now)
+				w.complete(c)
 			}
 		}
 		b = b[k:]
@@ -824,39 +851,117 @@ func (w *worker) failMessage(c *conn, now int64) {
 	c.front().failed = true
 }
 
-// complete records the front message of c, whose last byte arrived at now.
-func (w *worker) complete(c *conn, now int64) {
-	m := c.front()
-	size := m.end - m.start
-	w.st.totalMessages++
-	w.newMessages++
-	w.newBytes += size
-	if m.failed {
-		w.st.verifyFailuresTotal++
-	}
-	if w.pastWindow(now) && w.dueInWindow(m) {
-		w.recordIncomplete(m.intended) // it was still in flight when the window ended
-	}
-	if w.inWindow(now) {
-		w.st.messages++
-		w.st.bytes += size
-		if m.failed {
-			w.st.verifyFailures++
-		}
-		recordMicros(w.st.latency, now-m.intended)
-		if w.st.uncorrected != nil {
-			recordMicros(w.st.uncorrected, now-m.queuedAt)
-		}
+// completions is the state of one consume call's completions. They all happen at the same now,
+// so whether it is in the window, past it, and which second of the window it falls in are worked
+// out once per call (beginCompletions); per message there remain the counts, which are summed
+// here and added to the worker's totals once per call (endCompletions), and the latency samples.
+type completions struct {
+	now      int64
+	inWindow bool
+	past     bool         // pastWindow(now)
+	second   *secondStats // the window's second now falls in; nil outside the window
+	messages uint64
+	bytes    uint64
+}
+
+// beginCompletions prepares w.done for completions at now.
+func (w *worker) beginCompletions(now int64) {
+	w.done = completions{now: now, inWindow: w.inWindow(now), past: w.pastWindow(now)}
+	if w.done.inWindow {
 		sec := int((now - w.measureStart) / int64(time.Second))
 		for len(w.st.seconds) <= sec {
 			w.st.seconds = append(w.st.seconds, secondStats{latency: newSecondHistogram()})
 		}
-		s := &w.st.seconds[sec]
-		s.messages++
-		s.bytes += size
-		recordMicros(s.latency, now-m.intended)
+		w.done.second = &w.st.seconds[sec]
+	}
+}
+
+// endCompletions adds what the completions since beginCompletions counted to the worker's totals
+// and records their latency samples.
+func (w *worker) endCompletions() {
+	d := &w.done
+	w.st.totalMessages += d.messages
+	w.newMessages += d.messages
+	w.newBytes += d.bytes
+	if d.inWindow {
+		w.st.messages += d.messages
+		w.st.bytes += d.bytes
+		d.second.messages += d.messages
+		d.second.bytes += d.bytes
+	}
+	d.messages, d.bytes = 0, 0
+	w.runLatency.flush()
+	w.runUncorrected.flush()
+	w.runSecond.flush()
+}
+
+// complete records the front message of c, whose last byte arrived at w.done.now.
+func (w *worker) complete(c *conn) {
+	m := c.front()
+	d := &w.done
+	d.messages++
+	d.bytes += uint64(m.size)
+	if m.failed {
+		w.st.verifyFailuresTotal++
+		if d.inWindow {
+			w.st.verifyFailures++
+		}
+	}
+	if d.past && w.dueInWindow(m) {
+		w.recordIncomplete(m.intended) // it was still in flight when the window ended
+	}
+	if d.inWindow {
+		w.runLatency.add(w.st.latency, d.now-m.intended)
+		if w.st.uncorrected != nil {
+			w.runUncorrected.add(w.st.uncorrected, d.now-m.queuedAt)
+		}
+		w.runSecond.add(d.second.latency, d.now-m.intended)
 	}
 	c.popFront()
+}
+
+// sampleRun is a run of equal latency samples bound for one histogram, not yet recorded. A
+// pipelined connection's messages are queued in one fill and complete in one read, so they share
+// one latency value, and RecordValues(v, n) records n of them for the cost of one: the histogram
+// ends up exactly as if each had been recorded alone.
+type sampleRun struct {
+	h      *hdrhistogram.Histogram
+	us     int64 // the run's value, in h's unit
+	lastNS int64 // the last sample's latency in ns, which the common case compares against
+	n      int64
+}
+
+// add appends a sample of ns nanoseconds for h, recording the run so far first if it is for
+// another histogram or value. The common case, the very same ns as the previous sample, is kept
+// small enough for the compiler to inline. It needs no check that a run is open: after a flush, h
+// and lastNS still describe the value us holds, so a matching sample correctly starts a run of 1.
+func (r *sampleRun) add(h *hdrhistogram.Histogram, ns int64) {
+	if r.lastNS == ns && r.h == h {
+		r.n++
+		return
+	}
+	r.addSlow(h, ns)
+}
+
+// addSlow is add for a sample whose ns differs from the previous one: it may still round to the
+// run's microsecond, and otherwise starts a new run.
+func (r *sampleRun) addSlow(h *hdrhistogram.Histogram, ns int64) {
+	us := clampMicros(h, ns)
+	r.lastNS = ns
+	if r.n > 0 && r.us == us && r.h == h {
+		r.n++
+		return
+	}
+	r.flush()
+	r.h, r.us, r.n = h, us, 1
+}
+
+// flush records the run, if any.
+func (r *sampleRun) flush() {
+	if r.n > 0 {
+		r.h.RecordValues(r.us, r.n)
+		r.n = 0
+	}
 }
 
 // ioFailed counts a mid-run read or write error and closes c; in Reconnect mode the slot connects
@@ -916,11 +1021,12 @@ func (w *worker) closeAllConns() {
 // recordMicros records a latency of ns nanoseconds in microseconds, clamped to the histogram's
 // range so an outlier is counted rather than dropped.
 func recordMicros(h *hdrhistogram.Histogram, ns int64) {
-	us := max(ns/1000, 0)
-	if us > h.HighestTrackableValue() {
-		us = h.HighestTrackableValue()
-	}
-	h.RecordValue(us)
+	h.RecordValue(clampMicros(h, ns))
+}
+
+// clampMicros converts ns nanoseconds to whole microseconds within h's range.
+func clampMicros(h *hdrhistogram.Histogram, ns int64) int64 {
+	return min(max(ns/1000, 0), h.HighestTrackableValue())
 }
 
 // newSecondHistogram is the per-second latency histogram: two significant digits are plenty for a
