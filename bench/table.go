@@ -11,8 +11,11 @@ import (
 )
 
 // Table prints one table ranked by the first cell's msgs/s, with every row's ratio to the
-// baseline in each cell. A row that could not run a cell shows n/a, and the reasons follow the
-// table, so nothing a model cannot do is hidden.
+// baseline in each cell. Beside throughput it shows the server's CPU per message (or per new
+// connection): on two loopback cores echobench and the server share the kernel's work almost
+// evenly, so when both saturate the throughput is the pair's limit and CPU per message is what
+// tells the servers apart. A row that could not run a cell shows n/a, and the reasons, and
+// anything else that qualifies a figure, follow the table, so nothing is hidden.
 func Table(w io.Writer, results []*Result, cells []Cell) {
 	if len(cells) == 0 {
 		return
@@ -26,9 +29,9 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 		}
 		byRow[r.Row.Name][r.Cell] = r
 	}
-	main := cells[0].Name
+	first := cells[0].Name
 	msgs := func(row string) float64 {
-		return byRow[row][main].Mean(func(s report.Summary) float64 { return s.MsgsPerSec })
+		return byRow[row][first].Mean(func(s report.Summary) float64 { return s.MsgsPerSec })
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return msgs(rows[i]) > msgs(rows[j]) })
 
@@ -36,20 +39,20 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 	header := []string{"#", "model"}
 	for i, c := range cells {
 		if i == 0 {
-			header = append(header, c.Name+" msgs/s", "×"+Baseline, "p50 µs", "p99 µs", "srv CPU%", "srv RSS", "threads", "procs", "cli CPU%")
+			header = append(header, c.Name+" msgs/s", "×"+Baseline, "srv µs/msg", "p50 µs", "p99 µs", "srv CPU%", "cli CPU%", "srv RSS", "threads", "procs", "served")
 		} else {
-			header = append(header, c.Name+" conns/s", "×"+Baseline, "connect p99 µs", "srv CPU%", "srv RSS")
+			header = append(header, c.Name+" conns/s", "×"+Baseline, "srv µs/conn", "connect p99 µs", "srv CPU%", "srv RSS")
 		}
 	}
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
-	var notes []string
+	var n notes
 	for rank, row := range rows {
 		line := []string{fmt.Sprint(rank + 1), row}
 		for i, c := range cells {
 			r := byRow[row][c.Name]
-			width := 9
+			width := 11
 			if i > 0 {
-				width = 5
+				width = 6
 			}
 			if r == nil || len(r.Runs) == 0 {
 				line = append(line, "n/a")
@@ -57,70 +60,142 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 					line = append(line, "")
 				}
 				if r != nil && r.NA != "" {
-					notes = append(notes, fmt.Sprintf("%s, %s: n/a: %s", row, c.Name, r.NA))
+					n.add("n/a", fmt.Sprintf("%s, %s: %s", row, c.Name, r.NA))
 				}
 				continue
 			}
-			base := byRow[Baseline][c.Name]
-			mean := func(f func(report.Summary) float64) float64 { return r.Mean(f) }
+			mean := r.Mean
+			cpu := mean(func(s report.Summary) float64 { return s.ServerCPUPct })
 			rss := human(mean(func(s report.Summary) float64 { return float64(s.ServerPeakRSSBytes) }))
-			cpu := fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.ServerCPUPct }))
+			base := byRow[Baseline][c.Name]
 			if i == 0 {
 				m := mean(func(s report.Summary) float64 { return s.MsgsPerSec })
 				line = append(line,
 					fmt.Sprintf("%.0f", m),
 					ratio(m, base, func(s report.Summary) float64 { return s.MsgsPerSec }),
+					perUnit(cpu, m),
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.LatencyP50us })),
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.LatencyP99us })),
-					cpu, rss,
+					fmt.Sprintf("%.0f", cpu),
+					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.ClientCPUPct })),
+					rss,
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return float64(s.ServerPeakThreads) })),
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return float64(s.ServerProcesses) })),
-					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.ClientCPUPct })),
+					served(r),
 				)
 			} else {
 				m := mean(func(s report.Summary) float64 { return s.NewConnsPerSec })
 				line = append(line,
 					fmt.Sprintf("%.0f", m),
 					ratio(m, base, func(s report.Summary) float64 { return s.NewConnsPerSec }),
+					perUnit(cpu, m),
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.ConnectP99us })),
-					cpu, rss,
+					fmt.Sprintf("%.0f", cpu),
+					rss,
 				)
 			}
-			for _, s := range r.Runs {
-				if s.VerifyFailures > 0 {
-					notes = append(notes, fmt.Sprintf("%s, %s: %d VERIFY FAILURES: the server echoed wrong bytes", row, c.Name, s.VerifyFailures))
-				}
-			}
-			for _, s := range r.Runs {
-				if s.ClientSaturated {
-					notes = append(notes, fmt.Sprintf("%s, %s: echobench saturated its core: the figure is a floor for the server", row, c.Name))
-					break
-				}
-			}
-			for _, s := range r.Runs {
-				if s.ServerRejected > 0 {
-					notes = append(notes, fmt.Sprintf("%s, %s: the server closed %d connections unserved (its own count)", row, c.Name, s.ServerRejected))
-					break
-				}
-			}
-			for _, s := range r.Runs {
-				if s.ConnsFailed > 0 || s.Error != "" {
-					notes = append(notes, fmt.Sprintf("%s, %s: %d connects failed %s", row, c.Name, s.ConnsFailed, firstLine(s.Error)))
-					break
-				}
-			}
-			if r.Warning != "" {
-				notes = append(notes, fmt.Sprintf("%s, %s: %s", row, c.Name, r.Warning))
-			}
+			n.qualify(row, c.Name, r)
 		}
 		fmt.Fprintln(tw, strings.Join(line, "\t")+"\t")
 	}
 	tw.Flush()
-	if len(notes) > 0 {
-		fmt.Fprintln(w)
-		for _, n := range notes {
-			fmt.Fprintln(w, "  "+n)
+	n.print(w)
+}
+
+// perUnit is the server's CPU per message (or connection) in µs: its CPU share of the window
+// over the rate.
+func perUnit(cpuPct, perSec float64) string {
+	if perSec <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", cpuPct/100*1e6/perSec)
+}
+
+// served is how many connections the server served, by its own count, when that is fewer than
+// echobench established: the rest waited in the backlog.
+func served(r *Result) string {
+	s := r.Runs[0]
+	if s.ServerServed == 0 && s.ConnsEstablished > 0 {
+		return "-"
+	}
+	return fmt.Sprint(s.ServerServed)
+}
+
+// notes gathers what qualifies the figures, grouped by kind so that a condition shared by many
+// rows reads as one line.
+type notes struct {
+	kinds  []string
+	byKind map[string][]string
+}
+
+func (n *notes) add(kind, text string) {
+	if n.byKind == nil {
+		n.byKind = map[string][]string{}
+	}
+	if _, ok := n.byKind[kind]; !ok {
+		n.kinds = append(n.kinds, kind)
+	}
+	n.byKind[kind] = append(n.byKind[kind], text)
+}
+
+// Note kinds, in the words printed before the rows they apply to.
+const (
+	noteBoth     = "both echobench and the server saturated their cores (loopback splits the kernel's work between them), so msgs/s is the pair's limit; compare srv µs/msg"
+	noteClient   = "echobench saturated its core while the server did not: msgs/s is a floor for the server; compare srv µs/msg"
+	noteBacklog  = "the server served fewer connections than were established; the rest waited in the listen backlog (a pool, or thread/process creation too slow) and their messages count as incomplete"
+	noteRejected = "the server closed connections unserved, by its own count"
+	noteVerify   = "VERIFY FAILURES: the server echoed wrong bytes"
+	noteFailed   = "connects failed or the run ended in error"
+)
+
+// qualify notes what a (row, cell) figure needs said beside it.
+func (n *notes) qualify(row, cell string, r *Result) {
+	at := row + "/" + cell
+	var both, client, verify, rejected uint64
+	var failed []string
+	for _, s := range r.Runs {
+		switch {
+		case s.BothSaturated:
+			both++
+		case s.ClientSaturated:
+			client++
 		}
+		verify += s.VerifyFailuresTotal
+		rejected = max(rejected, s.ServerRejected)
+		if s.ConnsFailed > 0 || s.Error != "" {
+			failed = append(failed, fmt.Sprintf("%d connects failed %s", s.ConnsFailed, firstLine(s.Error)))
+		}
+	}
+	if both > 0 {
+		n.add(noteBoth, at)
+	} else if client > 0 {
+		n.add(noteClient, at)
+	}
+	if s := r.Runs[0]; s.ServerServed > 0 && int(s.ServerServed) < s.ConnsEstablished && !strings.Contains(cell, "reconnect") {
+		n.add(noteBacklog, fmt.Sprintf("%s: %d of %d", at, s.ServerServed, s.ConnsEstablished))
+	}
+	if rejected > 0 {
+		n.add(noteRejected, fmt.Sprintf("%s: %d", at, rejected))
+	}
+	if verify > 0 {
+		n.add(noteVerify, fmt.Sprintf("%s: %d messages", at, verify))
+	}
+	for _, f := range failed {
+		n.add(noteFailed, at+": "+f)
+	}
+}
+
+func (n *notes) print(w io.Writer) {
+	for _, kind := range n.kinds {
+		rows := n.byKind[kind]
+		if kind == "n/a" {
+			fmt.Fprintln(w)
+			for _, r := range rows {
+				fmt.Fprintf(w, "  n/a: %s\n", r)
+			}
+			continue
+		}
+		fmt.Fprintf(w, "\n  %s:\n    %s\n", kind, strings.Join(rows, ", "))
 	}
 }
 

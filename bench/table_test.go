@@ -33,7 +33,7 @@ func TestTableRanksAndExplains(t *testing.T) {
 	if !strings.Contains(lines[1], "2.50") || !strings.Contains(lines[1], "1.20") {
 		t.Errorf("epoll row lacks its ratios to stdnet (2.50, 1.20):\n%s", out)
 	}
-	if !strings.Contains(lines[3], "n/a") || !strings.Contains(out, "uring, 1000x64B: n/a: model uring unavailable: io_uring_setup: EPERM") {
+	if !strings.Contains(lines[3], "n/a") || !strings.Contains(out, "n/a: uring, 1000x64B: model uring unavailable: io_uring_setup: EPERM") {
 		t.Errorf("unavailable model not shown as n/a with its reason:\n%s", out)
 	}
 }

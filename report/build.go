@@ -160,6 +160,9 @@ func (r *Report) Summarize(model string, h Hists) {
 		s.Incomplete += run.Incomplete
 		if sc := run.ServerCounts; sc != nil {
 			s.ServerRejected = max(s.ServerRejected, sc.Rejected)
+			if i == 0 || sc.Accepted < s.ServerServed {
+				s.ServerServed = sc.Accepted
+			}
 		}
 		if sv := run.Server; sv != nil {
 			srvCPU = append(srvCPU, sv.CPUS)
@@ -171,6 +174,7 @@ func (r *Report) Summarize(model string, h Hists) {
 		cliCPU = append(cliCPU, run.Client.CPUS)
 		cliPct = append(cliPct, run.Client.CPUPct)
 		s.ClientSaturated = s.ClientSaturated || run.Client.Saturated
+		s.BothSaturated = s.BothSaturated || run.Client.BothSaturated
 		if bc := run.ByteCheck; bc != nil {
 			for _, d := range []float64{bc.InDiffPct, bc.OutDiffPct} {
 				if math.Abs(d) > math.Abs(s.ByteDiffPct) {

@@ -252,6 +252,11 @@ type Summary struct {
 	ClientCPUS          float64 `json:"client_cpu_s"`
 	ClientCPUPct        float64 `json:"client_cpu_pct"`
 	ClientSaturated     bool    `json:"client_saturated"`
-	ByteDiffPct         float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
-	Error               string  `json:"error,omitempty"`
+	BothSaturated       bool    `json:"both_saturated"` // echobench and the server both ≥90%: the pair's limit
+	// ServerServed is how many connections the server accepted and served, by its own count (the
+	// fewest of any run): below the connections echobench established when a pool keeps the
+	// rest in the backlog, or when starting a thread or process per connection cannot keep up.
+	ServerServed uint64  `json:"server_served"`
+	ByteDiffPct  float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
+	Error        string  `json:"error,omitempty"`
 }
