@@ -39,7 +39,7 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 	header := []string{"#", "model"}
 	for i, c := range cells {
 		if i == 0 {
-			header = append(header, c.Name+" msgs/s", "×"+Baseline, "srv µs/msg", "p50 µs", "p99 µs", "srv CPU%", "cli CPU%", "srv RSS", "threads", "procs", "served")
+			header = append(header, c.Name+" msgs/s", "×"+Baseline, "srv µs/msg", "p50 µs", "p99 µs", "srv CPU%", "cli CPU%", "srv RSS", "threads", "procs", "echoed")
 		} else {
 			header = append(header, c.Name+" conns/s", "×"+Baseline, "srv µs/conn", "connect p99 µs", "srv CPU%", "srv RSS")
 		}
@@ -81,7 +81,7 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 					rss,
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return float64(s.ServerPeakThreads) })),
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return float64(s.ServerProcesses) })),
-					served(r),
+					echoed(r),
 				)
 			} else {
 				m := mean(func(s report.Summary) float64 { return s.NewConnsPerSec })
@@ -111,14 +111,9 @@ func perUnit(cpuPct, perSec float64) string {
 	return fmt.Sprintf("%.1f", cpuPct/100*1e6/perSec)
 }
 
-// served is how many connections the server served, by its own count, when that is fewer than
-// echobench established: the rest waited in the backlog.
-func served(r *Result) string {
-	s := r.Runs[0]
-	if s.ServerServed == 0 && s.ConnsEstablished > 0 {
-		return "-"
-	}
-	return fmt.Sprint(s.ServerServed)
+// echoed is how many connections completed an echo in the window.
+func echoed(r *Result) string {
+	return fmt.Sprint(r.Runs[0].ConnsEchoed)
 }
 
 // notes gathers what qualifies the figures, grouped by kind so that a condition shared by many
@@ -142,7 +137,7 @@ func (n *notes) add(kind, text string) {
 const (
 	noteBoth     = "both echobench and the server saturated their cores (loopback splits the kernel's work between them), so msgs/s is the pair's limit; compare srv µs/msg"
 	noteClient   = "echobench saturated its core while the server did not: msgs/s is a floor for the server; compare srv µs/msg"
-	noteBacklog  = "the server served fewer connections than were established; the rest waited in the listen backlog (a pool, or thread/process creation too slow) and their messages count as incomplete"
+	noteBacklog  = "fewer connections echoed in the window than were established: the rest waited in the listen backlog (a pool, or thread or process creation too slow)"
 	noteRejected = "the server closed connections unserved, by its own count"
 	noteVerify   = "VERIFY FAILURES: the server echoed wrong bytes"
 	noteFailed   = "connects failed or the run ended in error"
@@ -171,8 +166,8 @@ func (n *notes) qualify(row, cell string, r *Result) {
 	} else if client > 0 {
 		n.add(noteClient, at)
 	}
-	if s := r.Runs[0]; s.ServerServed > 0 && int(s.ServerServed) < s.ConnsEstablished && !strings.Contains(cell, "reconnect") {
-		n.add(noteBacklog, fmt.Sprintf("%s: %d of %d", at, s.ServerServed, s.ConnsEstablished))
+	if s := r.Runs[0]; s.ConnsEchoed < s.ConnsEstablished && !strings.Contains(cell, "reconnect") {
+		n.add(noteBacklog, fmt.Sprintf("%s: %d of %d", at, s.ConnsEchoed, s.ConnsEstablished))
 	}
 	if rejected > 0 {
 		n.add(noteRejected, fmt.Sprintf("%s: %d", at, rejected))

@@ -85,6 +85,10 @@ type Result struct {
 	// completes nothing at all. In open loop their latency up to the window's end is also
 	// recorded in Latency, so a stall cannot vanish from the percentiles.
 	Incomplete uint64
+	// ConnsEchoed counts connection slots that completed at least one echo inside the window. Below
+	// Conns it shows connections that were established but not served: a pool keeping them in
+	// the listen backlog, or a server that cannot start threads or processes fast enough.
+	ConnsEchoed int
 }
 
 // MsgsPerSec is the measured throughput in messages per second.

@@ -12,6 +12,7 @@ type conn struct {
 	state       connState
 	incarnation uint64 // sockets this slot has opened before the current one
 	everOpen    bool   // the slot has been established at least once
+	echoedInWin bool   // the slot completed at least one message inside the window
 	failures    int    // consecutive failed reconnects
 	connectAt   int64  // when the current connect started
 	retryAt     int64  // when a failed reconnect is tried again

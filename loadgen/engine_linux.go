@@ -193,6 +193,7 @@ func merge(sh *shared, workers []*worker) *Result {
 	for _, w := range workers {
 		st := &w.st
 		res.Established += st.established
+		res.ConnsEchoed += st.slotsEchoed
 		res.Failed += st.failed
 		for k, v := range st.connectErrors {
 			res.ConnectErrors[k] += v

@@ -90,6 +90,7 @@ type workerStats struct {
 	messages, bytes, verifyFailures, reconnects uint64
 	verifyFailuresTotal, incomplete             uint64
 	established, failed                         int
+	slotsEchoed                                 int // slots with an echo completed in the window
 	connectErrors, ioErrors                     map[string]int
 	totalSent, totalReceived, totalMessages     uint64
 
@@ -911,6 +912,10 @@ func (w *worker) complete(c *conn) {
 		w.recordIncomplete(m.intended) // it was still in flight when the window ended
 	}
 	if d.inWindow {
+		if !c.echoedInWin {
+			c.echoedInWin = true
+			w.st.slotsEchoed++
+		}
 		w.runLatency.add(w.st.latency, d.now-m.intended)
 		if w.st.uncorrected != nil {
 			w.runUncorrected.add(w.st.uncorrected, d.now-m.queuedAt)

@@ -69,6 +69,7 @@ func FromResult(index int, res *loadgen.Result, openLoop bool) Run {
 	// from an engine that does not count the rest of the run.
 	r.VerifyFailuresTotal = max(res.VerifyFailuresTotal, res.VerifyFailures)
 	r.Incomplete = res.Incomplete
+	r.ConnsEchoed = res.ConnsEchoed
 	if h := res.ScheduleLag; openLoop && h != nil {
 		r.ScheduleLag = &ScheduleLag{Count: h.TotalCount()}
 		if h.TotalCount() > 0 {
@@ -158,11 +159,11 @@ func (r *Report) Summarize(model string, h Hists) {
 		s.VerifyFailures += run.VerifyFailures
 		s.VerifyFailuresTotal += run.VerifyFailuresTotal
 		s.Incomplete += run.Incomplete
+		if i == 0 || run.ConnsEchoed < s.ConnsEchoed {
+			s.ConnsEchoed = run.ConnsEchoed
+		}
 		if sc := run.ServerCounts; sc != nil {
 			s.ServerRejected = max(s.ServerRejected, sc.Rejected)
-			if i == 0 || sc.Accepted < s.ServerServed {
-				s.ServerServed = sc.Accepted
-			}
 		}
 		if sv := run.Server; sv != nil {
 			srvCPU = append(srvCPU, sv.CPUS)

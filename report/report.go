@@ -122,6 +122,9 @@ type Run struct {
 	// Incomplete counts messages due in the window (sent, or scheduled in open loop) that had
 	// not completed when it ended: a stalled server shows here even if it completes nothing.
 	Incomplete uint64 `json:"incomplete"`
+	// ConnsEchoed is how many connections completed at least one echo in the window; fewer than
+	// established means some were connected but never served (a pool's backlog).
+	ConnsEchoed int `json:"conns_echoed"`
 	// ScheduleLag (open loop only) is how late echobench itself got round to sends it was
 	// free to make. Far from zero, the client is part of what Latency measures.
 	ScheduleLag *ScheduleLag      `json:"schedule_lag,omitempty"`
@@ -253,10 +256,10 @@ type Summary struct {
 	ClientCPUPct        float64 `json:"client_cpu_pct"`
 	ClientSaturated     bool    `json:"client_saturated"`
 	BothSaturated       bool    `json:"both_saturated"` // echobench and the server both ≥90%: the pair's limit
-	// ServerServed is how many connections the server accepted and served, by its own count (the
-	// fewest of any run): below the connections echobench established when a pool keeps the
-	// rest in the backlog, or when starting a thread or process per connection cannot keep up.
-	ServerServed uint64  `json:"server_served"`
-	ByteDiffPct  float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
-	Error        string  `json:"error,omitempty"`
+	// ConnsEchoed is how many connections completed at least one echo in the window (the fewest
+	// of any run): below ConnsEstablished when a pool keeps the rest in the backlog, or when
+	// starting a thread or process per connection cannot keep up.
+	ConnsEchoed int     `json:"conns_echoed"`
+	ByteDiffPct float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
+	Error       string  `json:"error,omitempty"`
 }

@@ -73,7 +73,7 @@ func writeRun(row func(string, string, ...any), run Run) {
 		row("latency µs", "p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  p99.99 %.0f  max %.0f", l.P50us, l.P90us, l.P99us, l.P999us, l.P9999us, l.MaxUs)
 	}
 	c := run.Conns
-	row("connections", "%d established, %d failed%s, ramp-up %.3fs", c.Established, c.Failed, countsText(c.FailedBy), c.RampUpS)
+	row("connections", "%d established, %d failed%s, ramp-up %.3fs; %d got an echo in the window", c.Established, c.Failed, countsText(c.FailedBy), c.RampUpS, run.ConnsEchoed)
 	if c.Reconnects > 0 {
 		row("reconnect", "%.0f new conns/s, connect p50 %.0f µs  p99 %.0f µs", c.NewConnsPerSec, c.ConnectP50us, c.ConnectP99us)
 	}
