@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,70 +101,6 @@ func TestHoldFiveThousand(t *testing.T) {
 	conns := modeltest.HoldConns(t, srv.Addr().String(), 5000, 2000)
 	if got := srv.Stats().Active; got != int64(len(conns)) {
 		t.Errorf("server counts %d active connections, want %d", got, len(conns))
-	}
-}
-
-// TestHalfCloseAfterBackpressure sends more than every buffer on the path holds, half-closes,
-// and only then reads. The server has echoes queued in gnet when the client's FIN arrives; gnet
-// closes a connection at EOF after one non-blocking flush, so a server that kept reading would
-// read the FIN with bytes still queued and drop them. Pausing reads while anything is queued
-// means the FIN is read only once the queue is empty.
-func TestHalfCloseAfterBackpressure(t *testing.T) {
-	srv := modeltest.Start(t, "async", server.Config{OutboundLimit: modeltest.TestOutboundLimit})
-	c, err := modeltest.Dial(srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	const size = 32 << 20
-	var sent atomic.Int64
-	werr := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 64<<10)
-		for sent.Load() < size {
-			off := int(sent.Load())
-			modeltest.Pattern(buf, 3, off)
-			n, err := c.Write(buf)
-			sent.Add(int64(n))
-			if err != nil {
-				werr <- fmt.Errorf("write at %d: %w", off, err)
-				return
-			}
-		}
-		werr <- c.CloseWrite()
-	}()
-	// Read nothing until the writer has stalled (every buffer full) or finished: either way
-	// the server then holds queued echoes it cannot send.
-	for last := int64(-1); ; {
-		time.Sleep(200 * time.Millisecond)
-		now := sent.Load()
-		if now == last || now >= size {
-			break
-		}
-		last = now
-	}
-	got := 0
-	buf := make([]byte, 256<<10)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			if verr := modeltest.Verify(buf[:n], 3, got); verr != nil {
-				t.Fatal(verr)
-			}
-			got += n
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("read after %d of %d bytes: %v", got, size, err)
-		}
-	}
-	if err := <-werr; err != nil {
-		t.Fatal(err)
-	}
-	if got != size {
-		t.Fatalf("got %d bytes back then EOF, sent %d", got, size)
 	}
 }
 
