@@ -8,11 +8,18 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	_ "echobench/models/all"
 	"echobench/serve"
 	"echobench/server"
 )
+
+// init locks the main goroutine to the main thread, so no other goroutine ever runs there. A
+// goroutine that locks its thread and exits (the blocking model's connection threads, the engine's
+// event loops) must end a thread of its own: the runtime parks the main thread for good instead of
+// destroying it, which would leave a thread behind and stall the wait for it to go.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	server.RunChildIfRequested()

@@ -154,12 +154,12 @@ func newRing(sqEntries, cqEntries uint32) (*ring, error) {
 			break // EINVAL means this kernel does not know a flag: try the next set
 		}
 	}
-	if errors.Is(err, unix.ENOMEM) {
+	var lim unix.Rlimit
+	if errors.Is(err, unix.ENOMEM) && unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim) == nil && lim.Cur != unix.RLIM_INFINITY {
 		// Before Linux 5.12 the kernel charges ring memory to RLIMIT_MEMLOCK, often 64 KiB,
 		// and our rings need about 800 KiB each. probe's tiny ring fits under that limit, so
-		// Available passes and only this full-size setup fails: say what to change.
-		var lim unix.Rlimit
-		unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim)
+		// Available passes and only this full-size setup fails: say what to change. With no
+		// limit the ENOMEM is a real shortage of memory and is reported as it is, below.
 		return nil, fmt.Errorf("io_uring_setup(%d SQ, %d CQ entries): %w: kernels before Linux 5.12 "+
 			"charge io_uring memory to RLIMIT_MEMLOCK (now %d bytes); raise it (ulimit -l, or "+
 			"LimitMEMLOCK= in systemd) or use Linux 5.12 or later", sqEntries, cqEntries, err, lim.Cur)
