@@ -4,7 +4,7 @@
 // return into those to retry at once and those that last until some connection closes, and
 // rate-limiting the log of a condition that repeats in bursts.
 //
-// It is not a model and serves no connection; models/blocking, models/nonblocking and
-// models/select import it, and no model imports another. The socket and errno code is Linux's;
+// It is not a model and serves no connection; models/blocking, models/nonblocking,
+// models/select and models/process import it, and no model imports another. The socket and errno code is Linux's;
 // LogBurst is portable.
 package sockutil

@@ -85,7 +85,7 @@ func (c *childState) serveForever(listener int) int {
 		fd, _, err := unix.Accept4(listener, unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
-		case err == unix.EINTR || sockutil.IsPendingNetError(err):
+		case sockutil.IsAcceptRetryable(err):
 			continue // a signal, or a client that failed while queued: take the next
 		case sockutil.IsResourceShortage(err):
 			// The connection stays in the backlog, where another worker may take it. Retrying

@@ -147,7 +147,7 @@ func (s *perConn) accept() (int, error) {
 		for {
 			nfd, _, aerr = unix.Accept4(int(lfd), unix.SOCK_CLOEXEC)
 			switch {
-			case aerr == unix.EINTR || sockutil.IsPendingNetError(aerr):
+			case sockutil.IsAcceptRetryable(aerr):
 				continue // a signal, or a client that failed while queued: take the next
 			case aerr == unix.EAGAIN:
 				return false // the backlog is empty: park in the netpoller until it is not
