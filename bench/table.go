@@ -141,6 +141,7 @@ const (
 	noteRejected = "the server closed connections unserved, by its own count"
 	noteVerify   = "VERIFY FAILURES: the server echoed wrong bytes"
 	noteFailed   = "connects failed or the run ended in error"
+	noteWarning  = "echobench warned"
 )
 
 // qualify notes what a (row, cell) figure needs said beside it.
@@ -177,6 +178,13 @@ func (n *notes) qualify(row, cell string, r *Result) {
 	}
 	for _, f := range failed {
 		n.add(noteFailed, at+": "+f)
+	}
+	// echobench's other warnings (a server that had to be killed after SIGTERM, -c beyond the
+	// ephemeral ports) are passed on; saturation and verify failures are noted above already.
+	for _, w := range strings.Split(r.Warning, "; ") {
+		if w != "" && !strings.Contains(w, "saturated") && !strings.Contains(w, "of its") && !strings.Contains(w, "VERIFY") {
+			n.add(noteWarning, at+": "+w)
+		}
 	}
 }
 

@@ -211,7 +211,10 @@ func (c *cell) judgeSaturation(cl *report.ClientAccounting, sv *report.ServerAcc
 	if sv != nil && len(c.pins.server) > 0 {
 		serverFull = sv.CPUPct >= saturatedShare*100*float64(len(c.pins.server))
 	}
-	unpinnedHeavy := len(c.pins.client) == 0 && sv != nil && sv.CPUPct > 0 && cl.CPUPct >= sv.CPUPct
+	// Unpinned, the two compete for the same CPUs only when together they fill them; on a
+	// machine with idle cores, a client using more CPU than the server takes nothing from it.
+	contended := sv != nil && cl.CPUPct+sv.CPUPct >= saturatedShare*100*float64(cl.Cores)
+	unpinnedHeavy := len(c.pins.client) == 0 && contended && sv.CPUPct > 0 && cl.CPUPct >= sv.CPUPct
 	cl.Saturated = clientFull || unpinnedHeavy
 	cl.BothSaturated = clientFull && serverFull
 	switch {

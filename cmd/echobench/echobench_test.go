@@ -308,7 +308,8 @@ func TestJudgeSaturation(t *testing.T) {
 		saturated, both, warn bool
 	}{
 		{"one thread pegged on two cores", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 1, CPUPct: 95}, 150, true, false, true},
-		{"unpinned, client takes as much as the server", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 2, CPUPct: 90}, 85, true, false, true},
+		{"unpinned, client takes as much as the server", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 2, CPUPct: 95}, 90, true, false, true},
+		{"unpinned on idle cores, server is the limit", pinning{}, report.ClientAccounting{Cores: 8, EngineThreads: 8, CPUPct: 120}, 100, false, false, false},
 		{"unpinned, server dominates", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 2, CPUPct: 60}, 120, false, false, false},
 		{"pinned, both pegged", pinning{server: []int{0}, client: []int{1}}, report.ClientAccounting{Cores: 1, EngineThreads: 1, CPUPct: 97}, 96, true, true, true},
 		{"pinned, client pegged only", pinning{server: []int{0}, client: []int{1}}, report.ClientAccounting{Cores: 1, EngineThreads: 1, CPUPct: 97}, 50, true, false, true},
