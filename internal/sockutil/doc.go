@@ -5,6 +5,6 @@
 // rate-limiting the log of a condition that repeats in bursts.
 //
 // It is not a model and serves no connection; models/blocking, models/nonblocking,
-// models/select and models/process import it, and no model imports another. The socket and errno code is Linux's;
+// models/select, models/epoll and models/process import it, and no model imports another. The socket and errno code is Linux's;
 // LogBurst is portable.
 package sockutil

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
 
@@ -269,13 +270,18 @@ func (l *loop) accept() {
 		case err == nil:
 		case err == unix.EAGAIN:
 			return // the backlog is empty, or another loop took the connection
-		case err == unix.EINTR:
-			continue // interrupted by a signal before a connection was taken: try again
-		case err == unix.ECONNABORTED:
-			continue // the client reset while it waited in the backlog: take the next one
-		default:
+		case sockutil.IsAcceptRetryable(err):
+			// A signal, or a client that reset or failed while it waited in the backlog
+			// (ECONNABORTED, EPROTO, a firewall's EPERM): take the next one.
+			continue
+		case sockutil.IsResourceShortage(err):
 			// EMFILE, ENFILE, ENOBUFS, ENOMEM: nothing to do but wait for resources to free.
 			l.pauseAccept(err)
+			return
+		default:
+			// EBADF, EINVAL and the like: the listener itself is broken and every retry would
+			// fail the same way, so stop the server and say why.
+			l.srv.fail(fmt.Errorf("epoll: accept4 on fd %d: %w", l.listenFD, err))
 			return
 		}
 		if l.acceptRetries > 0 {

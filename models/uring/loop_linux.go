@@ -297,6 +297,10 @@ func (l *loop) accepted(e cqe) {
 			l.push(timeoutSQE(&l.backoff, userData(kindBackoff, 0, 0)))
 		}
 	case unix.EBADF, unix.ENOTSOCK, unix.EOPNOTSUPP:
+		// accept(2) lists EOPNOTSUPP both for a listener that is not SOCK_STREAM and among the
+		// network errors a queued connection can pass on (sockutil retries it for that reason).
+		// Here the listener is ours and known to be TCP, but an io_uring accept also answers
+		// EOPNOTSUPP for an opcode feature this kernel lacks, which no retry would fix.
 		l.s.fail(fmt.Errorf("uring: loop %d: accept on fd %d: %w", l.id, l.listenFD, err))
 	default:
 		// ECONNABORTED, EPROTO, EPERM (a firewall) and the like concern one connection that
