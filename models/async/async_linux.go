@@ -124,6 +124,14 @@ func Start(cfg server.Config) (server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if reserved < 0 && !cfg.ReusePort {
+		// A fixed port: SO_REUSEPORT would let this server silently share it with another
+		// process of ours that set it too (a stale echoserver, say), splitting the clients
+		// between them. Unless sharing was asked for, check first that the port is free.
+		if err := checkPortFree(listenAddr); err != nil {
+			return nil, err
+		}
+	}
 
 	s := &srv{cfg: cfg, fdCeil: fdCeil, booted: make(chan struct{}), ran: make(chan struct{})}
 	opts := []gnet.Option{
@@ -416,3 +424,13 @@ func (l gnetLogger) Errorf(format string, args ...any) {
 	l.s.cfg.Log("async: gnet: %s", msg)
 }
 func (l gnetLogger) Fatalf(format string, args ...any) { l.Errorf(format, args...) }
+
+// checkPortFree binds addr once without SO_REUSEPORT and lets it go again: EADDRINUSE then means
+// another socket holds the port, which the per-loop SO_REUSEPORT listeners would otherwise join.
+func checkPortFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("async: listen on %s: %w", addr, err)
+	}
+	return ln.Close()
+}

@@ -281,3 +281,21 @@ func vmRSS(t *testing.T, pid int) int {
 	t.Fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
 }
+
+// TestFixedPortNotShared starts a second server on the port of a first: both would use
+// SO_REUSEPORT, and without the check the kernel would split the clients between them.
+func TestFixedPortNotShared(t *testing.T) {
+	first := modeltest.Start(t, "async", server.Config{})
+	m, err := server.Lookup("async")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := m.Start(server.Config{Addr: first.Addr().String(), Logf: t.Logf})
+	if err == nil {
+		second.Close()
+		t.Fatalf("a second server started on %s, which the first holds", first.Addr())
+	}
+	if !errors.Is(err, unix.EADDRINUSE) {
+		t.Fatalf("second server on a taken port: %v, want EADDRINUSE", err)
+	}
+}
