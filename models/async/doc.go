@@ -80,8 +80,9 @@
 // accepts, which is why SO_REUSEPORT is always on. The test suite floods 2,000 connections at
 // RLIMIT_NOFILE 256, with and without Config.ReusePort, and the server keeps serving. ENFILE (the
 // system-wide table) is not covered by this. When gnet does stop itself, Wait returns gnet's first
-// error. SO_REUSEPORT also means that another process of the same user listening on a fixed port
-// with SO_REUSEPORT shares its connections with this server instead of failing to bind.
+// error. SO_REUSEPORT would also let this server join a fixed port that another process of the
+// same user holds with SO_REUSEPORT, splitting the clients between them; so unless
+// Config.ReusePort asks for sharing, Start first checks with a plain bind that the port is free.
 //
 // A handler that blocks or runs long stalls every connection on its loop, and connections never
 // move between loops, so an unlucky loop stays hot. gnet's logger and its table of engines by
