@@ -3,11 +3,9 @@ package blocking_test
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,64 +114,43 @@ func TestAcceptEMFILE(t *testing.T) {
 }
 
 func testAcceptEMFILE(t *testing.T, pool int) {
-	var mu sync.Mutex
-	var acceptLogs []string
-	logf := func(format string, args ...any) {
-		line := fmt.Sprintf(format, args...)
-		t.Log(line)
-		if strings.Contains(line, "accept4") {
-			mu.Lock()
-			acceptLogs = append(acceptLogs, line)
-			mu.Unlock()
-		}
-	}
-	loggedFailures := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(acceptLogs)
-	}
-	srv := modeltest.Start(t, "blocking", server.Config{Pool: pool, Logf: logf})
-	sa := sockaddr(t, srv.Addr())
+	logs := &modeltest.LogLines{T: t, Contains: "accept4"}
+	srv := modeltest.Start(t, "blocking", server.Config{Pool: pool, Logf: logs.Logf})
 
 	// A thread blocked in accept(2) has already reserved the descriptor it will return, so
 	// each of them accepts one more connection whatever the limit. Those are the flushers; the
 	// client after them is the one that must wait out the shortage.
 	acceptors := max(pool, 1)
-	waitFor(t, "every accepting thread to block in accept4", func() bool { return threadsInAccept(t) == acceptors })
+	modeltest.WaitFor(t, "every accepting thread to block in accept4", func() bool { return threadsInAccept(t) == acceptors })
 	flushers := make([]int, acceptors)
 	for i := range flushers {
-		flushers[i] = rawSocket(t)
+		flushers[i] = modeltest.RawSocket(t)
 	}
-	waiting := rawSocket(t)
+	waiting := modeltest.RawSocket(t)
+	defer unix.Close(waiting)
 
-	// With the limit at 3 only stdin, stdout and stderr fit: every new descriptor in this
-	// process fails with EMFILE, even where a lower number comes free.
-	lowerFDLimit(t, 3)
+	restore := modeltest.LowerFDLimit(t, 3)
 	// Every flusher is served before any is closed, so that all reservations are spent before
 	// the first thread fails: the shortage is then one unbroken burst.
 	for i, fd := range flushers {
-		rawConnect(t, fd, sa)
-		rawEcho(t, fd, fmt.Sprintf("flusher %d", i))
+		modeltest.RawConnect(t, fd, srv.Addr())
+		modeltest.RawEcho(t, fd, fmt.Sprintf("flusher %d", i))
 	}
 	for _, fd := range flushers {
 		unix.Close(fd)
 	}
-	rawConnect(t, waiting, sa)
+	modeltest.RawConnect(t, waiting, srv.Addr())
 	if _, err := unix.Write(waiting, []byte("ping")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a logged accept failure", func() bool { return loggedFailures() > 0 })
+	modeltest.WaitFor(t, "a logged accept failure", func() bool { return logs.Count() > 0 })
 	// Several backoff periods pass: the failure repeats in each, but one burst is logged once.
 	time.Sleep(500 * time.Millisecond)
-	if n := loggedFailures(); n != 1 {
+	if n := logs.Count(); n != 1 {
 		t.Errorf("accept failure logged %d times during one EMFILE burst, want once", n)
 	}
-	restoreFDLimit(t)
-	got := make([]byte, 4)
-	if _, err := io.ReadFull(rawConn(waiting), got); err != nil || string(got) != "ping" {
-		t.Fatalf("client that waited out EMFILE: got %q, %v", got, err)
-	}
-	unix.Close(waiting)
+	restore()
+	modeltest.RawExpect(t, waiting, "ping", "client that waited out EMFILE")
 }
 
 // threadsInAccept counts this process's threads blocked in accept4(2), from /proc/self/task.
@@ -190,90 +167,6 @@ func threadsInAccept(t *testing.T) int {
 		}
 	}
 	return n
-}
-
-var saved unix.Rlimit
-
-// lowerFDLimit sets this process's soft descriptor limit to cur until restoreFDLimit or the end
-// of the test.
-func lowerFDLimit(t *testing.T, cur uint64) {
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { restoreFDLimit(t) })
-	low := saved
-	low.Cur = cur
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func restoreFDLimit(t *testing.T) {
-	if saved.Cur == 0 {
-		return
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// The EMFILE test's clients are raw blocking sockets, created before the limit is lowered: a
-// net.Conn would need descriptors of its own (for Go's netpoller) that the limit refuses.
-
-func sockaddr(t *testing.T, a net.Addr) *unix.SockaddrInet4 {
-	ta := a.(*net.TCPAddr)
-	sa := &unix.SockaddrInet4{Port: ta.Port}
-	copy(sa.Addr[:], ta.IP.To4())
-	return sa
-}
-
-func rawSocket(t *testing.T) int {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A receive timeout makes a missing echo fail the test instead of hanging it.
-	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
-	}
-	return fd
-}
-
-func rawConnect(t *testing.T, fd int, sa unix.Sockaddr) {
-	if err := unix.Connect(fd, sa); err != nil {
-		t.Fatalf("connect fd %d: %v", fd, err)
-	}
-}
-
-func rawEcho(t *testing.T, fd int, who string) {
-	if _, err := unix.Write(fd, []byte("ping")); err != nil {
-		t.Fatalf("%s: %v", who, err)
-	}
-	got := make([]byte, 4)
-	if _, err := io.ReadFull(rawConn(fd), got); err != nil || string(got) != "ping" {
-		t.Fatalf("%s: got %q, %v", who, got, err)
-	}
-}
-
-type rawConn int
-
-func (fd rawConn) Read(p []byte) (int, error) {
-	n, err := unix.Read(int(fd), p)
-	if n == 0 && err == nil {
-		return 0, io.EOF
-	}
-	return max(n, 0), err
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func isTimeout(err error) bool {
