@@ -213,7 +213,9 @@ func (s *srv) serve(fd int) {
 	}
 	buf := make([]byte, s.bufSize)
 	for {
-		n, err := read(fd, buf)
+		// Both phases of the read happen in this one call: the thread sleeps in read(2) until
+		// the client sends something, then the kernel copies it into buf.
+		n, err := sockutil.Read(fd, buf)
 		if err != nil {
 			if !sockutil.IsPeerGone(err) {
 				s.cfg.Log("blocking: read fd %d: %v", fd, err)
@@ -232,19 +234,6 @@ func (s *srv) serve(fd int) {
 			}
 			return
 		}
-	}
-}
-
-// read blocks in read(2) until the client sends something, then copies it into buf.
-func read(fd int, buf []byte) (int, error) {
-	for {
-		n, err := unix.Read(fd, buf)
-		// The runtime installs its signal handlers with SA_RESTART, so EINTR is rare, but a
-		// handler installed without it (by C code, say) would surface it here.
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return n, err
 	}
 }
 

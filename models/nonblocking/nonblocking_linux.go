@@ -158,7 +158,7 @@ func (s *srv) read(c *conn) (open bool) {
 		return true
 	}
 	buf := s.readBuf[:min(len(s.readBuf), room)]
-	n, err := readNonblocking(c.fd, buf)
+	n, err := sockutil.Read(c.fd, buf)
 	switch {
 	case errors.Is(err, unix.EAGAIN):
 		// Nothing arrived since the last pass: for an idle connection, every pass.
@@ -196,19 +196,6 @@ func (s *srv) read(c *conn) (open bool) {
 	}
 	c.enqueue(data, s.limit)
 	return true
-}
-
-// readNonblocking is read(2) on a non-blocking socket: it returns EAGAIN rather than wait.
-func readNonblocking(fd int, buf []byte) (int, error) {
-	for {
-		n, err := unix.Read(fd, buf)
-		// The runtime installs its signal handlers with SA_RESTART, so EINTR is rare, but a
-		// handler installed without it (by C code, say) would surface it here.
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return n, err
-	}
 }
 
 // write tries one send of c's queue, if it has one, and closes c once a half-closed client has
