@@ -335,13 +335,7 @@ func newBufRing(r *ring, group uint16, count uint16, size int) (*bufRing, error)
 		unix.Munmap(b.descs)
 		return nil, fmt.Errorf("mmap %d provided buffers of %d bytes: %w", count, size, err)
 	}
-	reg := struct {
-		ringAddr    uint64
-		ringEntries uint32
-		bgid        uint16
-		pad         uint16
-		resv        [3]uint64
-	}{ringAddr: uint64(uintptr(unsafe.Pointer(&b.descs[0]))), ringEntries: uint32(count), bgid: group}
+	reg := pbufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&b.descs[0]))), ringEntries: uint32(count), bgid: group}
 	if err := r.register(registerPbufRing, unsafe.Pointer(&reg), 1); err != nil {
 		b.unmap()
 		return nil, fmt.Errorf("io_uring_register(PBUF_RING, %d buffers): %w", count, err)
@@ -377,14 +371,18 @@ func (b *bufRing) publish() {
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b.descs[12])), uint32(b.tail)<<16|uint32(bid0))
 }
 
+// pbufReg is struct io_uring_buf_reg, the argument of IORING_REGISTER_PBUF_RING and of its
+// unregister twin.
+type pbufReg struct {
+	ringAddr    uint64
+	ringEntries uint32
+	bgid        uint16
+	pad         uint16
+	resv        [3]uint64
+}
+
 func (b *bufRing) unregister(r *ring) {
-	reg := struct {
-		ringAddr    uint64
-		ringEntries uint32
-		bgid        uint16
-		pad         uint16
-		resv        [3]uint64
-	}{bgid: b.group}
+	reg := pbufReg{bgid: b.group}
 	r.register(unregisterPbufRing, unsafe.Pointer(&reg), 1)
 }
 
