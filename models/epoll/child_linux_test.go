@@ -350,7 +350,11 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	defer srv.stop(t)
 
 	// Fill all but two of the free fds with served connections, then queue more clients than
-	// the rest can take: some wait in the listen backlog while accept fails.
+	// the rest can take: three wait in the listen backlog while accept fails. Closing all but
+	// one served connection later frees headroom-3 fds, two more than those three need, so
+	// every waiting client must be accepted. (Queueing 8 here once left the last client one fd
+	// short whenever the child's fd table had no hole below the limit: RLIMIT_NOFILE bounds fd
+	// numbers, not counts.)
 	var served, waiting []*net.TCPConn
 	defer func() {
 		for _, c := range append(served, waiting...) {
@@ -367,7 +371,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 			t.Fatalf("connection %d, within the fd limit: %v", i, err)
 		}
 	}
-	for i := range 8 {
+	for i := range headroom - 3 {
 		c, err := modeltest.Dial(srv.addr) // the kernel completes the handshake; accept is separate
 		if err != nil {
 			t.Fatal(err)
