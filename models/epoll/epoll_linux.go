@@ -434,7 +434,7 @@ func (l *loop) serve(c *conn, events uint32) {
 // c again if more is waiting, after the loop has served the other ready connections.
 func (l *loop) read(c *conn) bool {
 	room := l.limit - c.outbound.Len() // > 0, or EPOLLIN would not be armed
-	n, err := readFD(c.fd, l.buf[:min(len(l.buf), room)])
+	n, err := sockutil.ReadNonblock(c.fd, l.buf[:min(len(l.buf), room)])
 	switch {
 	case err == unix.EAGAIN:
 		return true // nothing after all (EPOLLERR/EPOLLHUP with no data); epoll will say when
@@ -463,7 +463,7 @@ func (l *loop) echo(c *conn, p []byte) bool {
 		l.queue(c, p)
 		return true
 	}
-	n, err := send(c.fd, p)
+	n, err := sockutil.SendNonblock(c.fd, p)
 	if err != nil && err != unix.EAGAIN {
 		l.closeConn(c, err)
 		return false
@@ -481,7 +481,7 @@ func (l *loop) echo(c *conn, p []byte) bool {
 func (l *loop) flush(c *conn) bool {
 	for c.outbound.Len() > 0 {
 		p := c.outbound.Pending()
-		n, err := send(c.fd, p)
+		n, err := sockutil.SendNonblock(c.fd, p)
 		if err == unix.EAGAIN {
 			return true
 		}

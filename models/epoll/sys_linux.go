@@ -85,40 +85,11 @@ func localAddr(fd int) (*net.TCPAddr, error) {
 	return nil, fmt.Errorf("unexpected address family %T", sa)
 }
 
-// The calls below never block: the sockets are non-blocking, and pollEvents has a timeout of
-// zero. They are made with RawSyscall, which skips the Go scheduler's entersyscall/exitsyscall
-// bookkeeping, needed only around calls that may block (so the runtime can lend the thread's P
-// to other goroutines meanwhile). The blocking epoll_wait goes through unix.EpollWait.
-
-// readFD is read(2) on a non-blocking socket.
-func readFD(fd int, p []byte) (int, error) {
-	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		if errno == unix.EINTR {
-			continue // a signal arrived before any byte was copied: nothing was read
-		}
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(n), nil
-	}
-}
-
-// send is write(2) on a non-blocking socket, made as send(2) with MSG_NOSIGNAL: a client that
-// has gone away then fails the call with EPIPE instead of raising SIGPIPE in the whole process.
-// p must not be empty.
-func send(fd int, p []byte) (int, error) {
-	for {
-		n, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
-		if errno == unix.EINTR {
-			continue // a signal arrived before any byte was copied: nothing was sent
-		}
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(n), nil
-	}
-}
+// Reads and writes go through sockutil.ReadNonblock and sockutil.SendNonblock: raw system calls
+// without the Go scheduler's entersyscall/exitsyscall bookkeeping, which only calls that may
+// block need, and send(2) with MSG_NOSIGNAL, so a client that has gone away fails the write with
+// EPIPE instead of raising SIGPIPE. pollEvents below is raw for the same reason; the blocking
+// epoll_wait goes through unix.EpollWait.
 
 // pollEvents is epoll_wait with a zero timeout: it returns the fds ready now, or none. It is
 // made as epoll_pwait with no signal mask, which every Linux architecture has.
