@@ -85,9 +85,9 @@
 // by container seccomp profiles, absent before 5.7; Available says which, and the model does not
 // start. Before Linux 5.12 the rings' memory (about 800 KiB per loop) is charged to
 // RLIMIT_MEMLOCK, often 64 KiB: Available, which sets up a tiny ring, passes, and Start fails
-// with ENOMEM and says to raise ulimit -l. Each loop is one thread, so one hot loop is one saturated core, and SO_REUSEPORT hashing
-// can leave loops unevenly loaded. Each loop maps 8 MiB of provided buffers and touches all of
-// them over time. The Go runtime still stands between the thread and the kernel: every
+// with ENOMEM and says to raise ulimit -l. Each loop is one thread, so one hot loop is one
+// saturated core, and SO_REUSEPORT hashing can leave loops unevenly loaded. Each loop maps 8 MiB
+// of provided buffers and touches all of them over time. The Go runtime still stands between the thread and the kernel: every
 // io_uring_enter that sleeps is a blocking syscall after which the goroutine must win back a P.
 // A client that does not read makes the server copy its echo once into the outbound, up to the
 // outbound limit.
