@@ -3,16 +3,9 @@
 package async_test
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,61 +17,9 @@ import (
 	"echobench/server"
 )
 
-// childEnv makes the test binary serve the async model as a separate process, so that a test can
-// measure the server's memory apart from its own clients', or lower its fd limit. Its value is the
-// outbound limit; childNofileEnv, if set, is the RLIMIT_NOFILE to serve under; childReusePortEnv,
-// if set, sets Config.ReusePort (which the model implies anyway).
-const (
-	childEnv          = "ECHOBENCH_ASYNC_TEST_SERVER"
-	childNofileEnv    = "ECHOBENCH_ASYNC_TEST_NOFILE"
-	childReusePortEnv = "ECHOBENCH_ASYNC_TEST_REUSEPORT"
-)
-
 func TestMain(m *testing.M) {
-	if limit := os.Getenv(childEnv); limit != "" {
-		os.Exit(serveChild(limit))
-	}
+	modeltest.ServeChildIfRequested()
 	os.Exit(m.Run())
-}
-
-// serveChild prints the bound address, serves until its stdin closes, then closes the server.
-func serveChild(limit string) int {
-	outbound, err := strconv.Atoi(limit)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s=%q: %v\n", childEnv, limit, err)
-		return 2
-	}
-	cfg := server.Config{Addr: "127.0.0.1:0", OutboundLimit: outbound, Logf: func(string, ...any) {}}
-	if v := os.Getenv(childNofileEnv); v != "" {
-		nofile, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s=%q: %v\n", childNofileEnv, v, err)
-			return 2
-		}
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: nofile, Max: nofile}); err != nil {
-			fmt.Fprintf(os.Stderr, "setrlimit RLIMIT_NOFILE %d: %v\n", nofile, err)
-			return 1
-		}
-	}
-	cfg.ReusePort = os.Getenv(childReusePortEnv) != ""
-	m, err := server.Lookup("async")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srv, err := m.Start(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println(srv.Addr())
-	io.Copy(io.Discard, os.Stdin)
-	fmt.Printf("%+v\n", srv.Stats())
-	if err := srv.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
 }
 
 func TestConformance(t *testing.T) {
@@ -120,7 +61,9 @@ const rssSlack = 8 << 20
 // outbound limit plus rssSlack while a second client keeps getting its echoes.
 func TestNeverReaderMemoryBounded(t *testing.T) {
 	const limit = modeltest.TestOutboundLimit
-	addr, pid := startChild(t, fmt.Sprintf("%s=%d", childEnv, limit))
+	srv := modeltest.StartChild(t, modeltest.ChildOptions{Model: "async", Config: server.Config{OutboundLimit: limit}})
+	defer stopChild(t, srv)
+	addr := srv.Addr
 
 	// Warm up: one echo large enough to touch every loop buffer and pool once.
 	for i := 0; i < 4; i++ {
@@ -133,7 +76,7 @@ func TestNeverReaderMemoryBounded(t *testing.T) {
 		}
 		c.Close()
 	}
-	before := vmRSS(t, pid)
+	before := srv.RSSKiB(t) << 10
 
 	slow, err := modeltest.Dial(addr)
 	if err != nil {
@@ -166,7 +109,7 @@ func TestNeverReaderMemoryBounded(t *testing.T) {
 			t.Fatalf("second client while the first never reads: %v", err)
 		}
 	}
-	after := vmRSS(t, pid)
+	after := srv.RSSKiB(t) << 10
 	growth := after - before
 	t.Logf("flooding client pushed %d KiB before blocking; server VmRSS %d KiB before, %d KiB after (growth %d KiB; limit %d KiB + slack %d KiB)",
 		pushed>>10, before>>10, after>>10, growth>>10, limit>>10, rssSlack>>10)
@@ -178,60 +121,31 @@ func TestNeverReaderMemoryBounded(t *testing.T) {
 	}
 }
 
-// startChild runs the test binary as an async server process with the given environment, and
-// returns its address and pid. When the test ends the child is told to stop, and must exit 0.
-func startChild(t *testing.T, env ...string) (addr string, pid int) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := bufio.NewReader(stdout)
-	t.Cleanup(func() {
-		stdin.Close() // the child closes its server and exits
-		stats, _ := io.ReadAll(out)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("server process: %v", err)
-		}
-		t.Logf("server process stats: %s", bytes.TrimSpace(stats))
-	})
-	line, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("server process printed no address: %v", err)
-	}
-	return strings.TrimSpace(line), cmd.Process.Pid
-}
-
 // TestFdExhaustionSurvives floods a server whose fd limit is low with far more connections than
 // it may hold, all at once. gnet stops its whole engine when accept(2) fails with EMFILE; the
 // model must shed connections before that happens and keep serving, in the default Config as
 // well as with ReusePort set.
 func TestFdExhaustionSurvives(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		env  []string
+		name      string
+		reusePort bool
 	}{
-		{"default", nil},
-		{"reuseport", []string{childReusePortEnv + "=1"}},
+		{"default", false},
+		{"reuseport", true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { floodPastNofile(t, tc.env...) })
+		t.Run(tc.name, func(t *testing.T) { floodPastNofile(t, tc.reusePort) })
 	}
 }
 
-func floodPastNofile(t *testing.T, env ...string) {
+func floodPastNofile(t *testing.T, reusePort bool) {
 	const nofile, flood = 256, 2000
-	env = append(env, fmt.Sprintf("%s=%d", childEnv, modeltest.TestOutboundLimit), fmt.Sprintf("%s=%d", childNofileEnv, nofile))
-	addr, _ := startChild(t, env...)
+	srv := modeltest.StartChild(t, modeltest.ChildOptions{
+		Model:  "async",
+		Config: server.Config{OutboundLimit: modeltest.TestOutboundLimit, ReusePort: reusePort},
+		NoFile: nofile,
+	})
+	defer stopChild(t, srv)
+	addr := srv.Addr
 	var wg sync.WaitGroup
 	conns := make(chan net.Conn, flood)
 	for i := 0; i < flood; i++ {
@@ -262,24 +176,12 @@ func floodPastNofile(t *testing.T, env ...string) {
 	}
 }
 
-// vmRSS returns the resident set size of process pid, in bytes.
-func vmRSS(t *testing.T, pid int) int {
+// stopChild stops a child server, which must exit 0, and logs its final counters.
+func stopChild(t *testing.T, srv *modeltest.Child) {
 	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
+	if stats, ok := srv.Stop(t); ok {
+		t.Logf("server process stats: %+v", stats)
 	}
-	for _, line := range bytes.Split(status, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			kib, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(string(rest)), " kB"))
-			if err != nil {
-				t.Fatalf("VmRSS line %q: %v", line, err)
-			}
-			return kib << 10
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
 }
 
 // TestFixedPortNotShared starts a second server on the port of a first: both would use

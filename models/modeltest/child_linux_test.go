@@ -1,0 +1,149 @@
+package modeltest
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	_ "echobench/models/stdnet" // the model the child servers here serve
+	"echobench/server"
+)
+
+func TestMain(m *testing.M) {
+	ServeChildIfRequested()
+	os.Exit(m.Run())
+}
+
+func TestFDLimitLeaving(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		open  []int
+		slots int
+		want  uint64
+	}{
+		{"no holes", []int{0, 1, 2, 3}, 4, 8},
+		{"holes fill first", []int{0, 1, 2, 5, 6}, 3, 8},
+		{"slots within a hole", []int{0, 1, 2, 5, 6}, 2, 5},
+		{"open fds above the limit take no slot", []int{0, 1, 2, 100}, 2, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			open := map[int]bool{}
+			for _, fd := range tc.open {
+				open[fd] = true
+			}
+			if got := fdLimitLeaving(open, tc.slots); got != tc.want {
+				t.Errorf("fds %v open, %d slots: limit %d, want %d", tc.open, tc.slots, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestChildSpecCarriesConfig sets every field of server.Config and checks that the child gets
+// them all: childSpec copies the fields one by one, so a field added to Config later must be
+// added there too, or a child server would silently run without it.
+func TestChildSpecCarriesConfig(t *testing.T) {
+	var want server.Config
+	v := reflect.ValueOf(&want).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("127.0.0.2:7")
+		case reflect.Int:
+			f.SetInt(7)
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Func:
+			// Logf: the child sets its own, which writes to its stderr.
+		default:
+			t.Fatalf("server.Config.%s is a %s; teach childSpec and this test to carry it", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	encoded, err := json.Marshal(ChildOptions{Model: "stdnet", Config: want}.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec childSpec
+	if err := json.Unmarshal(encoded, &spec); err != nil {
+		t.Fatal(err)
+	}
+	got := spec.config()
+	if got.Logf == nil {
+		t.Error("the child's Config has no Logf")
+	}
+	got.Logf = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the child gets Config %+v, want %+v", got, want)
+	}
+}
+
+// TestChild runs a child server with a few fd slots, checks from outside that exactly that many fd
+// numbers are free under its limit, echoes through it, and checks the counters Stop returns.
+func TestChild(t *testing.T) {
+	const slots, size = 3, 10 << 10
+	srv := StartChild(t, ChildOptions{Model: "stdnet", FDSlots: slots})
+
+	limit := childFDLimit(t, srv.Pid)
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", srv.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := int(limit)
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && uint64(fd) < limit {
+			free--
+		}
+	}
+	if free != slots {
+		t.Errorf("the child has %d free fd numbers under its RLIMIT_NOFILE of %d, want %d", free, limit, slots)
+	}
+
+	c, err := Dial(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Echo(c, 1, 0, size); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if rss := srv.RSSKiB(t); rss <= 0 {
+		t.Errorf("child VmRSS %d KiB", rss)
+	}
+	if cpu := srv.CPUTime(t); cpu < 0 {
+		t.Errorf("child CPU time %v", cpu)
+	}
+
+	stats, ok := srv.Stop(t)
+	if !ok {
+		t.FailNow()
+	}
+	if want := (server.Stats{Accepted: 1, BytesIn: size, BytesOut: size}); stats != want {
+		t.Errorf("child server counted %+v, want %+v", stats, want)
+	}
+}
+
+// childFDLimit reads the soft RLIMIT_NOFILE of process pid.
+func childFDLimit(t *testing.T, pid int) uint64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "Max open files"); ok {
+			soft, err := strconv.ParseUint(strings.Fields(rest)[0], 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/%d/limits: %q: %v", pid, sc.Text(), err)
+			}
+			return soft
+		}
+	}
+	t.Fatalf("no open files limit in /proc/%d/limits", pid)
+	return 0
+}
