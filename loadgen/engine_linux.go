@@ -100,11 +100,13 @@ wait:
 			errs = append(errs, fmt.Errorf("loadgen: worker %d: %w", i, w.st.err))
 		}
 	}
+	// Interruption comes first: a run cancelled during the ramp has established nothing, and
+	// "is the server running?" would send its user looking in the wrong place.
 	switch {
-	case res.Established == 0:
-		errs = append(errs, fmt.Errorf("loadgen: no connection to %s could be established (%s); is the server running?", cfg.Addr, countsString(res.ConnectErrors)))
 	case interrupted:
 		errs = append(errs, fmt.Errorf("loadgen: run interrupted after %v of the measured window: %w", res.Elapsed, ctx.Err()))
+	case res.Established == 0:
+		errs = append(errs, fmt.Errorf("loadgen: no connection to %s could be established (%s); is the server running?", cfg.Addr, countsString(res.ConnectErrors)))
 	case res.ServerGone:
 		errs = append(errs, fmt.Errorf("loadgen: every connection to %s failed mid-run (%s); the server died or reset them all", cfg.Addr, countsString(res.IOErrors)))
 	}

@@ -107,6 +107,18 @@ func (s *testServer) kill() {
 	s.wg.Wait()
 }
 
+// resetAll resets every connection (SO_LINGER 0, then close) while the listener stays open, like a
+// server that gives up on its clients instead of answering them.
+func (s *testServer) resetAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		delete(s.conns, c)
+	}
+}
+
 // countFDs is the number of open descriptors of this process.
 func countFDs(t *testing.T) int {
 	t.Helper()
@@ -380,6 +392,41 @@ func TestServerCloseWithDataIsSeen(t *testing.T) {
 	}
 	if time.Since(start) >= 20*time.Second {
 		t.Errorf("run went on for %v after every connection was closed", time.Since(start))
+	}
+}
+
+// TestResetMessagesStayInLatency: in open loop, a server that stops answering and then resets its
+// connections must not look better than one that answers late. The messages in flight at the
+// reset will never complete; they count as incomplete, with their latency up to the window's
+// end. 4 connections at 400 msgs/s; the server stalls 300 ms into the run and resets everything
+// 300 ms later, so each connection abandons one message that had waited since about 300 ms; the
+// window ends at 1.2 s, so each such latency is about 0.9 s, far above the 500 ms threshold.
+func TestResetMessagesStayInLatency(t *testing.T) {
+	s := startTestServer(t)
+	stall := time.AfterFunc(300*time.Millisecond, func() { s.stalled.Store(true) })
+	reset := time.AfterFunc(600*time.Millisecond, func() {
+		s.resetAll()
+		s.stalled.Store(false)
+	})
+	res, err := runCheckedThen(t, context.Background(), Config{
+		Addr: s.addr(), Conns: 4, Sizes: []int{64}, Pipeline: 1, Rate: 400, Verify: true,
+		Duration: 1200 * time.Millisecond,
+	}, func() {
+		stall.Stop()
+		reset.Stop()
+		s.stalled.Store(false)
+	})
+	if err == nil || !res.ServerGone {
+		t.Errorf("err %v, server gone %v; want the run to fail with every connection reset", err, res.ServerGone)
+	}
+	max := time.Duration(res.Latency.Max()) * time.Microsecond
+	t.Logf("%d messages, %d incomplete, IO errors %v; corrected max %v", res.Messages, res.Incomplete, res.IOErrors, max)
+	if res.Incomplete != 4 || res.Latency.TotalCount() != int64(res.Messages+res.Incomplete) {
+		t.Errorf("%d incomplete, %d latencies for %d messages; want the 4 messages the resets abandoned counted, with their latency",
+			res.Incomplete, res.Latency.TotalCount(), res.Messages)
+	}
+	if max < 500*time.Millisecond {
+		t.Errorf("corrected max %v hides messages abandoned after waiting most of a second", max)
 	}
 }
 

@@ -18,6 +18,18 @@ func (q *sendQueue) push(c *conn) {
 	q.up(c.queuePos)
 }
 
+// update puts c in its place for its current nextSend: pushed if it is not queued, moved if it
+// is. A queued connection whose nextSend changed without this would break the heap order, and
+// top would no longer be the connection due first: others due would wait for it.
+func (q *sendQueue) update(c *conn) {
+	if c.queuePos < 0 {
+		q.push(c)
+		return
+	}
+	q.down(c.queuePos)
+	q.up(c.queuePos)
+}
+
 // pop removes and returns the connection due first.
 func (q *sendQueue) pop() *conn {
 	c := q.items[0]

@@ -675,9 +675,9 @@ func (w *worker) fill(c *conn, now int64) {
 		c.nextSend += w.sh.interval
 	}
 	if w.canQueue(c) {
-		if c.queuePos < 0 {
-			w.sendQueue.push(c)
-		}
+		// c may be queued already, with the nextSend it had before the loop above moved it on
+		// (an echo that freed a slot after its send came due): its place must follow.
+		w.sendQueue.update(c)
 	} else {
 		w.sendQueue.remove(c)
 	}
@@ -999,20 +999,24 @@ func (w *worker) ioFailed(c *conn, err error) {
 }
 
 // closeConn closes c's socket. Messages still in flight are abandoned; those whose echo had
-// already gone wrong still count in the verification total, and those abandoned between the
-// window's end and the stop count as incomplete, as countIncomplete would have counted them.
+// already gone wrong still count in the verification total. Those due in the window and
+// abandoned once it has begun (a read or write error, a reset) will never complete, so they count
+// as incomplete, as countIncomplete counts what is still in flight at the stop: without that a
+// server that resets connections would lose its slowest messages from the percentiles and look
+// better than one that answers them late. After the stop, countIncomplete has counted them.
 func (w *worker) closeConn(c *conn) {
 	if c.fd < 0 {
 		return
 	}
 	if c.count > 0 {
-		past := w.pastWindow(w.sh.clock.now())
+		now := w.sh.clock.now()
+		begun := !w.stopping && w.measureStart != 0 && now >= w.measureStart
 		for i := range c.count {
 			m := c.at(i)
 			if m.failed {
 				w.st.verifyFailuresTotal++
 			}
-			if past && w.dueInWindow(m) {
+			if begun && w.dueInWindow(m) {
 				w.recordIncomplete(m.intended)
 			}
 		}
