@@ -115,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-// lockedWriter serialises writes from the progress callback (an engine thread), the server's
+// lockedWriter serialises writes from the progress callback (Run's own goroutine), the server's
 // forwarded stderr, and warnings, which all share echobench's stderr.
 type lockedWriter struct {
 	mu sync.Mutex
