@@ -3,6 +3,7 @@ package procstat
 import (
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,10 +22,11 @@ func TestParseStatOddCommand(t *testing.T) {
 }
 
 func TestSampleSelf(t *testing.T) {
-	// Burn a little CPU so there is something to count.
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for x := 0; time.Now().Before(deadline); x++ {
-	}
+	// Burn some CPU so there is something to count: 30 ms of it by getrusage, which counts in
+	// microseconds, so /proc's 10 ms ticks have at least one to show. A fixed stretch of wall
+	// time is not enough: on a loaded machine the process may not be scheduled during it (a CI
+	// run once saw 0 ticks after 50 ms of wall time).
+	burn(t, 30*time.Millisecond)
 	tree, hwm, err := SampleTree(os.Getpid(), true)
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +46,26 @@ func TestSampleSelf(t *testing.T) {
 	self, err := Self()
 	if err != nil || self.CPU() <= 0 {
 		t.Errorf("Self() = %+v, %v", self, err)
+	}
+}
+
+// burn spins until this process has used d more CPU time, or fails the test after 30 s.
+func burn(t *testing.T, d time.Duration) {
+	t.Helper()
+	used := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start, deadline := used(), time.Now().Add(30*time.Second)
+	for used()-start < d {
+		if time.Now().After(deadline) {
+			t.Fatalf("could not use %v of CPU in 30 s", d)
+		}
+		for x := 0; x < 1_000_000; x++ {
+		}
 	}
 }
 
