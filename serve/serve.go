@@ -16,6 +16,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"echobench/server"
@@ -85,6 +86,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		cfg.Logf = func(string, ...any) {}
 	}
 
+	if n := raiseProcsTo(m, cfg, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n > 0 {
+		cfg.Log("GOMAXPROCS %d -> %d, as model %s asks (see its package doc)", runtime.GOMAXPROCS(n), n, m.Name)
+	}
+
 	// Signals are caught before Start so that a parent which signals as soon as it reads the
 	// address cannot kill us before the handler is in place.
 	sigs := make(chan os.Signal, 4)
@@ -131,6 +136,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+}
+
+// raiseProcsTo returns the GOMAXPROCS model m asks for with cfg (Model.Procs) if that is above
+// the current one, or 0 to leave it: a GOMAXPROCS environment variable is the user's own choice
+// and wins.
+func raiseProcsTo(m server.Model, cfg server.Config, env string, current int) int {
+	if m.Procs == nil || env != "" {
+		return 0
+	}
+	if n := m.Procs(cfg); n > current {
+		return n
+	}
+	return 0
 }
 
 func printStats(w io.Writer, s server.Stats) {

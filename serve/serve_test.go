@@ -121,6 +121,38 @@ func TestSignalStopsCleanly(t *testing.T) {
 	c.Close()
 }
 
+// TestModelProcs checks when echoserver raises GOMAXPROCS for a model that asks (blocking, whose
+// threads would otherwise queue for a single P): only upwards, and never against the user's
+// GOMAXPROCS variable.
+func TestModelProcs(t *testing.T) {
+	blocking, err := server.Lookup("blocking")
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoll, err := server.Lookup("epoll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		m       server.Model
+		cfg     server.Config
+		env     string
+		current int
+		want    int
+	}{
+		{"thread per connection on one CPU", blocking, server.Config{}, "", 1, 128},
+		{"a pool needs no more Ps than threads", blocking, server.Config{Pool: 4}, "", 1, 4},
+		{"never lowered", blocking, server.Config{Pool: 4}, "", 8, 0},
+		{"the user's GOMAXPROCS wins", blocking, server.Config{}, "1", 1, 0},
+		{"a model that does not ask", epoll, server.Config{}, "", 1, 0},
+	} {
+		if got := raiseProcsTo(tc.m, tc.cfg, tc.env, tc.current); got != tc.want {
+			t.Errorf("%s: raiseProcsTo = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
 func readStats(t *testing.T, lines *bufio.Scanner) server.Stats {
 	t.Helper()
 	if !lines.Scan() {

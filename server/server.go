@@ -95,6 +95,12 @@ type Model struct {
 	// Child, if set, is the entry point of a helper process the model starts by re-executing the
 	// current binary (the process-per-connection model). See RunChildIfRequested.
 	Child func() int
+	// Procs, if set, is the GOMAXPROCS the model asks for when it has a process of its own
+	// (cmd/echoserver), which raises GOMAXPROCS to it, never lowers it, and leaves it alone when
+	// the GOMAXPROCS environment variable is set. Go's default, one P per CPU, suits every model
+	// whose threads are few; models/blocking, whose threads are many, says why it asks for more.
+	// Tests and other processes that host several models do not apply it.
+	Procs func(cfg Config) int
 }
 
 // ErrUnavailable is wrapped by errors that say a model cannot run on this machine.

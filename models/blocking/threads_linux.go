@@ -30,11 +30,14 @@ type exitingThreads struct {
 	tids map[int]uint64 // thread id → its start time, in clock ticks since boot (0: unknown)
 }
 
-// sweepAt bounds exitingThreads: once it holds this many ids, adding one first forgets the
-// threads that are gone, so a server that has served a million connections does not remember a
-// million threads. What a sweep keeps are threads still exiting at that moment, at most one per
-// connection closing at once. Sweeping only this seldom is safe because the start times tell a
-// reused id apart; it keeps the cost of a sweep (a /proc read per id) off most connections.
+// sweepAt bounds exitingThreads: once it holds this many ids, the thread that adds the last one
+// forgets the threads that are gone, so a server that has served a million connections does not
+// remember a million threads. What a sweep keeps are threads still exiting at that moment, at most
+// one per connection closing at once. Sweeping only this seldom is safe because the start times
+// tell a reused id apart; it keeps the cost of a sweep (a /proc read per id) off most
+// connections. The sweep runs outside the lock, on ids taken out of the set: every exiting
+// thread passes through add, and one that waited on the lock for a sweep would hold its thread
+// meanwhile, so under connection churn threads would pile up behind it.
 const sweepAt = 256
 
 // threadExitTimeout is how long Close waits for finished threads to disappear. A thread exits
@@ -50,25 +53,38 @@ func (e *exitingThreads) add(tid int) {
 		// leaves it parked for good instead. There is no exit to wait for.
 		return
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.tids == nil {
-		e.tids = map[int]uint64{}
-	}
-	if len(e.tids) >= sweepAt {
-		e.sweepLocked()
-	}
 	// The calling thread is alive, so its stat file can be read. Should that fail all the same,
 	// 0 makes threadGone fall back to whether the id is listed at all, which errs on the side
 	// of waiting.
 	start, _ := threadStartTime(tid)
+	e.mu.Lock()
+	if e.tids == nil {
+		e.tids = map[int]uint64{}
+	}
 	e.tids[tid] = start
+	var batch map[int]uint64
+	if len(e.tids) >= sweepAt {
+		batch, e.tids = e.tids, make(map[int]uint64, sweepAt)
+	}
+	e.mu.Unlock()
+	if batch == nil {
+		return
+	}
+	// waitGone cannot miss the ids out of the set meanwhile: Close calls it only after every
+	// locked goroutine has returned from add.
+	sweep(batch)
+	e.mu.Lock()
+	for tid, start := range batch {
+		e.tids[tid] = start
+	}
+	e.mu.Unlock()
 }
 
-func (e *exitingThreads) sweepLocked() {
-	for tid, start := range e.tids {
+// sweep deletes from tids the threads that have exited.
+func sweep(tids map[int]uint64) {
+	for tid, start := range tids {
 		if threadGone(tid, start) {
-			delete(e.tids, tid)
+			delete(tids, tid)
 		}
 	}
 }
@@ -78,7 +94,7 @@ func (e *exitingThreads) waitGone() error {
 	deadline := time.Now().Add(threadExitTimeout)
 	for {
 		e.mu.Lock()
-		e.sweepLocked()
+		sweep(e.tids)
 		left := len(e.tids)
 		e.mu.Unlock()
 		if left == 0 {
