@@ -23,6 +23,12 @@ type Config struct {
 	Frame       bool          // length-prefixed messages with a sequence number; check boundaries and order
 	Reconnect   int           // >0: every connection does this many echoes, closes and connects again
 	Workers     int           // engine threads or event loops; 0 = GOMAXPROCS
+	// Sources, if above zero, spreads the connections over that many source addresses, 127.0.0.2
+	// upward (Addr must then be an IPv4 loopback address): connection slot i binds to the
+	// (i mod Sources)th before it connects. One source address caps new connections to one
+	// server port at about 14,000 a second; see the README, "Source addresses". 0 leaves the
+	// source to the kernel.
+	Sources int
 	// Progress, if set, is called about once a second with the totals so far.
 	Progress func(Progress)
 }

@@ -150,7 +150,18 @@ func (sh *shared) resolve(addr string) error {
 		copy(sa.Addr[:], ip4)
 		sh.addr = func() unix.Sockaddr { c := sa; return &c }
 		sh.family = unix.AF_INET
+		if n := sh.cfg.Sources; n > 0 {
+			if !ip4.IsLoopback() {
+				return fmt.Errorf("loadgen: %d source addresses are 127.0.0.x, which cannot reach %s; use Sources 0", n, addr)
+			}
+			if n > maxSources {
+				return fmt.Errorf("loadgen: %d source addresses; at most %d (127.0.0.2 to 127.0.0.254)", n, maxSources)
+			}
+		}
 		return nil
+	}
+	if sh.cfg.Sources > 0 {
+		return fmt.Errorf("loadgen: source addresses are IPv4 loopback ones, and %s is not; use Sources 0", addr)
 	}
 	if ta.IP == nil {
 		return fmt.Errorf("loadgen: address %s has no host; use 127.0.0.1:PORT", addr)

@@ -112,6 +112,7 @@ type worker struct {
 	sh      *shared
 	tid     int // the loop's OS thread, which Run waits to see gone
 	addr    unix.Sockaddr
+	sources []unix.SockaddrInet4 // this worker's copies of the source addresses (Config.Sources)
 	epfd    int
 	timerfd int
 	wakefd  int
@@ -150,6 +151,7 @@ func newWorker(sh *shared, slots []int, maxConnecting int, live *liveCounters) (
 	w := &worker{
 		sh:            sh,
 		addr:          sh.addr(),
+		sources:       sourceAddrs(sh.cfg.Sources),
 		epfd:          -1,
 		timerfd:       -1,
 		wakefd:        -1,
@@ -524,6 +526,20 @@ func (w *worker) armTimer() int {
 	return -1
 }
 
+// maxSources is the most source addresses Config.Sources may ask for: 127.0.0.2 to 127.0.0.254.
+const maxSources = 253
+
+// sourceAddrs returns n source addresses, 127.0.0.2 upward, for one worker: unix.Bind writes into
+// the Sockaddr it is given, so workers must not share them. 127.0.0.1 is left out so that a
+// single-source run and a spread one never share a source address.
+func sourceAddrs(n int) []unix.SockaddrInet4 {
+	addrs := make([]unix.SockaddrInet4, n)
+	for i := range addrs {
+		addrs[i].Addr = [4]byte{127, 0, 0, byte(2 + i)}
+	}
+	return addrs
+}
+
 // publish makes the running totals visible to Run's progress line.
 func (w *worker) publish() {
 	w.live.established.Store(int64(w.open))
@@ -552,6 +568,19 @@ func (w *worker) startConnect(c *conn, now int64) {
 		unix.Close(fd)
 		w.connectFailed(c, err, now)
 		return
+	}
+	if len(w.sources) > 0 {
+		// IP_BIND_ADDRESS_NO_PORT leaves the port to connect, which picks one that is free for
+		// this destination; a bind that picked the port itself would need it free for every one.
+		err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		if err == nil {
+			err = unix.Bind(fd, &w.sources[c.slot%len(w.sources)])
+		}
+		if err != nil {
+			unix.Close(fd)
+			w.connectFailed(c, err, now)
+			return
+		}
 	}
 	c.fd = fd
 	c.gen++

@@ -51,6 +51,9 @@ type Settings struct {
 	Reconnect    int     `json:"reconnect"`
 	Workers      int     `json:"workers"`
 	Repeat       int     `json:"repeat"`
+	// Sources is how many source addresses (127.0.0.2 upward) the connections were spread over
+	// when the target is an IPv4 loopback address; 0 means the kernel chose (always 127.0.0.1).
+	Sources int `json:"sources"`
 }
 
 // Env is where the cell ran.

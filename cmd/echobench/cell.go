@@ -58,6 +58,7 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 		c.pinnedThreads, c.threads = s.PinnedThreads, s.Threads
 	}
 	c.addr = cfg.Addr
+	cfg.Sources = sourcesFor(cfg.Addr, c.opts.sources)
 
 	var sampler *procstat.Sampler
 	if rootPID > 0 {

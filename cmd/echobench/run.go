@@ -42,6 +42,7 @@ type options struct {
 	pipeline, rate          int
 	verify, frame           bool
 	reconnect, workers      int
+	sources                 int
 	repeat                  int
 	out                     string
 	stopGrace               time.Duration
@@ -74,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.frame, "frame", false, "length-prefixed messages with sequence numbers: check boundaries and order")
 	fs.IntVar(&o.reconnect, "reconnect", 0, "every connection does K echoes, closes and reconnects (0 = keep connections)")
 	fs.IntVar(&o.workers, "workers", 0, "engine event loops (0 = GOMAXPROCS, which pinning sets to the client CPUs)")
+	fs.IntVar(&o.sources, "sources", 16, "spread connections over N source addresses, 127.0.0.2 upward, for IPv4 loopback targets (0 = the kernel's choice; one address caps new connections at ~14,000/s)")
 	fs.IntVar(&o.repeat, "repeat", 1, "run the same cell N times and report mean, stddev and 95% CI of msgs/s")
 	fs.StringVar(&o.out, "o", "", "write the full result as JSON to this file")
 	fs.DurationVar(&o.stopGrace, "stop-grace", 5*time.Second, "time the server child gets to exit after SIGTERM before SIGKILL")
@@ -104,6 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("-d %v: want a positive duration", o.duration)
 	case o.warmup < 0 || o.connectRate < 0 || o.rate < 0 || o.reconnect < 0 || o.workers < 0 || o.pipeline < 1:
 		return nil, bad("-warmup, -connect-rate, -rate, -reconnect and -workers must not be negative, -pipeline at least 1")
+	case o.sources < 0 || o.sources > maxSources:
+		return nil, bad("-sources %d: want 0 to %d (127.0.0.2 to 127.0.0.254)", o.sources, maxSources)
 	case o.repeat < 1:
 		return nil, bad("-repeat %d: want at least 1", o.repeat)
 	}
@@ -203,7 +207,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Model: o.model, Addr: o.addr, Loops: o.loops, Pool: o.pool, Outbound: o.outbound,
 		Conns: o.conns, ConnectRate: o.connectRate, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
 		Sizes: sizes, Pipeline: o.pipeline, Rate: o.rate, Verify: o.verify, Frame: o.frame,
-		Reconnect: o.reconnect, Workers: o.workers, Repeat: o.repeat,
+		Reconnect: o.reconnect, Workers: o.workers, Repeat: o.repeat, Sources: o.sources,
 	}
 	if o.model != "" {
 		bin, self, err := launch.FindBinary(o.serverBin)
@@ -222,6 +226,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		hists.Add(res)
 		if c.addr != "" {
 			rep.Settings.Addr = c.addr
+			rep.Settings.Sources = sourcesFor(c.addr, o.sources) // what was used, not asked for
 		}
 		if c.pinnedThreads > 0 {
 			rep.Env.Pinning.ServerThreadsPinned, rep.Env.Pinning.ServerThreads = c.pinnedThreads, c.threads
