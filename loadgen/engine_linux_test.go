@@ -653,53 +653,21 @@ func TestSampleRunRecordsEverySample(t *testing.T) {
 // TestSourcesSpreadConnections checks that Config.Sources binds the connections to 127.0.0.2
 // upward, slot by slot, and that a target they cannot reach is refused up front.
 func TestSourcesSpreadConnections(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	seen := map[string]int{}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			mu.Lock()
-			seen[host]++
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				// A plain loop, not io.Copy: TCP to TCP, that splices through pipes the runtime
-				// keeps open afterwards, which runChecked would count as a leak.
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	defer func() {
-		ln.Close()
-		wg.Wait()
-	}()
+	s := startTestServer(t)
 	res, err := runChecked(t, context.Background(), Config{
-		Addr: ln.Addr().String(), Conns: 8, Sources: 4, Sizes: []int{64}, Pipeline: 1, Verify: true,
+		Addr: s.addr(), Conns: 8, Sources: 4, Sizes: []int{64}, Pipeline: 1, Verify: true,
 		Duration: 300 * time.Millisecond,
 	})
 	if err != nil || res.Established != 8 {
 		t.Fatalf("Run: %v, %d established", err, res.Established)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	seen := map[string]int{}
+	s.mu.Lock()
+	for c := range s.conns {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		seen[host]++
+	}
+	s.mu.Unlock()
 	want := map[string]int{"127.0.0.2": 2, "127.0.0.3": 2, "127.0.0.4": 2, "127.0.0.5": 2}
 	if fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Errorf("the server saw clients from %v, want %v", seen, want)
