@@ -33,6 +33,9 @@ type Config struct {
 	Progress func(Progress)
 }
 
+// MaxSources is the most source addresses Config.Sources may ask for: 127.0.0.2 to 127.0.0.254.
+const MaxSources = 253
+
 // Progress is a running total, for a progress line.
 type Progress struct {
 	Elapsed     time.Duration

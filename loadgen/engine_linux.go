@@ -154,8 +154,8 @@ func (sh *shared) resolve(addr string) error {
 			if !ip4.IsLoopback() {
 				return fmt.Errorf("loadgen: %d source addresses are 127.0.0.x, which cannot reach %s; use Sources 0", n, addr)
 			}
-			if n > maxSources {
-				return fmt.Errorf("loadgen: %d source addresses; at most %d (127.0.0.2 to 127.0.0.254)", n, maxSources)
+			if n > MaxSources {
+				return fmt.Errorf("loadgen: %d source addresses; at most %d (127.0.0.2 to 127.0.0.254)", n, MaxSources)
 			}
 		}
 		return nil

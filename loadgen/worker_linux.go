@@ -250,9 +250,9 @@ func (w *worker) run() {
 		// A burst of writes finds the server awake after the first. Measured at 1,000
 		// connections × 64 B against the epoll model: the server's voluntary context switches
 		// fell from 17,400 to 2,600-7,000 per run and msgs/s rose 10 to 15 %, the server's core
-		// busier (93-98 %). Each message's send time is taken when it is queued
-		// here, so the wait for the rest of the batch is not counted as the server's latency;
-		// in open loop the intended time counts it, as it should.
+		// busier (93-98 %). Each message's send time is taken when it is queued here, so the
+		// wait for the rest of the batch is not counted as the server's latency; in open loop
+		// the intended time counts it, as it should.
 		for _, c := range w.echoed {
 			w.afterEchoes(c, w.sh.clock.now())
 		}
@@ -526,9 +526,6 @@ func (w *worker) armTimer() int {
 	return -1
 }
 
-// maxSources is the most source addresses Config.Sources may ask for: 127.0.0.2 to 127.0.0.254.
-const maxSources = 253
-
 // sourceAddrs returns n source addresses, 127.0.0.2 upward, for one worker: unix.Bind writes into
 // the Sockaddr it is given, so workers must not share them. 127.0.0.1 is left out so that a
 // single-source run and a spread one never share a source address.
@@ -760,14 +757,13 @@ func (w *worker) readable(c *conn, events uint32) {
 	// message in flight forever. So when the event says the peer hung up, read on until the read
 	// that returns 0 or the error.
 	hungUp := events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
-read:
 	for {
 		n, err := sockutil.ReadNonblock(c.fd, w.readBuf)
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) {
 				// Drained; edge-triggered epoll reports the next arrival. The reads before this
 				// one may have completed c's whole window, so it is refilled all the same.
-				break read
+				break
 			}
 			w.ioFailed(c, err) // ECONNRESET and friends
 			return

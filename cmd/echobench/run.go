@@ -106,8 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("-d %v: want a positive duration", o.duration)
 	case o.warmup < 0 || o.connectRate < 0 || o.rate < 0 || o.reconnect < 0 || o.workers < 0 || o.pipeline < 1:
 		return nil, bad("-warmup, -connect-rate, -rate, -reconnect and -workers must not be negative, -pipeline at least 1")
-	case o.sources < 0 || o.sources > maxSources:
-		return nil, bad("-sources %d: want 0 to %d (127.0.0.2 to 127.0.0.254)", o.sources, maxSources)
+	case o.sources < 0 || o.sources > loadgen.MaxSources:
+		return nil, bad("-sources %d: want 0 to %d (127.0.0.2 to 127.0.0.254)", o.sources, loadgen.MaxSources)
 	case o.repeat < 1:
 		return nil, bad("-repeat %d: want at least 1", o.repeat)
 	}

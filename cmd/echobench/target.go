@@ -98,9 +98,6 @@ func parseSizes(s string) ([]int, error) {
 	return sizes, nil
 }
 
-// maxSources is the most source addresses -sources may ask for: 127.0.0.2 to 127.0.0.254.
-const maxSources = 253
-
 // sourcesFor returns how many source addresses to spread connections to addr over: n for an IPv4
 // loopback target, whose whole 127.0.0.0/8 is this machine's, and 0 (the kernel's choice) for
 // any other, which 127.0.0.x could not reach or, for ::1, has no second address to use.
