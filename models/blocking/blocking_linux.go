@@ -46,7 +46,7 @@ type srv struct {
 	bufSize int
 
 	threads sync.WaitGroup // every locked goroutine: acceptors, pool threads, connection threads
-	live    atomic.Int64   // connection threads started and not yet at their last act
+	live    atomic.Int64   // locked threads started and not yet through threadDone
 	exiting exitingThreads
 
 	mu    sync.Mutex
@@ -78,12 +78,10 @@ func Start(cfg server.Config) (server.Server, error) {
 	}
 	if cfg.Pool > 0 {
 		for range cfg.Pool {
-			s.threads.Add(1)
-			go s.poolThread()
+			s.startThread(s.poolThread)
 		}
 	} else {
-		s.threads.Add(1)
-		go s.acceptThread()
+		s.startThread(s.acceptThread)
 	}
 	go s.stopWhenClosing()
 	return s, nil
@@ -101,9 +99,20 @@ func lockThread() (tid int) {
 	return unix.Gettid()
 }
 
+// startThread runs f on a goroutine of its own, which locks itself to a thread (lockThread) and
+// ends with threadDone.
+func (s *srv) startThread(f func()) {
+	s.threads.Add(1)
+	s.live.Add(1)
+	go f()
+}
+
 // threadDone is a locked goroutine's last act: after it the goroutine returns and its thread dies.
+// The thread leaves the live count only once recorded as exiting, which can take a /proc read and
+// sometimes a sweep: a thread slow in getting there is still a thread.
 func (s *srv) threadDone(tid int) {
 	s.exiting.add(tid)
+	s.live.Add(-1)
 	s.threads.Done()
 }
 
@@ -139,16 +148,13 @@ func (s *srv) acceptThread() {
 		if !s.track(fd) {
 			return
 		}
-		s.threads.Add(1)
-		s.live.Add(1)
-		go s.connThread(fd)
+		s.startThread(func() { s.connThread(fd) })
 	}
 }
 
 func (s *srv) connThread(fd int) {
 	tid := lockThread()
 	defer s.threadDone(tid)
-	defer s.live.Add(-1) // runs before threadDone: the count is off by the last few microseconds of an exit
 	s.serve(fd)
 }
 
