@@ -26,6 +26,9 @@ var pageSize = uint64(os.Getpagesize())
 
 func ticks(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
 
+// CPU is the user plus system time of the process's own threads (children not included).
+func (p Proc) CPU() time.Duration { return ticks(p.UserTicks + p.SysTicks) }
+
 // ReadProc reads one process's /proc/PID/stat. The resident size comes from stat's rss field, so
 // one file per process is enough; HWMBytes is filled only by ReadStatus.
 func ReadProc(pid int) (Proc, error) {

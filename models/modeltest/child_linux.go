@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/procstat"
 	"echobench/server"
 )
 
@@ -362,38 +363,21 @@ func (c *Child) WaitForLog(text string, timeout time.Duration) bool {
 // CPUTime returns the user plus system CPU time the child has used so far.
 func (c *Child) CPUTime(t testing.TB) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Pid))
+	p, err := procstat.ReadProc(c.Pid)
 	if err != nil {
 		t.Fatalf("reading the child server's CPU time: %v", err)
 	}
-	// utime and stime are fields 14 and 15 of the line, 12 and 13 after the parenthesised
-	// command name, which may hold spaces. They count USER_HZ ticks, which Linux fixes at 100 per
-	// second for /proc.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	const clockTicks = 100
-	return time.Duration(utime+stime) * time.Second / clockTicks
+	return p.CPU()
 }
 
 // RSSKiB returns the child's resident set size (VmRSS) in KiB.
 func (c *Child) RSSKiB(t testing.TB) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid))
+	st, err := procstat.ReadStatus(strconv.Itoa(c.Pid))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("reading the child server's VmRSS: %v", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kib, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			if err != nil {
-				t.Fatalf("VmRSS line %q: %v", line, err)
-			}
-			return kib
-		}
-	}
-	t.Fatalf("no VmRSS in /proc/%d/status", c.Pid)
-	return 0
+	return int(st.RSSBytes >> 10)
 }
 
 // lockedBuffer collects a child's stderr, written by exec's copying goroutine while the test
