@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"echobench/affinity"
-	"echobench/launch"
+	"echobench/internal/affinity"
+	"echobench/internal/launch"
+	"echobench/internal/serve"
 	"echobench/loadgen"
 	_ "echobench/models/all"
-	"echobench/serve"
 	"echobench/server"
 )
 

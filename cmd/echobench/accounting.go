@@ -3,7 +3,7 @@ package main
 import (
 	"time"
 
-	"echobench/procstat"
+	"echobench/internal/procstat"
 )
 
 // maxPoints bounds the CPU time series of one run. At one point per procstat.SampleInterval that

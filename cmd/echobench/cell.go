@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"echobench/launch"
+	"echobench/internal/launch"
+	"echobench/internal/procstat"
 	"echobench/loadgen"
-	"echobench/procstat"
 	"echobench/report"
 )
 

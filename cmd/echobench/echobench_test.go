@@ -20,10 +20,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"echobench/launch"
-	"echobench/procstat"
+	"echobench/internal/launch"
+	"echobench/internal/procstat"
+	"echobench/internal/serve"
 	"echobench/report"
-	"echobench/serve"
 )
 
 // TestMain lets the test binary be the server child, as the echobench binary is: with no

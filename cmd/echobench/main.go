@@ -16,9 +16,9 @@ import (
 	"os"
 	"runtime"
 
-	"echobench/launch"
+	"echobench/internal/launch"
+	"echobench/internal/serve"
 	_ "echobench/models/all"
-	"echobench/serve"
 	"echobench/server"
 )
 

@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"echobench/affinity"
-	"echobench/launch"
+	"echobench/internal/affinity"
+	"echobench/internal/launch"
 	"echobench/loadgen"
 	"echobench/report"
 	"echobench/server"

@@ -10,8 +10,8 @@ import (
 	"os"
 	"runtime"
 
+	"echobench/internal/serve"
 	_ "echobench/models/all"
-	"echobench/serve"
 	"echobench/server"
 )
 

@@ -22,7 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"echobench/procstat"
+	"echobench/internal/procstat"
 	"echobench/server"
 )
 

@@ -24,7 +24,7 @@ import (
 	"sync"
 	"time"
 
-	"echobench/procstat"
+	"echobench/internal/procstat"
 	"echobench/server"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"echobench/affinity"
-	"echobench/procstat"
+	"echobench/internal/affinity"
+	"echobench/internal/procstat"
 	"echobench/server"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"echobench/internal/serve"
 	_ "echobench/models/stdnet"
-	"echobench/serve"
 )
 
 // TestMain lets the test binary serve as the echoserver child: with no echoserver next to it,
