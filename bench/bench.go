@@ -15,27 +15,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"echobench/report"
+	"echobench/server"
 )
 
-// Row is one server configuration in the table: a model, and the pool size for pooled models.
+// Row is one server configuration in the table: a model and its configuration, such as the pool
+// size for pooled models.
 type Row struct {
-	Name  string // what the table shows: "blocking", "prefork/128", ...
-	Model string // -model
-	Pool  int    // -pool; 0 = none
+	Name   string        // what the table shows: "blocking", "prefork/128", ...
+	Model  string        // -model
+	Server server.Config // the server's flags (Config.Args), which echobench passes to its child
 }
 
 // Args are the echobench flags that select the row's server.
 func (r Row) Args() []string {
-	args := []string{"-model", r.Model}
-	if r.Pool > 0 {
-		args = append(args, "-pool", strconv.Itoa(r.Pool))
-	}
-	return args
+	return append([]string{"-model", r.Model}, r.Server.Args()...)
 }
 
 // Cell is one load shape every row is measured under.
@@ -60,9 +57,9 @@ func DefaultRows() []Row {
 		{Name: "select", Model: "select"},
 		{Name: "nonblocking", Model: "nonblocking"},
 		{Name: "blocking", Model: "blocking"},
-		{Name: "blocking/128", Model: "blocking", Pool: 128},
+		{Name: "blocking/128", Model: "blocking", Server: server.Config{Pool: 128}},
 		{Name: "process", Model: "process"},
-		{Name: "prefork/128", Model: "process", Pool: 128},
+		{Name: "prefork/128", Model: "process", Server: server.Config{Pool: 128}},
 	}
 }
 

@@ -2,29 +2,46 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"echobench/internal/affinity"
-	"echobench/internal/launch"
-	"echobench/internal/serve"
+	"echobench/internal/child"
+	"echobench/internal/reexec"
 	"echobench/loadgen"
+	"echobench/measure"
 	_ "echobench/models/all"
 	"echobench/server"
 )
 
-// TestMain lets the test binary be its own echoserver: launch re-executes it with
-// launch.RoleEnv set, and the process model re-executes it as its per-connection child.
+// TestMain lets the test binary be its own echoserver: package child re-executes it in its
+// reexec role, and the process model re-executes it as its per-connection child.
 func TestMain(m *testing.M) {
-	server.RunChildIfRequested()
-	if os.Getenv(launch.RoleEnv) == launch.RoleServer {
-		os.Exit(serve.Main(os.Args[1:], os.Stdout, os.Stderr))
-	}
+	reexec.Run()
 	os.Exit(m.Run())
+}
+
+// TestRowArgsCarryConfig checks that a row's server configuration reaches echobench's command
+// line as server.Config's own flags, which echobench declares through the same RegisterFlags.
+func TestRowArgsCarryConfig(t *testing.T) {
+	want := server.Config{Loops: 2, Pool: 128, OutboundLimit: 4096, ReusePort: true, LockOSThread: true}
+	row := Row{Name: "x", Model: "epoll", Server: want}
+	var got server.Config
+	fs := flag.NewFlagSet("echobench", flag.ContinueOnError)
+	model := fs.String("model", "", "")
+	got.RegisterFlags(fs)
+	if err := fs.Parse(row.Args()); err != nil {
+		t.Fatal(err)
+	}
+	if *model != "epoll" || !reflect.DeepEqual(got, want) {
+		t.Errorf("row %q gives -model %s and %+v, want epoll and %+v", row.Args(), *model, got, want)
+	}
 }
 
 // BenchmarkEcho is the comparison inside `go test -bench`: every model runs as its own process,
@@ -63,36 +80,46 @@ func BenchmarkEcho(b *testing.B) {
 				if err := m.CheckAvailable(); err != nil {
 					b.Skip(err)
 				}
-				benchCell(b, model, serverCPUs, conns)
+				benchCell(b, model, serverCPUs, clientCPUs, conns)
 			})
 		}
 	}
 }
 
-func benchCell(b *testing.B, model string, cpus []int, conns int) {
-	srv, err := launch.Start(launch.Options{Model: model, CPUs: cpus})
+// benchCell measures through package measure, as echobench does, against one server child
+// that serves all b.N runs.
+func benchCell(b *testing.B, model string, serverCPUs, clientCPUs []int, conns int) {
+	srv, err := child.Start(child.Options{Model: model, CPUs: serverCPUs})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer srv.Stop(5 * time.Second)
+	defer srv.Stop(measure.DefaultStopGrace)
+	spec := measure.Spec{
+		ServerPID: srv.PID, ServerCPUs: serverCPUs, ClientCPUs: clientCPUs,
+		Load: loadgen.Config{
+			Addr: srv.Addr, Conns: conns, Warmup: 300 * time.Millisecond, Duration: time.Second,
+			Sizes: []int{64}, Pipeline: 1, Verify: true,
+		},
+	}
 	var messages uint64
 	var elapsed time.Duration
 	latency := loadgen.NewHistogram()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := loadgen.Run(context.Background(), loadgen.Config{
-			Addr: srv.Addr, Conns: conns, Warmup: 300 * time.Millisecond, Duration: time.Second,
-			Sizes: []int{64}, Pipeline: 1, Verify: true,
-		})
+		out, err := measure.Run(context.Background(), spec, i)
 		if err != nil {
 			b.Fatal(err)
 		}
+		res := out.Result
 		if res.VerifyFailures > 0 {
 			b.Fatalf("%d messages came back different from what was sent", res.VerifyFailures)
 		}
 		messages += res.Messages
 		elapsed += res.Elapsed
 		latency.Merge(res.Latency)
+		if sv := out.Run.Server; sv != nil && res.Messages > 0 {
+			b.ReportMetric(sv.WindowCPUS*1e6/float64(res.Messages), "server-µs/msg")
+		}
 	}
 	b.StopTimer()
 	if messages == 0 {

@@ -6,8 +6,6 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/montanaflynn/stats"
-
-	"echobench/loadgen"
 )
 
 // FromHistogram summarises a microsecond histogram; spectrum adds the cumulative distribution.
@@ -31,56 +29,6 @@ func FromHistogram(h *hdrhistogram.Histogram, spectrum bool) Latency {
 		}
 	}
 	return l
-}
-
-// FromResult turns the engine's result into a Run; the accounting is filled in by the caller.
-func FromResult(index int, res *loadgen.Result, openLoop bool) Run {
-	r := Run{Index: index}
-	if res == nil {
-		return r
-	}
-	r.MsgsPerSec = res.MsgsPerSec()
-	r.MBPerSec = res.MBPerSec()
-	r.Messages = res.Messages
-	r.Bytes = res.Bytes
-	r.ElapsedS = res.Elapsed.Seconds()
-	r.Latency = FromHistogram(res.Latency, true)
-	if openLoop {
-		u := FromHistogram(res.Uncorrected, true)
-		r.Uncorrected = &u
-	}
-	r.Conns = Conns{
-		Established: res.Established,
-		Failed:      res.Failed,
-		FailedBy:    res.ConnectErrors,
-		RampUpS:     res.RampUp.Seconds(),
-		Reconnects:  res.Reconnects,
-		ServerGone:  res.ServerGone,
-	}
-	if res.Elapsed > 0 {
-		r.Conns.NewConnsPerSec = float64(res.Reconnects) / res.Elapsed.Seconds()
-	}
-	if res.ConnectLatency != nil && res.ConnectLatency.TotalCount() > 0 {
-		r.Conns.ConnectP50us = float64(res.ConnectLatency.ValueAtQuantile(50))
-		r.Conns.ConnectP99us = float64(res.ConnectLatency.ValueAtQuantile(99))
-	}
-	r.VerifyFailures = res.VerifyFailures
-	// The whole run contains the window, so the window's count is a floor for the total even
-	// from an engine that does not count the rest of the run.
-	r.VerifyFailuresTotal = max(res.VerifyFailuresTotal, res.VerifyFailures)
-	r.Incomplete = res.Incomplete
-	r.ConnsEchoed = res.ConnsEchoed
-	if h := res.ScheduleLag; openLoop && h != nil {
-		r.ScheduleLag = &ScheduleLag{Count: h.TotalCount()}
-		if h.TotalCount() > 0 {
-			r.ScheduleLag.P50us = float64(h.ValueAtQuantile(50))
-			r.ScheduleLag.P99us = float64(h.ValueAtQuantile(99))
-			r.ScheduleLag.MaxUs = float64(h.Max())
-		}
-	}
-	r.IOErrors = res.IOErrors
-	r.PerSecond = res.PerSecond
-	return r
 }
 
 // DiffPct is (server - client) / client in percent: 0 when both are 0, and 100 when the client
@@ -126,22 +74,6 @@ func MeanCI95(xs []float64) (mean, stddev, low, high float64) {
 // Hists are the histograms of all runs merged, for the summary's percentiles.
 type Hists struct {
 	Latency, Connect *hdrhistogram.Histogram
-}
-
-// Add merges one run's histograms.
-func (h *Hists) Add(res *loadgen.Result) {
-	if res == nil {
-		return
-	}
-	if h.Latency == nil {
-		h.Latency, h.Connect = loadgen.NewHistogram(), loadgen.NewHistogram()
-	}
-	if res.Latency != nil {
-		h.Latency.Merge(res.Latency)
-	}
-	if res.ConnectLatency != nil {
-		h.Connect.Merge(res.ConnectLatency)
-	}
 }
 
 // Summarize fills r.Summary from r.Runs and the merged histograms.

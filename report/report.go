@@ -9,10 +9,7 @@
 // once or -repeat N times; Runs holds each repetition in full.
 package report
 
-import (
-	"echobench/loadgen"
-	"echobench/server"
-)
+import "echobench/server"
 
 // Schema is the version of this layout.
 const Schema = 1
@@ -30,27 +27,38 @@ type Report struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
+// Second is one second of the measured window: messages and bytes echoed in it and its p99
+// latency.
+type Second struct {
+	Messages uint64  `json:"messages"`
+	Bytes    uint64  `json:"bytes"`
+	P99us    float64 `json:"p99_us"`
+}
+
 // Settings are the flags the cell ran with.
 type Settings struct {
-	Model        string  `json:"model,omitempty"` // empty with -addr
-	Addr         string  `json:"addr"`            // target; with -model, the child's address (of the last run)
-	ServerBinary string  `json:"server_binary,omitempty"`
-	ServerSelf   bool    `json:"server_self_exec,omitempty"` // echobench re-executed itself as the server
-	Loops        int     `json:"loops,omitempty"`
-	Pool         int     `json:"pool,omitempty"`
-	Outbound     int     `json:"outbound,omitempty"`
-	Conns        int     `json:"conns"`
-	ConnectRate  int     `json:"connect_rate"`
-	DurationS    float64 `json:"duration_s"`
-	WarmupS      float64 `json:"warmup_s"`
-	Sizes        []int   `json:"sizes"`
-	Pipeline     int     `json:"pipeline"`
-	Rate         int     `json:"rate"` // open-loop messages/s; 0 = closed loop
-	Verify       bool    `json:"verify"`
-	Frame        bool    `json:"frame"`
-	Reconnect    int     `json:"reconnect"`
-	Workers      int     `json:"workers"`
-	Repeat       int     `json:"repeat"`
+	Model        string `json:"model,omitempty"` // empty with -addr
+	Addr         string `json:"addr"`            // target; with -model, the child's address (of the last run)
+	ServerBinary string `json:"server_binary,omitempty"`
+	ServerSelf   bool   `json:"server_self_exec,omitempty"` // echobench re-executed itself as the server
+	// ServerArgs are the server.Config flags the -model child got (server.Config.Args); Loops,
+	// Pool and Outbound repeat three of them for readers of schema 1.
+	ServerArgs  []string `json:"server_args,omitempty"`
+	Loops       int      `json:"loops,omitempty"`
+	Pool        int      `json:"pool,omitempty"`
+	Outbound    int      `json:"outbound,omitempty"`
+	Conns       int      `json:"conns"`
+	ConnectRate int      `json:"connect_rate"`
+	DurationS   float64  `json:"duration_s"`
+	WarmupS     float64  `json:"warmup_s"`
+	Sizes       []int    `json:"sizes"`
+	Pipeline    int      `json:"pipeline"`
+	Rate        int      `json:"rate"` // open-loop messages/s; 0 = closed loop
+	Verify      bool     `json:"verify"`
+	Frame       bool     `json:"frame"`
+	Reconnect   int      `json:"reconnect"`
+	Workers     int      `json:"workers"`
+	Repeat      int      `json:"repeat"`
 	// Sources is how many source addresses (127.0.0.2 upward) the connections were spread over
 	// when the target is an IPv4 loopback address; 0 means the kernel chose (always 127.0.0.1).
 	Sources int `json:"sources"`
@@ -132,7 +140,7 @@ type Run struct {
 	// free to make. Far from zero, the client is part of what Latency measures.
 	ScheduleLag *ScheduleLag      `json:"schedule_lag,omitempty"`
 	IOErrors    map[string]int    `json:"io_errors,omitempty"`
-	PerSecond   []loadgen.Second  `json:"per_second"`
+	PerSecond   []Second          `json:"per_second"`
 	Server      *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
 	Client      ClientAccounting  `json:"client"`
 	ByteCheck   *ByteCheck        `json:"byte_check,omitempty"`

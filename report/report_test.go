@@ -1,13 +1,10 @@
 package report
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"strings"
 	"testing"
-
-	"echobench/loadgen"
 )
 
 func TestMeanCI95(t *testing.T) {
@@ -48,38 +45,6 @@ func TestSummaryFieldNames(t *testing.T) {
 	} {
 		if !strings.Contains(string(b), name) {
 			t.Errorf("JSON lacks %s", name)
-		}
-	}
-}
-
-func TestFromResultFailuresAndLag(t *testing.T) {
-	lag := loadgen.NewHistogram()
-	for _, us := range []int64{1, 2, 3, 500} {
-		lag.RecordValue(us)
-	}
-	// An engine that counts failures only in the window still yields a total at least as big.
-	res := &loadgen.Result{VerifyFailures: 2, Incomplete: 7, ScheduleLag: lag}
-	run := FromResult(0, res, true)
-	if run.VerifyFailuresTotal != 2 || run.Incomplete != 7 {
-		t.Errorf("run = total %d incomplete %d, want 2 and 7", run.VerifyFailuresTotal, run.Incomplete)
-	}
-	if sl := run.ScheduleLag; sl == nil || sl.Count != 4 || sl.MaxUs < 500 || sl.P50us > 3 {
-		t.Errorf("schedule lag = %+v, want 4 sends, p50 ≤ 3, max ≥ 500", sl)
-	}
-	if closed := FromResult(0, res, false); closed.ScheduleLag != nil {
-		t.Errorf("closed loop reports a schedule lag: %+v", closed.ScheduleLag)
-	}
-	res.VerifyFailuresTotal = 5
-	rep := Report{Runs: []Run{FromResult(0, res, true), FromResult(1, res, true)}}
-	rep.Summarize("m", Hists{})
-	if rep.Summary.VerifyFailuresTotal != 10 || rep.Summary.Incomplete != 14 {
-		t.Errorf("summary = total %d incomplete %d, want 10 and 14", rep.Summary.VerifyFailuresTotal, rep.Summary.Incomplete)
-	}
-	var out bytes.Buffer
-	rep.WriteTable(&out)
-	for _, want := range []string{"2 in the window, 5 in the whole run", "incomplete", "schedule lag µs"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
 }

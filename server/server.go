@@ -29,9 +29,13 @@ import (
 // drains it (backpressure), so TCP flow control pushes the stall back to the writer.
 const DefaultOutboundLimit = 4 << 20
 
-// Config is what every model accepts. Zero values mean the model's default.
+// Config is what every model accepts. Zero values mean the model's default. Every field but Addr
+// and Logf is also a command-line flag, bound in one place (RegisterFlags, in flags.go), so that
+// a field added here reaches echoserver, echobench and the harness without being declared again.
 type Config struct {
-	// Addr is the TCP address to listen on, such as "127.0.0.1:0".
+	// Addr is the TCP address to listen on, such as "127.0.0.1:0". It is not among the flags
+	// RegisterFlags binds: for echoserver -addr is where to listen, for echobench where the
+	// target is, so each command declares its own.
 	Addr string
 	// Loops is the number of event loops or threads for models that have a fixed number of them
 	// (epoll, async, uring). 0 means GOMAXPROCS.
@@ -92,9 +96,6 @@ type Model struct {
 	// Available reports why the model cannot run on this machine (an old kernel, a disabled
 	// syscall), or nil. A nil func means always available.
 	Available func() error
-	// Child, if set, is the entry point of a helper process the model starts by re-executing the
-	// current binary (the process-per-connection model). See RunChildIfRequested.
-	Child func() int
 	// Procs, if set, is the GOMAXPROCS the model asks for when it has a process of its own
 	// (cmd/echoserver), which raises GOMAXPROCS to it, never lowers it, and leaves it alone when
 	// the GOMAXPROCS environment variable is set. Go's default, one P per CPU, suits every model

@@ -5,7 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"flag"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -20,19 +21,50 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"echobench/internal/launch"
+	"echobench/internal/child"
 	"echobench/internal/procstat"
-	"echobench/internal/serve"
+	"echobench/internal/reexec"
 	"echobench/report"
+	"echobench/server"
 )
 
 // TestMain lets the test binary be the server child, as the echobench binary is: with no
-// echoserver next to it, launch re-executes the running executable with launch.RoleEnv set.
+// echoserver next to it, package child re-executes the running executable in its reexec role.
 func TestMain(m *testing.M) {
-	if os.Getenv(launch.RoleEnv) == launch.RoleServer {
-		os.Exit(serve.Main(os.Args[1:], os.Stdout, os.Stderr))
-	}
+	reexec.Run()
 	os.Exit(m.Run())
+}
+
+// TestServerFlagsReachTheChild sets every server.Config flag on echobench's command line and
+// checks that the -model child gets each one: a flag added to Config needs no change here.
+func TestServerFlagsReachTheChild(t *testing.T) {
+	var cfg server.Config
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	var args []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			args = append(args, "-"+f.Name+"=true")
+		} else {
+			args = append(args, "-"+f.Name+"=7")
+		}
+	})
+	if len(args) == 0 {
+		t.Fatal("server.Config has no flags")
+	}
+	o, err := parseFlags(append([]string{"-model", "epoll"}, args...), io.Discard)
+	if err != nil {
+		t.Fatalf("echobench refuses server flags %q: %v", args, err)
+	}
+	childArgs := child.Options{Model: o.model, Config: o.server}.CommandArgs()
+	for _, a := range args {
+		if !slices.Contains(childArgs, a) {
+			t.Errorf("echobench %s: the child's arguments %q lack it", a, childArgs)
+		}
+	}
+	if _, err := parseFlags(append([]string{"-addr", "127.0.0.1:7"}, args[0]), io.Discard); err == nil {
+		t.Errorf("echobench -addr accepts %s, which only a -model child can take", args[0])
+	}
 }
 
 func TestCheckLoopback(t *testing.T) {
@@ -172,8 +204,10 @@ func TestEndToEnd(t *testing.T) {
 // startEchoServer starts the test binary as an echoserver child and returns it and its address.
 func startEchoServer(t *testing.T) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-model", "stdnet", "-addr", "127.0.0.1:0", "-quiet")
-	cmd.Env = append(os.Environ(), launch.RoleEnv+"="+launch.RoleServer)
+	cmd, err := reexec.Command(child.RoleServer, "-model", "stdnet", "-addr", "127.0.0.1:0", "-quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -296,34 +330,5 @@ func TestVerifyFailureFailsRun(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "VERIFY FAILED") || !strings.Contains(stdout.String(), "VERIFY FAILED") {
 		t.Errorf("no loud warning on stderr and in the table")
-	}
-}
-
-func TestJudgeSaturation(t *testing.T) {
-	for _, tc := range []struct {
-		name                  string
-		pins                  pinning
-		client                report.ClientAccounting
-		serverPct             float64
-		saturated, both, warn bool
-	}{
-		{"one thread pegged on two cores", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 1, CPUPct: 95}, 150, true, false, true},
-		{"unpinned, client takes as much as the server", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 2, CPUPct: 95}, 90, true, false, true},
-		{"unpinned on idle cores, server is the limit", pinning{}, report.ClientAccounting{Cores: 8, EngineThreads: 8, CPUPct: 120}, 100, false, false, false},
-		{"unpinned, server dominates", pinning{}, report.ClientAccounting{Cores: 2, EngineThreads: 2, CPUPct: 60}, 120, false, false, false},
-		{"pinned, both pegged", pinning{server: []int{0}, client: []int{1}}, report.ClientAccounting{Cores: 1, EngineThreads: 1, CPUPct: 97}, 96, true, true, true},
-		{"pinned, client pegged only", pinning{server: []int{0}, client: []int{1}}, report.ClientAccounting{Cores: 1, EngineThreads: 1, CPUPct: 97}, 50, true, false, true},
-		{"pinned, server pegged only", pinning{server: []int{0}, client: []int{1}}, report.ClientAccounting{Cores: 1, EngineThreads: 1, CPUPct: 60}, 99, false, false, false},
-	} {
-		var warnings []string
-		c := &cell{pins: tc.pins, warn: func(format string, args ...any) { warnings = append(warnings, fmt.Sprintf(format, args...)) }}
-		cl := tc.client
-		c.judgeSaturation(&cl, &report.ServerAccounting{CPUPct: tc.serverPct})
-		if cl.Saturated != tc.saturated || cl.BothSaturated != tc.both || (len(warnings) > 0) != tc.warn {
-			t.Errorf("%s: saturated %v both %v warnings %q; want %v %v warn %v", tc.name, cl.Saturated, cl.BothSaturated, warnings, tc.saturated, tc.both, tc.warn)
-		}
-		if tc.both && (len(warnings) != 1 || !strings.Contains(warnings[0], "both saturated")) {
-			t.Errorf("%s: warnings %q, want one saying both are saturated", tc.name, warnings)
-		}
 	}
 }

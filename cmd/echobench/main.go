@@ -16,10 +16,9 @@ import (
 	"os"
 	"runtime"
 
-	"echobench/internal/launch"
-	"echobench/internal/serve"
+	_ "echobench/internal/child" // registers the echoserver role, for a run without an echoserver binary
+	"echobench/internal/reexec"
 	_ "echobench/models/all"
-	"echobench/server"
 )
 
 // init locks the main goroutine to the main thread, so no other goroutine ever runs there. A
@@ -29,12 +28,9 @@ import (
 func init() { runtime.LockOSThread() }
 
 func main() {
-	// A model that re-executes the binary as its helper (the process-per-connection model)
-	// lands here in the helper.
-	server.RunChildIfRequested()
-	// Without an echoserver binary beside it, echobench re-executes itself as the server.
-	if os.Getenv(launch.RoleEnv) == launch.RoleServer {
-		os.Exit(serve.Main(os.Args[1:], os.Stdout, os.Stderr))
-	}
+	// Without an echoserver binary beside it, echobench re-executes itself as the server, and a
+	// model that re-executes the binary as its helper (the process model) lands here in the
+	// helper: reexec.Run runs the role either was started for.
+	reexec.Run()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -10,13 +10,15 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"echobench/internal/affinity"
-	"echobench/internal/launch"
+	"echobench/internal/child"
 	"echobench/loadgen"
+	"echobench/measure"
 	"echobench/report"
 	"echobench/server"
 )
@@ -31,7 +33,7 @@ const (
 // options are the parsed flags.
 type options struct {
 	addr, model, serverBin  string
-	loops, pool, outbound   int
+	server                  server.Config // passed to the -model child: its flags are Config's own
 	serverPID               int
 	allowRemote             bool
 	pin                     bool
@@ -56,14 +58,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.addr, "addr", "", "load an echo server already listening at host:port (loopback only, see -allow-remote)")
 	fs.StringVar(&o.model, "model", "", "start this model as a child echoserver and load it")
 	fs.StringVar(&o.serverBin, "server-bin", "", "echoserver binary for -model (default: echoserver next to echobench, else echobench itself)")
-	fs.IntVar(&o.loops, "loops", 0, "passed to the server: event loops or threads (0 = its GOMAXPROCS)")
-	fs.IntVar(&o.pool, "pool", 0, "passed to the server: connections served at once, for pooled models")
-	fs.IntVar(&o.outbound, "outbound", 0, "passed to the server: bytes buffered toward one client")
+	// Every server.Config flag, which -model's child gets as it is (measure.Spec.Server).
+	o.server.RegisterFlags(fs)
 	fs.IntVar(&o.serverPID, "server-pid", 0, "with -addr: account this process tree as the server")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	fs.BoolVar(&o.pin, "pin", true, "pin the server and echobench to separate CPUs")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "0", "CPUs for the server child (kernel list format: 0,2-3)")
 	fs.StringVar(&o.clientCPUs, "client-cpus", "1", "CPUs for echobench")
+	// The load's flags: each sets a field of loadgen.Config (see run).
 	fs.IntVar(&o.conns, "c", 100, "concurrent connections")
 	fs.IntVar(&o.connectRate, "connect-rate", 0, "new connections per second during ramp-up (0 = as fast as possible)")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "measured duration")
@@ -77,8 +79,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.workers, "workers", 0, "engine event loops (0 = GOMAXPROCS, which pinning sets to the client CPUs)")
 	fs.IntVar(&o.sources, "sources", 16, "spread connections over N source addresses, 127.0.0.2 upward, for IPv4 loopback targets (0 = the kernel's choice; one address caps new connections at ~14,000/s)")
 	fs.IntVar(&o.repeat, "repeat", 1, "run the same cell N times and report mean, stddev and 95% CI of msgs/s")
+	// The run's own flags.
 	fs.StringVar(&o.out, "o", "", "write the full result as JSON to this file")
-	fs.DurationVar(&o.stopGrace, "stop-grace", 5*time.Second, "time the server child gets to exit after SIGTERM before SIGKILL")
+	fs.DurationVar(&o.stopGrace, "stop-grace", measure.DefaultStopGrace, "time the server child gets to exit after SIGTERM before SIGKILL")
 	fs.BoolVar(&o.forceProgress, "progress", false, "print the progress line even when stderr is not a terminal")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: echobench (-model NAME | -addr HOST:PORT) [flags]\n\nmodels: %v\n\nflags:\n", server.Names())
@@ -98,6 +101,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("unexpected argument %q", fs.Arg(0))
 	case (o.addr == "") == (o.model == ""):
 		return nil, bad("give exactly one of -addr and -model")
+	case o.addr != "" && len(o.server.Args()) > 0:
+		return nil, bad("%s configure the server that -model starts; an -addr server is configured where it was started", strings.Join(o.server.Args(), " "))
 	case o.serverPID != 0 && o.addr == "":
 		return nil, bad("-server-pid goes with -addr; with -model echobench knows the server's pid")
 	case o.conns <= 0:
@@ -204,13 +209,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Workers:     o.workers,
 	}
 	rep.Settings = report.Settings{
-		Model: o.model, Addr: o.addr, Loops: o.loops, Pool: o.pool, Outbound: o.outbound,
+		Model: o.model, Addr: o.addr, ServerArgs: o.server.Args(),
+		Loops: o.server.Loops, Pool: o.server.Pool, Outbound: o.server.OutboundLimit,
 		Conns: o.conns, ConnectRate: o.connectRate, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
 		Sizes: sizes, Pipeline: o.pipeline, Rate: o.rate, Verify: o.verify, Frame: o.frame,
 		Reconnect: o.reconnect, Workers: o.workers, Repeat: o.repeat, Sources: o.sources,
 	}
 	if o.model != "" {
-		bin, self, err := launch.FindBinary(o.serverBin)
+		bin, self, err := child.FindBinary(o.serverBin)
 		if err != nil {
 			fmt.Fprintf(stderr, "echobench: %v\n", err)
 			return exitUsage
@@ -219,20 +225,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	progress = progress || o.forceProgress
 
+	spec := measure.Spec{
+		Model: o.model, Server: o.server, ServerBinary: o.serverBin, ServerPID: o.serverPID,
+		Load: cfg, MaxSources: o.sources,
+		ServerCPUs: pins.server, ClientCPUs: pins.client,
+		StopGrace: o.stopGrace, Stderr: stderr, Progress: progress, Warn: warn,
+	}
 	var hists report.Hists
 	for i := range o.repeat {
-		c := &cell{opts: o, cfg: cfg, pins: pins, stderr: stderr, progress: progress, warn: warn}
-		runRep, res, err := c.run(ctx, i)
-		hists.Add(res)
-		if c.addr != "" {
-			rep.Settings.Addr = c.addr
-			rep.Settings.Sources = sourcesFor(c.addr, o.sources) // what was used, not asked for
+		out, err := measure.Run(ctx, spec, i)
+		measure.AddHists(&hists, out.Result)
+		if out.Addr != "" {
+			rep.Settings.Addr = out.Addr
+			rep.Settings.Sources = out.Sources // what was used, not asked for
 		}
-		if c.pinnedThreads > 0 {
-			rep.Env.Pinning.ServerThreadsPinned, rep.Env.Pinning.ServerThreads = c.pinnedThreads, c.threads
+		if out.PinnedThreads > 0 {
+			rep.Env.Pinning.ServerThreadsPinned, rep.Env.Pinning.ServerThreads = out.PinnedThreads, out.Threads
 		}
-		if runRep != nil {
-			rep.Runs = append(rep.Runs, *runRep)
+		if out.Run != nil {
+			rep.Runs = append(rep.Runs, *out.Run)
 		}
 		if err != nil {
 			rep.Error = err.Error()

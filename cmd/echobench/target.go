@@ -97,25 +97,3 @@ func parseSizes(s string) ([]int, error) {
 	}
 	return sizes, nil
 }
-
-// sourcesFor returns how many source addresses to spread connections to addr over: n for an IPv4
-// loopback target, whose whole 127.0.0.0/8 is this machine's, and 0 (the kernel's choice) for
-// any other, which 127.0.0.x could not reach or, for ::1, has no second address to use.
-//
-// Why spread them at all: every connection that echobench closes first leaves a TIME_WAIT socket
-// for its (source, destination) pair, and on loopback the kernel lets connect(2) reuse such a
-// port only a second after it was last used. With one source address and one server port, at
-// most the ~14,000 even-numbered ephemeral ports connect prefers can be used per second: under
-// -reconnect every event-loop model came out at 14,100-14,200 connections/s with echobench's
-// core saturated, 44 % of it in the kernel's port search (__inet_hash_connect). 16 addresses
-// raise that ceiling sixteenfold and make the search short.
-func sourcesFor(addr string, n int) int {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() != nil && ip.IsLoopback() {
-		return n
-	}
-	return 0
-}

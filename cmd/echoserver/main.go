@@ -10,9 +10,9 @@ import (
 	"os"
 	"runtime"
 
-	"echobench/internal/serve"
+	"echobench/internal/child"
+	"echobench/internal/reexec"
 	_ "echobench/models/all"
-	"echobench/server"
 )
 
 // init locks the main goroutine to the main thread, so no other goroutine ever runs there. A
@@ -22,6 +22,8 @@ import (
 func init() { runtime.LockOSThread() }
 
 func main() {
-	server.RunChildIfRequested()
-	os.Exit(serve.Main(os.Args[1:], os.Stdout, os.Stderr))
+	// A model that re-executes the binary as its helper (the process model) lands here in the
+	// helper.
+	reexec.Run()
+	os.Exit(child.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -12,13 +12,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/reexec"
 	_ "echobench/models/async"
 	"echobench/models/modeltest"
 	"echobench/server"
 )
 
 func TestMain(m *testing.M) {
-	modeltest.ServeChildIfRequested()
+	reexec.Run()
 	os.Exit(m.Run())
 }
 

@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"echobench/internal/reexec"
 	_ "echobench/models/epoll"
 	"echobench/models/modeltest"
 	"echobench/server"
 )
 
 func TestMain(m *testing.M) {
-	modeltest.ServeChildIfRequested()
+	reexec.Run()
 	os.Exit(m.Run())
 }
 

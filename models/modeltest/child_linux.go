@@ -4,15 +4,16 @@ package modeltest
 // way when it watches the server from outside: its resident memory and CPU time are then the
 // server's alone, not blurred by the test's own clients, and its RLIMIT_NOFILE can be lowered
 // without starving the test of fds.
+//
+// The child is cmd/echoserver's own code (package internal/child) in a reexec role of its own,
+// which adds the two fd-limit flags below: the configuration travels as server.Config's flags,
+// and the address and counters come back by that package's line protocol.
 
 import (
 	"bytes"
-	"encoding/json"
+	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,17 +23,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/child"
 	"echobench/internal/procstat"
+	"echobench/internal/reexec"
 	"echobench/server"
 )
 
-// childEnv carries a child server's childSpec, JSON-encoded, from StartChild to
-// ServeChildIfRequested. With every option in one variable, the child is configured by nothing
-// but what StartChild encoded, and a new option needs no new variable.
-const childEnv = "ECHOBENCH_MODELTEST_CHILD"
+// childRole is the reexec role in which the test binary is a child server.
+const childRole = "modeltest-child"
 
-// childStatsPrefix starts the last line a child server prints on stdout, before its counters.
-const childStatsPrefix = "stats "
+func init() { reexec.Register(childRole, serveChild) }
 
 // childStopTimeout bounds how long Stop waits for a child to close its server and exit. The
 // conformance suite allows Close 20s; the rest is slack for -race on a loaded two-core machine.
@@ -43,8 +43,9 @@ type ChildOptions struct {
 	// Model is the registered name of the model to serve. The test binary must link the model's
 	// package (a blank import will do), so that its init registers it in the child too.
 	Model string
-	// Config is the server's configuration. Addr defaults to 127.0.0.1:0. Logf must be nil: the
-	// child writes each log line to its stderr, which Child.WaitForLog and Child.LogLines read.
+	// Config is the server's configuration. Addr is ignored (the child listens on 127.0.0.1:0).
+	// Logf must be nil: the child writes each log line to its stderr, which Child.WaitForLog and
+	// Child.LogLines read.
 	Config server.Config
 	// NoFile, if above zero, is the RLIMIT_NOFILE (soft and hard) the child sets before Start.
 	NoFile uint64
@@ -53,105 +54,60 @@ type ChildOptions struct {
 	FDSlots int
 }
 
-// childSpec is ChildOptions as it travels to the child. server.Config cannot be JSON-encoded
-// whole, because Logf is a func, so its other fields are copied one by one.
-type childSpec struct {
-	Model         string
-	Addr          string
-	Loops         int
-	Pool          int
-	OutboundLimit int
-	ReusePort     bool
-	LockOSThread  bool
-	NoFile        uint64
-	FDSlots       int
+// fdLimits are the flags the child adds to echoserver's.
+type fdLimits struct {
+	noFile  uint64
+	fdSlots int
 }
 
-func (o ChildOptions) spec() childSpec {
-	c := o.Config
-	if c.Addr == "" {
-		c.Addr = "127.0.0.1:0"
-	}
-	return childSpec{
-		Model:         o.Model,
-		Addr:          c.Addr,
-		Loops:         c.Loops,
-		Pool:          c.Pool,
-		OutboundLimit: c.OutboundLimit,
-		ReusePort:     c.ReusePort,
-		LockOSThread:  c.LockOSThread,
-		NoFile:        o.NoFile,
-		FDSlots:       o.FDSlots,
-	}
+func (l *fdLimits) register(fs *flag.FlagSet) {
+	fs.Uint64Var(&l.noFile, "nofile", l.noFile, "RLIMIT_NOFILE to set before the server starts (0 = leave it)")
+	fs.IntVar(&l.fdSlots, "fdslots", l.fdSlots, "lower RLIMIT_NOFILE after the server starts to leave exactly N fds free (0 = leave it)")
 }
 
-func (s childSpec) config() server.Config {
-	return server.Config{
-		Addr:          s.Addr,
-		Loops:         s.Loops,
-		Pool:          s.Pool,
-		OutboundLimit: s.OutboundLimit,
-		ReusePort:     s.ReusePort,
-		LockOSThread:  s.LockOSThread,
-		Logf:          func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) },
+func (l fdLimits) args() []string {
+	var args []string
+	if l.noFile > 0 {
+		args = append(args, "-nofile="+strconv.FormatUint(l.noFile, 10))
+	}
+	if l.fdSlots > 0 {
+		args = append(args, "-fdslots="+strconv.Itoa(l.fdSlots))
+	}
+	return args
+}
+
+func (o ChildOptions) launch(stderr *lockedBuffer) child.Options {
+	return child.Options{
+		Model:  o.Model,
+		Config: o.Config,
+		Role:   childRole,
+		Args:   fdLimits{noFile: o.NoFile, fdSlots: o.FDSlots}.args(),
+		Stderr: stderr,
 	}
 }
 
-// ServeChildIfRequested turns the test binary into a child server when StartChild asked for one,
-// and exits; otherwise it returns at once. A test package that starts child servers calls it
-// first thing in TestMain.
-func ServeChildIfRequested() {
-	encoded := os.Getenv(childEnv)
-	if encoded == "" {
-		return
-	}
-	var spec childSpec
-	if err := json.Unmarshal([]byte(encoded), &spec); err != nil {
-		fmt.Fprintf(os.Stderr, "%s=%s: %v\n", childEnv, encoded, err)
-		os.Exit(2)
-	}
-	if err := serveChild(spec); err != nil {
-		fmt.Fprintf(os.Stderr, "child server %s: %v\n", spec.Model, err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-// serveChild prints the server's address, serves until stdin closes (the test is done with it, or
-// has died), closes the server, and prints its final counters.
-func serveChild(spec childSpec) error {
-	if spec.NoFile > 0 {
-		lim := unix.Rlimit{Cur: spec.NoFile, Max: spec.NoFile}
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-			return fmt.Errorf("setrlimit RLIMIT_NOFILE %d: %w", spec.NoFile, err)
-		}
-	}
-	m, err := server.Lookup(spec.Model)
-	if err != nil {
-		return err
-	}
-	srv, err := m.Start(spec.config())
-	if err != nil {
-		return fmt.Errorf("start: %w", err)
-	}
-	if spec.FDSlots > 0 {
-		if err := leaveFDSlots(spec.FDSlots); err != nil {
-			srv.Close()
-			return err
-		}
-	}
-	fmt.Println(srv.Addr())
-	io.Copy(io.Discard, os.Stdin)
-	if err := srv.Close(); err != nil {
-		return fmt.Errorf("close: %w", err)
-	}
-	// The counters are read after Close, so that they are final: every connection is closed.
-	stats, err := json.Marshal(srv.Stats())
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%s%s\n", childStatsPrefix, stats)
-	return nil
+// serveChild is the child's main: echoserver's, with the fd limits applied around Start.
+func serveChild(args []string) int {
+	var limits fdLimits
+	return child.Serve(args, os.Stdout, os.Stderr, child.Hooks{
+		Flags: limits.register,
+		BeforeStart: func() error {
+			if limits.noFile == 0 {
+				return nil
+			}
+			lim := unix.Rlimit{Cur: limits.noFile, Max: limits.noFile}
+			if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+				return fmt.Errorf("setrlimit RLIMIT_NOFILE %d: %w", limits.noFile, err)
+			}
+			return nil
+		},
+		AfterStart: func() error {
+			if limits.fdSlots == 0 {
+				return nil
+			}
+			return leaveFDSlots(limits.fdSlots)
+		},
+	})
 }
 
 // leaveFDSlots lowers this process's RLIMIT_NOFILE so that exactly slots more fds can be opened.
@@ -219,18 +175,14 @@ type Child struct {
 	// Pid is the child's process id, for reading its /proc entries.
 	Pid int
 
-	process *os.Process
-	stdin   io.Closer
-	stdout  *lockedBuffer
+	srv     *child.Server
 	stderr  *lockedBuffer
-	stopped atomic.Bool   // Stop was called: the test's cleanup need not kill the child
-	exited  chan struct{} // closed once the child has exited and its output is all copied
-	waitErr error         // how the child exited; set before exited is closed
+	stopped atomic.Bool // Stop was called: the test's cleanup need not kill the child
 }
 
 // StartChild re-executes the test binary as a child server and returns once the server listens.
-// The test package's TestMain must call ServeChildIfRequested. A child the test does not Stop is
-// killed when the test ends.
+// The test package's TestMain must call reexec.Run. A child the test does not Stop is killed
+// when the test ends.
 func StartChild(t testing.TB, opts ChildOptions) *Child {
 	t.Helper()
 	m, err := server.Lookup(opts.Model)
@@ -243,92 +195,41 @@ func StartChild(t testing.TB, opts ChildOptions) *Child {
 	if opts.Config.Logf != nil {
 		t.Fatal("ChildOptions.Config.Logf must be nil: a child server logs to its stderr; read it with WaitForLog or LogLines")
 	}
-	spec, err := json.Marshal(opts.spec())
+	c := &Child{stderr: &lockedBuffer{}}
+	srv, err := child.Start(opts.launch(c.stderr))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("child server %s: %v; stderr:\n%s", opts.Model, err, c.Stderr())
 	}
-	// -test.run=^$ makes a child whose TestMain does not serve run no test, rather than run every
-	// test a second time; StartChild then fails because what it printed is no address.
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
-	c := &Child{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	// Buffers rather than pipes: exec copies the output in the background, so the test need not
-	// drain a pipe before Wait, and Wait can run from the start.
-	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
-	// A process the child started could hold its output open after the child exits; this bounds
-	// how long Wait then waits for the copy.
-	cmd.WaitDelay = 5 * time.Second
-	if c.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c.process, c.Pid = cmd.Process, cmd.Process.Pid
-	go func() {
-		c.waitErr = cmd.Wait()
-		close(c.exited)
-	}()
+	c.srv, c.Addr, c.Pid = srv, srv.Addr, srv.PID
 	t.Cleanup(func() {
 		if !c.stopped.Load() {
-			c.process.Kill()
-			<-c.exited
+			srv.Stop(0)
 		}
 	})
-
-	// The address is the child's first line on stdout.
-	for deadline := time.Now().Add(ioTimeout); ; {
-		if first, _, found := strings.Cut(c.stdout.String(), "\n"); found {
-			if _, _, err := net.SplitHostPort(first); err != nil {
-				t.Fatalf("child server %s printed %q, not its address (does TestMain call modeltest.ServeChildIfRequested?); stderr:\n%s",
-					opts.Model, first, c.Stderr())
-			}
-			c.Addr = first
-			return c
-		}
-		select {
-		case <-c.exited:
-			t.Fatalf("child server %s exited before printing its address: %v; stderr:\n%s", opts.Model, c.waitErr, c.Stderr())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("child server %s printed no address within %v; stderr:\n%s", opts.Model, ioTimeout, c.Stderr())
-		}
-	}
+	return c
 }
 
-// Stop closes the child's stdin, which makes it close its server, print its final counters and
-// exit, and returns those counters. If the child does not exit within 30s (Stop then kills it),
-// exits with a status other than 0, or prints no counters, Stop marks the test failed, showing
-// the child's stderr, and returns ok false: the test decides whether to go on without them.
+// Stop tells the child to stop (SIGTERM), which makes it close its server, print its final
+// counters and exit, and returns those counters. If the child does not exit within 30s (Stop
+// then kills it), exits with a status other than 0, or prints no counters, Stop marks the test
+// failed, showing the child's stderr, and returns ok false: the test decides whether to go on
+// without them.
 func (c *Child) Stop(t testing.TB) (stats server.Stats, ok bool) {
 	t.Helper()
 	c.stopped.Store(true)
-	c.stdin.Close()
-	select {
-	case <-c.exited:
-	case <-time.After(childStopTimeout):
-		c.process.Kill()
-		<-c.exited
+	exit := c.srv.Stop(childStopTimeout)
+	switch {
+	case exit.Killed:
 		t.Errorf("child server did not exit within %v of being told to; stderr:\n%s", childStopTimeout, c.Stderr())
 		return server.Stats{}, false
-	}
-	if c.waitErr != nil {
-		t.Errorf("child server: %v; stderr:\n%s", c.waitErr, c.Stderr())
+	case exit.Code != 0:
+		t.Errorf("child server: %s; stderr:\n%s", exit.Status, c.Stderr())
+		return server.Stats{}, false
+	case exit.Stats == nil:
+		t.Errorf("child server printed no counters; stderr:\n%s", c.Stderr())
 		return server.Stats{}, false
 	}
-	// The counters are the last line; anything a model printed to stdout comes before them.
-	out := strings.TrimSpace(c.stdout.String())
-	last, found := strings.CutPrefix(out[strings.LastIndexByte(out, '\n')+1:], childStatsPrefix)
-	if !found {
-		t.Errorf("child server printed no counters; stdout:\n%s", out)
-		return server.Stats{}, false
-	}
-	if err := json.Unmarshal([]byte(last), &stats); err != nil {
-		t.Errorf("child server's counters %q: %v", last, err)
-		return server.Stats{}, false
-	}
-	return stats, true
+	return *exit.Stats, true
 }
 
 // Stderr returns everything the child has written to stderr so far: its server's log lines, and
@@ -380,8 +281,8 @@ func (c *Child) RSSKiB(t testing.TB) int {
 	return int(st.RSSBytes >> 10)
 }
 
-// lockedBuffer collects a child's stderr, written by exec's copying goroutine while the test
-// reads it.
+// lockedBuffer collects a child's stderr, written by package child's reading goroutine while
+// the test reads it.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

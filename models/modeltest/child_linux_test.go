@@ -2,7 +2,7 @@ package modeltest
 
 import (
 	"bufio"
-	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"reflect"
@@ -10,12 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"echobench/internal/reexec"
 	_ "echobench/models/stdnet" // the model the child servers here serve
 	"echobench/server"
 )
 
 func TestMain(m *testing.M) {
-	ServeChildIfRequested()
+	reexec.Run()
 	os.Exit(m.Run())
 }
 
@@ -43,41 +44,32 @@ func TestFDLimitLeaving(t *testing.T) {
 	}
 }
 
-// TestChildSpecCarriesConfig sets every field of server.Config and checks that the child gets
-// them all: childSpec copies the fields one by one, so a field added to Config later must be
-// added there too, or a child server would silently run without it.
-func TestChildSpecCarriesConfig(t *testing.T) {
-	var want server.Config
-	v := reflect.ValueOf(&want).Elem()
-	for i := range v.NumField() {
-		switch f := v.Field(i); f.Kind() {
-		case reflect.String:
-			f.SetString("127.0.0.2:7")
-		case reflect.Int:
-			f.SetInt(7)
-		case reflect.Bool:
-			f.SetBool(true)
-		case reflect.Func:
-			// Logf: the child sets its own, which writes to its stderr.
-		default:
-			t.Fatalf("server.Config.%s is a %s; teach childSpec and this test to carry it", v.Type().Field(i).Name, f.Kind())
-		}
+// TestChildArgsCarryOptions sets every option and checks that the child's flags give them all
+// back: the Config through its own flags (server.Config.RegisterFlags, which its test checks
+// field by field), the fd limits through the child's.
+func TestChildArgsCarryOptions(t *testing.T) {
+	want := ChildOptions{
+		Model:  "stdnet",
+		Config: server.Config{Loops: 3, Pool: 4, OutboundLimit: 5, ReusePort: true, LockOSThread: true},
+		NoFile: 6, FDSlots: 7,
 	}
-	encoded, err := json.Marshal(ChildOptions{Model: "stdnet", Config: want}.spec())
-	if err != nil {
+	got := ChildOptions{Config: server.Config{}}
+	var limits fdLimits
+	fs := flag.NewFlagSet("child", flag.ContinueOnError)
+	fs.StringVar(&got.Model, "model", "", "")
+	fs.StringVar(&got.Config.Addr, "addr", "", "")
+	got.Config.RegisterFlags(fs)
+	limits.register(fs)
+	if err := fs.Parse(want.launch(nil).CommandArgs()); err != nil {
 		t.Fatal(err)
 	}
-	var spec childSpec
-	if err := json.Unmarshal(encoded, &spec); err != nil {
-		t.Fatal(err)
+	got.NoFile, got.FDSlots = limits.noFile, limits.fdSlots
+	if got.Config.Addr != "127.0.0.1:0" {
+		t.Errorf("the child listens on %q, want 127.0.0.1:0", got.Config.Addr)
 	}
-	got := spec.config()
-	if got.Logf == nil {
-		t.Error("the child's Config has no Logf")
-	}
-	got.Logf = nil
+	got.Config.Addr = ""
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("the child gets Config %+v, want %+v", got, want)
+		t.Errorf("the child gets %+v, want %+v", got, want)
 	}
 }
 

@@ -14,18 +14,24 @@ import (
 	"echobench/internal/sockutil"
 )
 
-// runChild is the child's main: server.RunChildIfRequested calls it when this binary was
-// started by the parent with server.ChildEnv=process. It returns the exit status.
-func runChild() int {
-	if strconv.Itoa(os.Getppid()) != os.Getenv(envParent) {
+// runChild is the child's main: reexec.Run calls it when this binary was started by the parent
+// as reexecRole, with childArgs: the role (roleConn or roleWorker), the echo buffer size in
+// bytes, and the parent's pid. It returns the exit status.
+func runChild(args []string) int {
+	if len(args) != 3 {
+		fmt.Fprintf(os.Stderr, "process child: arguments %q: want role, buffer size and parent pid\n", args)
+		return 2
+	}
+	role, buf, parent := args[0], args[1], args[2]
+	if strconv.Itoa(os.Getppid()) != parent {
 		// We were reparented: the parent is gone, and nobody would count or stop us, so serve
 		// nothing. Go's forkExec already kills a child whose parent died before Pdeathsig was
 		// armed; this is a redundant safety net, cheap enough to keep.
 		return 1
 	}
-	bufSize, err := strconv.Atoi(os.Getenv(envBuf))
+	bufSize, err := strconv.Atoi(buf)
 	if err != nil || bufSize <= 0 {
-		fmt.Fprintf(os.Stderr, "process child: %s=%q: want a positive buffer size\n", envBuf, os.Getenv(envBuf))
+		fmt.Fprintf(os.Stderr, "process child: buffer size %q: want a positive byte count\n", buf)
 		return 2
 	}
 	c := &childState{report: childReportFD, conn: -1, buf: make([]byte, bufSize)}
@@ -41,13 +47,13 @@ func runChild() int {
 		<-sigs
 		c.stop()
 	}()
-	switch role := os.Getenv(envRole); role {
+	switch role {
 	case roleConn:
 		return c.serveOne(childSocketFD)
 	case roleWorker:
 		return c.serveForever(childSocketFD)
 	default:
-		fmt.Fprintf(os.Stderr, "process child: %s=%q: want %q or %q\n", envRole, role, roleConn, roleWorker)
+		fmt.Fprintf(os.Stderr, "process child: role %q: want %q or %q\n", role, roleConn, roleWorker)
 		return 2
 	}
 }

@@ -4,7 +4,7 @@
 // client takes down one connection and nothing else.
 //
 // With Config.Pool 0 the parent accepts each connection (accept4, parked in Go's netpoller) and
-// starts a child for it: this same binary re-executed with server.ChildEnv=process, the
+// starts a child for it: this same binary re-executed in its reexec role (package internal/reexec), the
 // connection at fd 3 (exec.Cmd.ExtraFiles) and a report pipe at fd 4. The child echoes with
 // blocking read(2) and write(2) until the client half-closes or goes away, writes its byte
 // counts to the pipe, and exits; the parent reads the pipe to EOF, reaps the child with wait4,

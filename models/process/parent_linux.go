@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"echobench/internal/reexec"
 	"echobench/server"
 )
 
@@ -37,33 +37,21 @@ func Start(cfg server.Config) (server.Server, error) {
 		return nil, fmt.Errorf("process: listen on %s: %w", cfg.Addr, err)
 	}
 	if cfg.Pool == 0 {
-		return startPerConn(cfg, ln.(*net.TCPListener), exe, childEnv(cfg, roleConn))
+		return startPerConn(cfg, ln.(*net.TCPListener), exe, childArgs(cfg, roleConn))
 	}
-	return startPrefork(cfg, ln.(*net.TCPListener), exe, childEnv(cfg, roleWorker))
+	return startPrefork(cfg, ln.(*net.TCPListener), exe, childArgs(cfg, roleWorker))
 }
 
-// childEnv is the parent's environment plus what a child needs to know. GOMAXPROCS=1 because a
+// childArgs are what a child needs to know, as the arguments of its reexec role (see runChild):
+// its role, its echo buffer size, and the parent's pid.
+func childArgs(cfg server.Config, role string) []string {
+	return []string{role, strconv.Itoa(min(childBufSize, cfg.Outbound())), strconv.Itoa(os.Getpid())}
+}
+
+// childEnviron is the parent's environment with the reexec role set. GOMAXPROCS=1 because a
 // child serves one connection at a time with blocking syscalls: more Ps would only start more
 // idle threads and heap arenas in every child.
-func childEnv(cfg server.Config, role string) []string {
-	ours := []string{
-		server.ChildEnv + "=process",
-		envRole + "=" + role,
-		envBuf + "=" + strconv.Itoa(min(childBufSize, cfg.Outbound())),
-		envParent + "=" + strconv.Itoa(os.Getpid()),
-		"GOMAXPROCS=1",
-	}
-	env := make([]string, 0, len(os.Environ())+len(ours))
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case server.ChildEnv, envRole, envBuf, envParent, "GOMAXPROCS":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, ours...)
-}
+func childEnviron() []string { return reexec.Environ(reexecRole, "GOMAXPROCS=1") }
 
 // A child is one started helper process and the read end of its report pipe.
 type child struct {
@@ -88,15 +76,15 @@ type child struct {
 // could stop them in order, and every byte they moved would go unreported. Outside the group,
 // the parent's Close (SIGTERM) is the only way a child is told to stop, and Pdeathsig still
 // cleans up if the parent dies.
-func spawn(exe string, env []string, socket *os.File) (*child, error) {
+func spawn(exe string, args []string, socket *os.File) (*child, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("report pipe: %w", err)
 	}
 	cmd := &exec.Cmd{
 		Path:       exe,
-		Args:       []string{exe},
-		Env:        env,
+		Args:       append([]string{exe}, args...),
+		Env:        childEnviron(),
 		ExtraFiles: []*os.File{socket, w},
 		// A child's crash report reaches the operator. Being an *os.File, stderr is handed to
 		// the child as is, with no copying goroutine in the parent.

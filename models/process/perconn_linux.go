@@ -25,7 +25,7 @@ type perConn struct {
 	listener *os.File
 	rawLn    syscall.RawConn // the listener, for accept4 parked in the netpoller
 	exe      string
-	env      []string
+	args     []string
 	slots    chan struct{} // one token per running child: at most DefaultMaxChildren
 	mu       sync.Mutex
 	children map[*child]struct{}
@@ -36,7 +36,7 @@ type perConn struct {
 	spawnTrouble  sockutil.LogBurst // fork or exec failures
 }
 
-func startPerConn(cfg server.Config, ln *net.TCPListener, exe string, env []string) (server.Server, error) {
+func startPerConn(cfg server.Config, ln *net.TCPListener, exe string, args []string) (server.Server, error) {
 	// A net.Listener's RawConn cannot Read (it returns EINVAL), so the parent keeps the listener
 	// as an os.File instead: a dup of the same non-blocking socket, still in the netpoller, whose
 	// RawConn parks an accept4 that would block until the socket is readable, and whose Close
@@ -58,7 +58,7 @@ func startPerConn(cfg server.Config, ln *net.TCPListener, exe string, env []stri
 		return nil, fmt.Errorf("process: %w", err)
 	}
 	s := &perConn{
-		cfg: cfg, addr: addr, listener: listener, rawLn: rawLn, exe: exe, env: env,
+		cfg: cfg, addr: addr, listener: listener, rawLn: rawLn, exe: exe, args: args,
 		slots:    make(chan struct{}, maxChildren),
 		children: map[*child]struct{}{},
 		accepted: make(chan struct{}),
@@ -166,7 +166,7 @@ func (s *perConn) accept() (int, error) {
 
 func (s *perConn) startChild(fd int) {
 	conn := os.NewFile(uintptr(fd), "tcp-conn") // blocking fd: os keeps it out of the netpoller
-	c, err := spawn(s.exe, s.env, conn)
+	c, err := spawn(s.exe, s.args, conn)
 	conn.Close() // the child has its own copy now; keeping ours would leak an fd per connection
 	if err != nil {
 		// fork or exec failed (EAGAIN, ENOMEM): the client sees its connection closed.

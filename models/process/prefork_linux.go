@@ -20,7 +20,7 @@ type prefork struct {
 	addr     net.Addr
 	listener *os.File // the parent's copy of the shared listening socket, inherited by workers
 	exe      string
-	env      []string
+	args     []string
 	mu       sync.Mutex // guards workers, quickDeaths and listener against Close while a worker is spawned
 	workers  map[*child]struct{}
 	wg       sync.WaitGroup // the supervising goroutines, one per worker
@@ -29,7 +29,7 @@ type prefork struct {
 	quickDeaths int
 }
 
-func startPrefork(cfg server.Config, ln *net.TCPListener, exe string, env []string) (server.Server, error) {
+func startPrefork(cfg server.Config, ln *net.TCPListener, exe string, args []string) (server.Server, error) {
 	// The listener becomes a plain file for the workers to inherit. Its net.Listener is closed at
 	// once: the parent never accepts, and the file is a dup of the same socket. Handing it to a
 	// child puts the socket in blocking mode (os/exec calls File.Fd), which is what the workers'
@@ -40,7 +40,7 @@ func startPrefork(cfg server.Config, ln *net.TCPListener, exe string, env []stri
 	if err != nil {
 		return nil, fmt.Errorf("process: listener file: %w", err)
 	}
-	s := &prefork{cfg: cfg, addr: addr, listener: listener, exe: exe, env: env, workers: map[*child]struct{}{}}
+	s := &prefork{cfg: cfg, addr: addr, listener: listener, exe: exe, args: args, workers: map[*child]struct{}{}}
 	for i := 0; i < cfg.Pool; i++ {
 		if err := s.spawnWorker(); err != nil {
 			s.Close()
@@ -64,7 +64,7 @@ func (s *prefork) spawnWorker() error {
 	if s.IsClosing() {
 		return nil
 	}
-	c, err := spawn(s.exe, s.env, s.listener)
+	c, err := spawn(s.exe, s.args, s.listener)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"time"
 
+	"echobench/internal/reexec"
 	"echobench/server"
 )
 
@@ -13,9 +14,12 @@ func init() {
 		Summary:   "a process per connection (fork+exec of this binary, inetd-style), or a prefork pool with -pool N",
 		Start:     Start,
 		Available: available,
-		Child:     runChild,
 	})
+	reexec.Register(reexecRole, runChild)
 }
+
+// reexecRole is the reexec role under which this binary, re-executed, is a child.
+const reexecRole = "process-child"
 
 // DefaultMaxChildren caps how many connection processes run at once when Config.Pool is 0. Each
 // costs a Go runtime of a few MiB, several threads and two fds in the parent (its pidfd and its
@@ -59,13 +63,6 @@ const maxQuickDeaths = 5
 const (
 	progressBytes = 64 << 20
 	progressEvery = time.Second
-)
-
-// The environment through which the parent configures a child, beside server.ChildEnv.
-const (
-	envRole   = "ECHOBENCH_PROCESS_ROLE"   // roleConn or roleWorker
-	envBuf    = "ECHOBENCH_PROCESS_BUF"    // the echo buffer size in bytes
-	envParent = "ECHOBENCH_PROCESS_PARENT" // the parent's pid: a safety net for a parent that died during the fork
 )
 
 const (

@@ -4,14 +4,15 @@ import (
 	"os"
 	"testing"
 
+	"echobench/internal/reexec"
 	"echobench/models/modeltest"
 	"echobench/server"
 )
 
-// TestMain lets this test binary serve as its own child: the parent re-executes it with
-// server.ChildEnv set, and RunChildIfRequested runs the child instead of the tests.
+// TestMain lets this test binary serve as its own child: the parent re-executes it in its
+// reexec role, and reexec.Run runs the child instead of the tests.
 func TestMain(m *testing.M) {
-	server.RunChildIfRequested()
+	reexec.Run()
 	os.Exit(m.Run())
 }
 

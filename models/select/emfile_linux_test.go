@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"echobench/internal/reexec"
 	"echobench/models/modeltest"
 	_ "echobench/models/select"
 )
 
 func TestMain(m *testing.M) {
-	modeltest.ServeChildIfRequested()
+	reexec.Run()
 	os.Exit(m.Run())
 }
 

@@ -1,31 +1,19 @@
-package serve
+package child
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	_ "echobench/models/all"
+	"echobench/internal/reexec"
 	"echobench/server"
 )
-
-// TestMain lets a test re-execute this binary as the echoserver itself, so the signal handling
-// is checked in a real process.
-func TestMain(m *testing.M) {
-	server.RunChildIfRequested()
-	if os.Getenv("SERVE_TEST_MAIN") == "1" {
-		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
-	}
-	os.Exit(m.Run())
-}
 
 func TestUnknownModelExits2NamingModels(t *testing.T) {
 	var stderr bytes.Buffer
@@ -70,12 +58,10 @@ func TestBusyPortExits1(t *testing.T) {
 // TestSignalStopsCleanly runs the echoserver as a process: the first stdout line is the address,
 // it echoes, SIGUSR1 prints its counters, and SIGTERM makes it close and exit 0 with final counts.
 func TestSignalStopsCleanly(t *testing.T) {
-	exe, err := os.Executable()
+	cmd, err := reexec.Command(RoleServer, "-model", "stdnet", "-addr", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-model", "stdnet", "-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "SERVE_TEST_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -89,9 +75,9 @@ func TestSignalStopsCleanly(t *testing.T) {
 	if !lines.Scan() {
 		t.Fatal("no address line")
 	}
-	addr := lines.Text()
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		t.Fatalf("first line %q is not host:port: %v", addr, err)
+	addr, err := parseAddr(lines.Text())
+	if err != nil {
+		t.Fatal(err)
 	}
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -158,13 +144,9 @@ func readStats(t *testing.T, lines *bufio.Scanner) server.Stats {
 	if !lines.Scan() {
 		t.Fatal("no stats line")
 	}
-	js, ok := strings.CutPrefix(lines.Text(), "stats ")
+	st, ok := parseStats(lines.Text())
 	if !ok {
 		t.Fatalf("line %q is not a stats line", lines.Text())
-	}
-	var st server.Stats
-	if err := json.Unmarshal([]byte(js), &st); err != nil {
-		t.Fatal(err)
 	}
 	return st
 }

@@ -1,4 +1,9 @@
-package main
+// Package measure is one measured run of echobench: start the server as a child process (or
+// take one already running), sample both sides' CPU through the run, drive the load, stop the
+// server, and account for it all in a report.Run, judging whether the load generator itself
+// limited the figures. cmd/echobench, and through it the harness (package bench), and the
+// benchmarks of `go test -bench` all measure through it.
+package measure
 
 import (
 	"context"
@@ -10,55 +15,109 @@ import (
 	"sync/atomic"
 	"time"
 
-	"echobench/internal/launch"
+	"echobench/internal/child"
 	"echobench/internal/procstat"
 	"echobench/loadgen"
 	"echobench/report"
+	"echobench/server"
 )
 
 // saturatedShare is the share of the cores a side can use above which it counts as saturated
-// (see judgeSaturation): for echobench, the load generator then limits the throughput.
+// (see judgeSaturation): for the client, the load generator then limits the throughput.
 const saturatedShare = 0.90
 
 // deathNoticeWait is how long a failed run waits to learn whether the server child died.
 const deathNoticeWait = time.Second
 
-// cell is one repetition: start the server if it is ours, drive the load while accounting for
-// both sides, stop the server, and assemble the run's report.
-type cell struct {
-	opts     *options
-	cfg      loadgen.Config
-	pins     pinning
-	stderr   io.Writer
-	progress bool
-	warn     func(format string, args ...any)
+// DefaultStopGrace is how long a server child gets to exit after SIGTERM before SIGKILL.
+const DefaultStopGrace = 5 * time.Second
 
-	// Filled in by run for the report's settings and environment.
-	addr                   string
-	pinnedThreads, threads int
+// Spec is one measured run: which server, which load, and where each side runs.
+type Spec struct {
+	// Model, if set, is started as a child server (package child) with Server as its
+	// configuration, from ServerBinary ("" = child.FindBinary's choice), for this run alone.
+	Model        string
+	Server       server.Config
+	ServerBinary string
+	// ServerPID, without Model, is the root of an external server's process tree at Load.Addr,
+	// to account it as the server; 0 leaves the server unaccounted.
+	ServerPID int
+	// Load is the load; with Model its Addr is the child's, and Sources is set by SourcesFor
+	// from MaxSources.
+	Load       loadgen.Config
+	MaxSources int
+	// ServerCPUs pins the server child; ClientCPUs are the CPUs this process is pinned to (the
+	// caller's doing), for judging saturation. nil means unpinned.
+	ServerCPUs, ClientCPUs []int
+	// StopGrace is how long the child has after SIGTERM; 0 means DefaultStopGrace.
+	StopGrace time.Duration
+	// Stderr receives the child's stderr and the progress line; nil discards them.
+	Stderr io.Writer
+	// Progress prints a progress line on Stderr, rewritten in place.
+	Progress bool
+	// Warn receives the run's warnings (saturation, wrong echoes, a killed child); nil drops them.
+	Warn func(format string, args ...any)
 }
 
-func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result, error) {
-	cfg := c.cfg
-	var srv *launch.Server
-	rootPID := c.opts.serverPID
-	if c.opts.model != "" {
-		s, err := launch.Start(launch.Options{
-			Binary: c.opts.serverBin, Model: c.opts.model,
-			Loops: c.opts.loops, Pool: c.opts.pool, Outbound: c.opts.outbound,
-			CPUs: c.pins.server, Stderr: c.stderr,
+// Outcome is what one run produced besides its report.
+type Outcome struct {
+	// Run is the run's report; nil when the engine refused the configuration.
+	Run *report.Run
+	// Result is the engine's own result, for merging histograms across runs; nil with Run.
+	Result *loadgen.Result
+	// Addr is the address loaded, the child's with Model.
+	Addr string
+	// Sources is the number of source addresses the load used.
+	Sources int
+	// PinnedThreads of Threads of the child were on ServerCPUs when checked after start.
+	PinnedThreads, Threads int
+}
+
+// cell is one run in progress.
+type cell struct {
+	spec   Spec
+	stderr io.Writer
+	warn   func(format string, args ...any)
+}
+
+// Run measures one run; index numbers it in the report. The error says why the run failed or is
+// partial; the Outcome holds whatever was measured all the same.
+func Run(ctx context.Context, spec Spec, index int) (Outcome, error) {
+	c := &cell{spec: spec, stderr: spec.Stderr, warn: spec.Warn}
+	if c.stderr == nil {
+		c.stderr = io.Discard
+	}
+	if c.warn == nil {
+		c.warn = func(string, ...any) {}
+	}
+	if c.spec.StopGrace <= 0 {
+		c.spec.StopGrace = DefaultStopGrace
+	}
+	return c.run(ctx, index)
+}
+
+func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
+	var out Outcome
+	cfg := c.spec.Load
+	var srv *child.Server
+	rootPID := c.spec.ServerPID
+	if c.spec.Model != "" {
+		s, err := child.Start(child.Options{
+			Binary: c.spec.ServerBinary, Model: c.spec.Model, Config: c.spec.Server,
+			CPUs: c.spec.ServerCPUs, Stderr: c.spec.Stderr,
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("start server: %w", err)
+			return out, fmt.Errorf("start server: %w", err)
 		}
 		srv = s
 		// Whatever happens below, the child does not outlive this run. Stop is safe to repeat.
-		defer srv.Stop(c.opts.stopGrace)
+		defer srv.Stop(c.spec.StopGrace)
 		cfg.Addr, rootPID = s.Addr, s.PID
-		c.pinnedThreads, c.threads = s.PinnedThreads, s.Threads
+		out.PinnedThreads, out.Threads = s.PinnedThreads, s.Threads
 	}
-	c.addr = cfg.Addr
-	cfg.Sources = sourcesFor(cfg.Addr, c.opts.sources)
+	out.Addr = cfg.Addr
+	cfg.Sources = SourcesFor(cfg.Addr, c.spec.MaxSources)
+	out.Sources = cfg.Sources
 
 	var sampler *procstat.Sampler
 	if rootPID > 0 {
@@ -83,7 +142,7 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 			}
 		})
 	}
-	if c.progress {
+	if c.spec.Progress {
 		cfg.Progress = c.progressLine()
 	}
 	res, runErr := loadgen.Run(runCtx, cfg)
@@ -91,7 +150,7 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 	close(runOver)
 	watch.Wait()
 	points := acct.finish()
-	if c.progress {
+	if c.spec.Progress {
 		fmt.Fprintln(c.stderr)
 	}
 	if srv != nil && !serverDied.Load() && (runErr != nil || (res != nil && res.ServerGone)) {
@@ -105,14 +164,14 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 	}
 	if res == nil {
 		// The engine refused the configuration before it started.
-		return nil, nil, fmt.Errorf("load: %w", runErr)
+		return out, fmt.Errorf("load: %w", runErr)
 	}
 
-	r := report.FromResult(index, res, cfg.Rate > 0)
+	r := FromResult(index, res, cfg.Rate > 0)
 	var err error
 	switch {
 	case serverDied.Load():
-		err = fmt.Errorf("server %s (pid %d) exited mid-run: %v; partial results; its last words: %s", c.opts.model, srv.PID, srv.ExitError(), srv.StderrTail())
+		err = fmt.Errorf("server %s (pid %d) exited mid-run: %w; partial results; its last words: %s", c.spec.Model, srv.PID, srv.ExitError(), srv.StderrTail())
 	case ctx.Err() != nil:
 		err = errors.New("interrupted by signal; partial results")
 	case runErr != nil:
@@ -147,10 +206,10 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 			index+1, r.VerifyFailuresTotal, r.VerifyFailures)
 	}
 	if srv != nil {
-		exit := srv.Stop(c.opts.stopGrace)
+		exit := srv.Stop(c.spec.StopGrace)
 		r.Server.Exit = exit.Status
 		if exit.Killed {
-			c.warn("server pid %d did not exit within %v of SIGTERM and was killed", srv.PID, c.opts.stopGrace)
+			c.warn("server pid %d did not exit within %v of SIGTERM and was killed", srv.PID, c.spec.StopGrace)
 		}
 		// wait4's totals include threads that exited and children reaped during the run, which
 		// sampling live threads cannot see.
@@ -167,12 +226,13 @@ func (c *cell) run(ctx context.Context, index int) (*report.Run, *loadgen.Result
 			}
 		}
 	}
-	return &r, res, err
+	out.Run, out.Result = &r, res
+	return out, err
 }
 
 func (c *cell) clientAccounting(points []point, windowStart, windowEnd time.Time, cfg loadgen.Config) report.ClientAccounting {
 	first, last := points[0], points[len(points)-1]
-	cores := len(c.pins.client)
+	cores := len(c.spec.ClientCPUs)
 	if cores == 0 {
 		cores = runtime.NumCPU()
 	}
@@ -209,19 +269,19 @@ func (c *cell) judgeSaturation(cl *report.ClientAccounting, sv *report.ServerAcc
 	clientCores := min(cl.Cores, max(cl.EngineThreads, 1))
 	clientFull := cl.CPUPct >= saturatedShare*100*float64(clientCores)
 	serverFull := false
-	if sv != nil && len(c.pins.server) > 0 {
-		serverFull = sv.CPUPct >= saturatedShare*100*float64(len(c.pins.server))
+	if sv != nil && len(c.spec.ServerCPUs) > 0 {
+		serverFull = sv.CPUPct >= saturatedShare*100*float64(len(c.spec.ServerCPUs))
 	}
 	// Unpinned, the two compete for the same CPUs only when together they fill them; on a
 	// machine with idle cores, a client using more CPU than the server takes nothing from it.
 	contended := sv != nil && cl.CPUPct+sv.CPUPct >= saturatedShare*100*float64(cl.Cores)
-	unpinnedHeavy := len(c.pins.client) == 0 && contended && sv.CPUPct > 0 && cl.CPUPct >= sv.CPUPct
+	unpinnedHeavy := len(c.spec.ClientCPUs) == 0 && contended && sv.CPUPct > 0 && cl.CPUPct >= sv.CPUPct
 	cl.Saturated = clientFull || unpinnedHeavy
 	cl.BothSaturated = clientFull && serverFull
 	switch {
 	case cl.BothSaturated:
 		c.warn("both saturated: echobench at %.0f%% of its %d usable core(s), the server at %.0f%% of its %d: loopback work is shared (each side's write runs the other's receive path), so the figure is the pair's limit, not the server's alone",
-			cl.CPUPct, clientCores, sv.CPUPct, len(c.pins.server))
+			cl.CPUPct, clientCores, sv.CPUPct, len(c.spec.ServerCPUs))
 	case clientFull:
 		c.warn("echobench used %.0f%% of its %d usable core(s) (%d cores, %d engine threads) during the window: the load generator, not the server, is the bottleneck, so these figures are a floor for the server; give echobench more CPUs or -workers, or lower the load",
 			cl.CPUPct, clientCores, cl.Cores, cl.EngineThreads)

@@ -1,14 +1,6 @@
-// Package serve is cmd/echoserver: it runs one model as its own process. It is a package rather
-// than a main so that cmd/echobench can re-execute itself as the same server when it is not given
-// an echoserver binary.
-//
-// Protocol with a parent process: the first line on stdout is the bound address (host:port) and
-// nothing else. SIGUSR1 prints a line "stats {json}" with the server's own counters; SIGINT or
-// SIGTERM stops accepting, closes every connection, prints a final stats line and exits 0.
-package serve
+package child
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,22 +11,46 @@ import (
 	"runtime"
 	"syscall"
 
+	"echobench/internal/reexec"
 	"echobench/server"
 )
+
+// RoleServer is the reexec role in which a binary that links this package is an echoserver.
+const RoleServer = "echoserver"
+
+func init() {
+	reexec.Register(RoleServer, func(args []string) int { return Main(args, os.Stdout, os.Stderr) })
+}
+
+// Hooks let a variant of the child (modeltest's, which also limits its fds) add to Main without
+// a protocol of its own. Every field may be nil.
+type Hooks struct {
+	// Flags declares the variant's own flags on the echoserver flag set.
+	Flags func(fs *flag.FlagSet)
+	// BeforeStart runs after the flags are parsed, before the server starts.
+	BeforeStart func() error
+	// AfterStart runs once the server listens, before its address is printed.
+	AfterStart func() error
+}
 
 // Main runs the echo server with the given arguments (without the program name) and returns the
 // process exit status: 0 after a clean stop, 1 when the server cannot start or fails, 2 for bad
 // usage.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return Serve(args, stdout, stderr, Hooks{})
+}
+
+// Serve is Main with hooks.
+func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 	fs := flag.NewFlagSet("echoserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var cfg server.Config
 	model := fs.String("model", "", "IO model to serve with (-list shows them)")
-	addr := fs.String("addr", "127.0.0.1:0", "TCP address to listen on; port 0 picks a free one")
-	loops := fs.Int("loops", 0, "event loops or threads, for models that have a fixed number (0 = GOMAXPROCS)")
-	pool := fs.Int("pool", 0, "serve at most N connections at once, the rest wait in the backlog (blocking, process; 0 = one thread or process per connection)")
-	outbound := fs.Int("outbound", 0, fmt.Sprintf("bytes buffered toward one client that does not read (0 = %d)", server.DefaultOutboundLimit))
-	reuseport := fs.Bool("reuseport", false, "one SO_REUSEPORT listener per loop, for models that support it")
-	lockthread := fs.Bool("lockthread", false, "lock each event loop to its own OS thread, for models that support it")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:0", "TCP address to listen on; port 0 picks a free one")
+	cfg.RegisterFlags(fs)
+	if hooks.Flags != nil {
+		hooks.Flags(fs)
+	}
 	list := fs.Bool("list", false, "list the models and exit")
 	quiet := fs.Bool("quiet", false, "log nothing, not even resource warnings (EMFILE, select's fd ceiling)")
 	fs.Usage = func() {
@@ -73,15 +89,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := log.New(stderr, "echoserver: ", log.LstdFlags)
-	cfg := server.Config{
-		Addr:          *addr,
-		Loops:         *loops,
-		Pool:          *pool,
-		OutboundLimit: *outbound,
-		ReusePort:     *reuseport,
-		LockOSThread:  *lockthread,
-		Logf:          logger.Printf,
-	}
+	cfg.Logf = logger.Printf
 	if *quiet {
 		cfg.Logf = func(string, ...any) {}
 	}
@@ -96,15 +104,28 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 
+	if hooks.BeforeStart != nil {
+		if err := hooks.BeforeStart(); err != nil {
+			fmt.Fprintf(stderr, "echoserver: %v\n", err)
+			return 1
+		}
+	}
 	srv, err := m.Start(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "echoserver: %v\n", err)
 		if errors.Is(err, syscall.EADDRINUSE) {
-			fmt.Fprintf(stderr, "echoserver: %s is taken by another process; pick another -addr, or port 0 for a free one\n", *addr)
+			fmt.Fprintf(stderr, "echoserver: %s is taken by another process; pick another -addr, or port 0 for a free one\n", cfg.Addr)
 		}
 		return 1
 	}
-	fmt.Fprintln(stdout, srv.Addr().String())
+	if hooks.AfterStart != nil {
+		if err := hooks.AfterStart(); err != nil {
+			fmt.Fprintf(stderr, "echoserver: %v\n", err)
+			srv.Close()
+			return 1
+		}
+	}
+	writeAddr(stdout, srv.Addr())
 	if f, ok := stdout.(*os.File); ok {
 		f.Sync()
 	}
@@ -115,7 +136,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR1 {
-				printStats(stdout, srv.Stats())
+				writeStats(stdout, srv.Stats())
 				continue
 			}
 			// A second SIGINT or SIGTERM while Close waits (for threads or children to exit)
@@ -123,16 +144,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 			if err := srv.Close(); err != nil {
 				fmt.Fprintf(stderr, "echoserver: close: %v\n", err)
-				printStats(stdout, srv.Stats())
+				writeStats(stdout, srv.Stats())
 				return 1
 			}
-			printStats(stdout, srv.Stats())
+			writeStats(stdout, srv.Stats())
 			return 0
 		case err := <-failed:
 			if err != nil {
 				fmt.Fprintf(stderr, "echoserver: model %s failed: %v\n", m.Name, err)
 			}
-			printStats(stdout, srv.Stats())
+			writeStats(stdout, srv.Stats())
 			return 1
 		}
 	}
@@ -149,9 +170,4 @@ func raiseProcsTo(m server.Model, cfg server.Config, env string, current int) in
 		return n
 	}
 	return 0
-}
-
-func printStats(w io.Writer, s server.Stats) {
-	b, _ := json.Marshal(s)
-	fmt.Fprintf(w, "stats %s\n", b)
 }

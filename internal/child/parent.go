@@ -1,38 +1,19 @@
-// Package launch starts an echo server as a child process for echobench, pinned to its own CPUs,
-// and stops it again: SIGTERM, then SIGKILL after a grace period.
-//
-// The child speaks the protocol of package serve: its first stdout line is the bound address,
-// and each "stats {json}" line after it (on SIGUSR1 and at exit) carries the server's own
-// counters, which echobench compares with its own.
-//
-// Which binary: an explicit path; else an echoserver next to the running executable; else the
-// running executable itself, told by RoleEnv to behave as an echoserver. The last lets a single
-// echobench binary (or a test binary) serve every registered model.
-package launch
+package child
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"echobench/internal/procstat"
 	"echobench/server"
-)
-
-// RoleEnv is set to RoleServer in the environment of a child that is the running executable
-// re-executed as an echo server. Such a binary checks it first thing in main.
-const (
-	RoleEnv    = "ECHOBENCH_ROLE"
-	RoleServer = "echoserver"
 )
 
 // maxLineBytes bounds one line read from the child. A stats line is a few hundred bytes; a longer
@@ -47,11 +28,16 @@ const DefaultStartTimeout = 15 * time.Second
 
 // Options says which server to start and how.
 type Options struct {
-	Binary   string // path to an echoserver binary; "" = FindBinary's choice
-	Model    string
-	Loops    int
-	Pool     int
-	Outbound int
+	Binary string // path to an echoserver binary; "" = FindBinary's choice
+	Model  string
+	// Config is the server's configuration, passed as its flags (Config.Args). Addr and Logf are
+	// ignored: the child listens on 127.0.0.1:0 and logs to its stderr.
+	Config server.Config
+	// Role, if set, is a reexec role that runs a variant of Main (through Serve, with hooks)
+	// registered by the caller; the running executable is then always the one re-executed, and
+	// Args are the variant's own flags.
+	Role string
+	Args []string
 	// CPUs pins the server to these CPUs from its first instruction; nil leaves it unpinned.
 	CPUs []int
 	// Stderr receives the child's stderr lines as they come; nil discards them (the last
@@ -65,7 +51,7 @@ type Server struct {
 	Addr     string
 	PID      int
 	Binary   string
-	SelfExec bool // the binary is this executable re-executed with RoleEnv
+	SelfExec bool // the binary is this executable re-executed in a reexec role
 	// PinnedThreads and Threads say how many of the child's threads were on the requested CPUs
 	// when checked just after start.
 	PinnedThreads, Threads int
@@ -126,21 +112,12 @@ func FindBinary(override string) (path string, selfExec bool, err error) {
 	return exe, true, nil
 }
 
-// Args returns the echoserver arguments for opts.
-func (o Options) Args() []string {
+// CommandArgs returns the child's arguments for opts.
+func (o Options) CommandArgs() []string {
 	// No -quiet: the server's warnings (EMFILE, select's fd ceiling, a dying worker) are part
 	// of the result, and echobench forwards them to its stderr.
-	args := []string{"-model", o.Model, "-addr", "127.0.0.1:0"}
-	if o.Loops > 0 {
-		args = append(args, "-loops", strconv.Itoa(o.Loops))
-	}
-	if o.Pool > 0 {
-		args = append(args, "-pool", strconv.Itoa(o.Pool))
-	}
-	if o.Outbound > 0 {
-		args = append(args, "-outbound", strconv.Itoa(o.Outbound))
-	}
-	return args
+	args := append([]string{"-model", o.Model, "-addr", "127.0.0.1:0"}, o.Config.Args()...)
+	return append(args, o.Args...)
 }
 
 // Exited is closed once the child has exited and been reaped.
@@ -178,15 +155,11 @@ func (s *Server) readStdout(r io.ReadCloser, addr chan<- string) {
 		line := sc.Text()
 		if first {
 			first = false
-			addr <- strings.TrimSpace(line)
+			addr <- line
 			continue
 		}
-		text, ok := strings.CutPrefix(line, "stats ")
+		st, ok := parseStats(line)
 		if !ok {
-			continue
-		}
-		var st server.Stats
-		if err := json.Unmarshal([]byte(text), &st); err != nil {
 			continue
 		}
 		s.mu.Lock()

@@ -1,4 +1,4 @@
-package launch
+package child
 
 import (
 	"net"
@@ -6,16 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"echobench/internal/serve"
-	_ "echobench/models/stdnet"
+	"echobench/internal/reexec"
+	_ "echobench/models/all"
 )
 
 // TestMain lets the test binary serve as the echoserver child: with no echoserver next to it,
-// FindBinary picks the running executable and sets RoleEnv.
+// FindBinary picks the running executable, which Start re-executes in RoleServer. The process
+// model's children are this binary too, in their own role.
 func TestMain(m *testing.M) {
-	if os.Getenv(RoleEnv) == RoleServer {
-		os.Exit(serve.Main(os.Args[1:], os.Stdout, os.Stderr))
-	}
+	reexec.Run()
 	os.Exit(m.Run())
 }
 

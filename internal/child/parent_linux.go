@@ -1,4 +1,4 @@
-package launch
+package child
 
 import (
 	"errors"
@@ -13,16 +13,18 @@ import (
 
 	"echobench/internal/affinity"
 	"echobench/internal/procstat"
+	"echobench/internal/reexec"
 	"echobench/server"
 )
 
 // Start starts the server child and returns once it has printed its address. On any failure the
 // child is killed and reaped before Start returns.
 func Start(opts Options) (*Server, error) {
-	bin, self, err := FindBinary(opts.Binary)
+	cmd, self, err := command(opts)
 	if err != nil {
 		return nil, err
 	}
+	bin := cmd.Path
 	timeout := opts.StartTimeout
 	if timeout <= 0 {
 		timeout = DefaultStartTimeout
@@ -36,11 +38,6 @@ func Start(opts Options) (*Server, error) {
 		outR.Close()
 		outW.Close()
 		return nil, fmt.Errorf("pipe for server stderr: %w", err)
-	}
-	cmd := exec.Command(bin, opts.Args()...)
-	cmd.Env = os.Environ()
-	if self {
-		cmd.Env = append(cmd.Env, RoleEnv+"="+RoleServer)
 	}
 	// The pipes are *os.File, so the child writes to them directly and Wait does not wait for
 	// copying goroutines: it is a plain wait4.
@@ -111,10 +108,15 @@ func Start(opts Options) (*Server, error) {
 	}
 
 	select {
-	case a, ok := <-addr:
-		if !ok || a == "" {
+	case line, ok := <-addr:
+		if !ok {
 			s.Stop(time.Second)
 			return nil, fmt.Errorf("server %s -model %s exited before printing its address (%v): %s", bin, opts.Model, s.ExitError(), s.StderrTail())
+		}
+		a, err := parseAddr(line)
+		if err != nil {
+			s.Stop(time.Second)
+			return nil, fmt.Errorf("server %s -model %s: %w (does its main or TestMain call reexec.Run?): %s", bin, opts.Model, err, s.StderrTail())
 		}
 		s.Addr = a
 	case <-time.After(timeout):
@@ -130,6 +132,24 @@ func Start(opts Options) (*Server, error) {
 		s.PinnedThreads, s.Threads, _ = affinity.Check(s.PID, opts.CPUs)
 	}
 	return s, nil
+}
+
+// command returns the child's command: an echoserver binary, or this executable re-executed in
+// its reexec role (selfExec).
+func command(opts Options) (cmd *exec.Cmd, selfExec bool, err error) {
+	role := opts.Role
+	if role == "" {
+		bin, self, err := FindBinary(opts.Binary)
+		if err != nil {
+			return nil, false, err
+		}
+		if !self {
+			return exec.Command(bin, opts.CommandArgs()...), false, nil
+		}
+		role = RoleServer
+	}
+	cmd, err = reexec.Command(role, opts.CommandArgs()...)
+	return cmd, true, err
 }
 
 // RequestStats asks the child for its counters (SIGUSR1) and waits for the answer.

@@ -1,0 +1,74 @@
+package measure
+
+import (
+	"echobench/loadgen"
+	"echobench/report"
+)
+
+// FromResult turns the engine's result into a Run; the accounting is filled in by the caller.
+func FromResult(index int, res *loadgen.Result, openLoop bool) report.Run {
+	r := report.Run{Index: index}
+	if res == nil {
+		return r
+	}
+	r.MsgsPerSec = res.MsgsPerSec()
+	r.MBPerSec = res.MBPerSec()
+	r.Messages = res.Messages
+	r.Bytes = res.Bytes
+	r.ElapsedS = res.Elapsed.Seconds()
+	r.Latency = report.FromHistogram(res.Latency, true)
+	if openLoop {
+		u := report.FromHistogram(res.Uncorrected, true)
+		r.Uncorrected = &u
+	}
+	r.Conns = report.Conns{
+		Established: res.Established,
+		Failed:      res.Failed,
+		FailedBy:    res.ConnectErrors,
+		RampUpS:     res.RampUp.Seconds(),
+		Reconnects:  res.Reconnects,
+		ServerGone:  res.ServerGone,
+	}
+	if res.Elapsed > 0 {
+		r.Conns.NewConnsPerSec = float64(res.Reconnects) / res.Elapsed.Seconds()
+	}
+	if res.ConnectLatency != nil && res.ConnectLatency.TotalCount() > 0 {
+		r.Conns.ConnectP50us = float64(res.ConnectLatency.ValueAtQuantile(50))
+		r.Conns.ConnectP99us = float64(res.ConnectLatency.ValueAtQuantile(99))
+	}
+	r.VerifyFailures = res.VerifyFailures
+	// The whole run contains the window, so the window's count is a floor for the total even
+	// from an engine that does not count the rest of the run.
+	r.VerifyFailuresTotal = max(res.VerifyFailuresTotal, res.VerifyFailures)
+	r.Incomplete = res.Incomplete
+	r.ConnsEchoed = res.ConnsEchoed
+	if h := res.ScheduleLag; openLoop && h != nil {
+		r.ScheduleLag = &report.ScheduleLag{Count: h.TotalCount()}
+		if h.TotalCount() > 0 {
+			r.ScheduleLag.P50us = float64(h.ValueAtQuantile(50))
+			r.ScheduleLag.P99us = float64(h.ValueAtQuantile(99))
+			r.ScheduleLag.MaxUs = float64(h.Max())
+		}
+	}
+	r.IOErrors = res.IOErrors
+	for _, s := range res.PerSecond {
+		r.PerSecond = append(r.PerSecond, report.Second{Messages: s.Messages, Bytes: s.Bytes, P99us: s.P99us})
+	}
+	return r
+}
+
+// AddHists merges one run's histograms into h, for the summary's percentiles over all runs.
+func AddHists(h *report.Hists, res *loadgen.Result) {
+	if res == nil {
+		return
+	}
+	if h.Latency == nil {
+		h.Latency, h.Connect = loadgen.NewHistogram(), loadgen.NewHistogram()
+	}
+	if res.Latency != nil {
+		h.Latency.Merge(res.Latency)
+	}
+	if res.ConnectLatency != nil {
+		h.Connect.Merge(res.ConnectLatency)
+	}
+}

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"flag"
+	"fmt"
+)
+
+// RegisterFlags binds every Config field but Addr and Logf to a flag of fs, with the field's
+// current value as the default. It is the one place a Config field becomes a flag: echoserver,
+// echobench (which passes them on to its server child) and the harness's rows all go through it
+// and through its inverse, Args.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.Loops, "loops", c.Loops, "event loops or threads, for models that have a fixed number (0 = GOMAXPROCS)")
+	fs.IntVar(&c.Pool, "pool", c.Pool, "serve at most N connections at once, the rest wait in the backlog (blocking, process; 0 = one thread or process per connection)")
+	fs.IntVar(&c.OutboundLimit, "outbound", c.OutboundLimit, fmt.Sprintf("bytes buffered toward one client that does not read (0 = %d)", DefaultOutboundLimit))
+	fs.BoolVar(&c.ReusePort, "reuseport", c.ReusePort, "one SO_REUSEPORT listener per loop, for models that support it")
+	fs.BoolVar(&c.LockOSThread, "lockthread", c.LockOSThread, "lock each event loop to its own OS thread, for models that support it")
+}
+
+// Args returns the flags that make RegisterFlags set a zero Config to c: one -name=value for
+// every field that differs from its zero value, in the flags' sorted order. Addr and Logf are not
+// among them.
+func (c Config) Args() []string {
+	var zero Config
+	defaults := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	zero.RegisterFlags(defaults)
+	set := flag.NewFlagSet("set", flag.ContinueOnError)
+	c.RegisterFlags(set) // c is a copy: binding it changes nothing of the caller's
+	var args []string
+	set.VisitAll(func(f *flag.Flag) {
+		if f.DefValue != defaults.Lookup(f.Name).DefValue {
+			args = append(args, "-"+f.Name+"="+f.DefValue)
+		}
+	})
+	return args
+}
