@@ -17,6 +17,7 @@ import (
 	"echobench/loadgen"
 	"echobench/measure"
 	_ "echobench/models/all"
+	"echobench/report"
 	"echobench/server"
 )
 
@@ -57,13 +58,13 @@ func BenchmarkEcho(b *testing.B) {
 	if env := os.Getenv("ECHOBENCH_MODELS"); env != "" {
 		models = strings.Split(env, ",")
 	}
-	serverCPUs, clientCPUs := []int(nil), []int(nil)
+	var pins measure.Pinning
 	if online, err := affinity.Online(); err == nil && len(online) >= 2 {
-		serverCPUs, clientCPUs = online[:1], online[1:2]
-		if _, err := affinity.PinProcess(os.Getpid(), clientCPUs); err != nil {
+		prev := runtime.GOMAXPROCS(0)
+		var p report.Pinning
+		if pins, err = measure.PinApart(affinity.Format(online[:1]), affinity.Format(online[1:2]), true, &p); err != nil {
 			b.Logf("pinning the load generator: %v (running unpinned)", err)
 		} else {
-			prev := runtime.GOMAXPROCS(len(clientCPUs))
 			b.Cleanup(func() {
 				runtime.GOMAXPROCS(prev)
 				affinity.PinProcess(os.Getpid(), online)
@@ -80,7 +81,7 @@ func BenchmarkEcho(b *testing.B) {
 				if err := m.CheckAvailable(); err != nil {
 					b.Skip(err)
 				}
-				benchCell(b, model, serverCPUs, clientCPUs, conns)
+				benchCell(b, model, pins, conns)
 			})
 		}
 	}
@@ -88,14 +89,14 @@ func BenchmarkEcho(b *testing.B) {
 
 // benchCell measures through package measure, as echobench does, against one server child
 // that serves all b.N runs.
-func benchCell(b *testing.B, model string, serverCPUs, clientCPUs []int, conns int) {
-	srv, err := child.Start(child.Options{Model: model, CPUs: serverCPUs})
+func benchCell(b *testing.B, model string, pins measure.Pinning, conns int) {
+	srv, err := child.Start(child.Options{Model: model, CPUs: pins.Server})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer srv.Stop(measure.DefaultStopGrace)
 	spec := measure.Spec{
-		ServerPID: srv.PID, ServerCPUs: serverCPUs, ClientCPUs: clientCPUs,
+		ServerPID: srv.PID, ServerCPUs: pins.Server, ClientCPUs: pins.Client,
 		Load: loadgen.Config{
 			Addr: srv.Addr, Conns: conns, Warmup: 300 * time.Millisecond, Duration: time.Second,
 			Sizes: []int{64}, Pipeline: 1, Verify: true,

@@ -1,5 +1,7 @@
 // Package report is the shape of echobench's results: the JSON file written with -o and the
-// summary table printed on stdout.
+// summary table printed on stdout. It holds the types, the summary derived from the runs and
+// the table, and nothing of the engine that produced them, so that the harness reads a result
+// without linking the load generator: filling a Run from a load is package measure's job.
 //
 // The JSON field names are a contract: `make bench` and the results/ tooling read them. A field
 // keeps its name and meaning once released; a change of meaning gets a new name and a new Schema.

@@ -24,6 +24,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "echobench: %s, %d conns, sizes %v, pipeline %d, %s, %gs + %gs warmup\n",
 		target, set.Conns, set.Sizes, set.Pipeline, loop, set.DurationS, set.WarmupS)
+	if len(set.ServerArgs) > 0 {
+		fmt.Fprintf(tw, "server flags: %s\n", strings.Join(set.ServerArgs, " "))
+	}
 	if set.Sources > 0 {
 		fmt.Fprintf(tw, "sources: 127.0.0.2-127.0.0.%d\n", 1+min(set.Sources, set.Conns))
 	}

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"echobench/internal/affinity"
 	"echobench/internal/child"
 	"echobench/loadgen"
 	"echobench/measure"
@@ -171,7 +170,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	rep := &report.Report{Schema: report.Schema, Env: report.CollectEnv()}
+	rep := &report.Report{Schema: report.Schema, Env: measure.CollectEnv()}
 	warn := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		rep.Warnings = append(rep.Warnings, msg)
@@ -228,7 +227,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	spec := measure.Spec{
 		Model: o.model, Server: o.server, ServerBinary: o.serverBin, ServerPID: o.serverPID,
 		Load: cfg, MaxSources: o.sources,
-		ServerCPUs: pins.server, ClientCPUs: pins.client,
+		ServerCPUs: pins.Server, ClientCPUs: pins.Client,
 		StopGrace: o.stopGrace, Stderr: stderr, Progress: progress, Warn: warn,
 	}
 	var hists report.Hists
@@ -283,59 +282,11 @@ func writeJSON(path string, rep *report.Report) error {
 	return nil
 }
 
-// pinning is the CPUs chosen for each side; nil slices mean pinning is off.
-type pinning struct {
-	server, client []int
-}
-
-// setUpPinning decides the CPUs, pins echobench itself (before the engine starts, so every
-// engine thread inherits the mask) and sets GOMAXPROCS to the client's CPU count.
-func setUpPinning(o *options, rep *report.Report) (pinning, error) {
-	p := &rep.Env.Pinning
+// setUpPinning applies -pin, -server-cpus and -client-cpus (see measure.PinApart).
+func setUpPinning(o *options, rep *report.Report) (measure.Pinning, error) {
 	if !o.pin {
-		p.Reason = "disabled by -pin=false"
-		return pinning{}, nil
+		rep.Env.Pinning.Reason = "disabled by -pin=false"
+		return measure.Pinning{}, nil
 	}
-	online, err := affinity.Online()
-	if err != nil {
-		p.Reason = err.Error()
-		return pinning{}, nil
-	}
-	if len(online) < 2 {
-		p.Reason = fmt.Sprintf("this machine lets echobench run on %d CPU; server and client would share it either way", len(online))
-		return pinning{}, nil
-	}
-	serverCPUs, err := affinity.ParseList(o.serverCPUs)
-	if err != nil {
-		return pinning{}, fmt.Errorf("-server-cpus: %w", err)
-	}
-	clientCPUs, err := affinity.ParseList(o.clientCPUs)
-	if err != nil {
-		return pinning{}, fmt.Errorf("-client-cpus: %w", err)
-	}
-	allowed := map[int]bool{}
-	for _, c := range online {
-		allowed[c] = true
-	}
-	for _, c := range append(append([]int(nil), serverCPUs...), clientCPUs...) {
-		if !allowed[c] {
-			return pinning{}, fmt.Errorf("CPU %d is not one echobench may run on (allowed: %s); adjust -server-cpus/-client-cpus or pass -pin=false", c, affinity.Format(online))
-		}
-	}
-	n, err := affinity.PinProcess(os.Getpid(), clientCPUs)
-	if err != nil {
-		return pinning{}, fmt.Errorf("pin echobench: %w", err)
-	}
-	runtime.GOMAXPROCS(len(clientCPUs))
-	p.Enabled = true
-	p.ClientCPUs = affinity.Format(clientCPUs)
-	p.ClientThreadsPinned = n
-	if o.model != "" {
-		p.ServerCPUs = affinity.Format(serverCPUs)
-	} else {
-		// An external server is not ours to move.
-		p.Reason = "server not pinned: it was started outside echobench (-addr)"
-		serverCPUs = nil
-	}
-	return pinning{server: serverCPUs, client: clientCPUs}, nil
+	return measure.PinApart(o.serverCPUs, o.clientCPUs, o.model != "", &rep.Env.Pinning)
 }

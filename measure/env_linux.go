@@ -1,4 +1,4 @@
-package report
+package measure
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"echobench/report"
 )
 
 // gitTimeout bounds the `git rev-parse` call: a commit id is nice to have, not worth a hang.
@@ -18,8 +20,8 @@ const gitTimeout = 2 * time.Second
 
 // CollectEnv fills in what the environment section can find by itself; Pinning and NoFileLimit
 // are the caller's.
-func CollectEnv() Env {
-	e := Env{
+func CollectEnv() report.Env {
+	e := report.Env{
 		Start:      time.Now().UTC().Format(time.RFC3339),
 		GoVersion:  runtime.Version(),
 		Cores:      runtime.NumCPU(),

@@ -1,0 +1,66 @@
+package measure
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"echobench/internal/affinity"
+	"echobench/report"
+)
+
+// Pinning is the CPUs chosen for each side; nil slices mean unpinned.
+type Pinning struct {
+	Server, Client []int
+}
+
+// PinApart pins the server and this process, the load generator, to separate CPUs: it checks the
+// lists (kernel list format, "0,2-3") against the CPUs this process may use, pins this process
+// to the client's (before the engine starts, so every engine thread inherits the mask), sets
+// GOMAXPROCS to their count, and returns the CPUs for Spec.ServerCPUs and Spec.ClientCPUs. An
+// external server (ownServer false) is not ours to move: its CPUs come back nil. On a machine
+// where the two sides would share a CPU anyway, nothing is pinned and p.Reason says why.
+func PinApart(serverList, clientList string, ownServer bool, p *report.Pinning) (Pinning, error) {
+	online, err := affinity.Online()
+	if err != nil {
+		p.Reason = err.Error()
+		return Pinning{}, nil
+	}
+	if len(online) < 2 {
+		p.Reason = fmt.Sprintf("this machine lets echobench run on %d CPU; server and client would share it either way", len(online))
+		return Pinning{}, nil
+	}
+	serverCPUs, err := affinity.ParseList(serverList)
+	if err != nil {
+		return Pinning{}, fmt.Errorf("-server-cpus: %w", err)
+	}
+	clientCPUs, err := affinity.ParseList(clientList)
+	if err != nil {
+		return Pinning{}, fmt.Errorf("-client-cpus: %w", err)
+	}
+	allowed := map[int]bool{}
+	for _, c := range online {
+		allowed[c] = true
+	}
+	for _, c := range append(append([]int(nil), serverCPUs...), clientCPUs...) {
+		if !allowed[c] {
+			return Pinning{}, fmt.Errorf("CPU %d is not one echobench may run on (allowed: %s); adjust -server-cpus/-client-cpus or pass -pin=false", c, affinity.Format(online))
+		}
+	}
+	n, err := affinity.PinProcess(os.Getpid(), clientCPUs)
+	if err != nil {
+		return Pinning{}, fmt.Errorf("pin echobench: %w", err)
+	}
+	runtime.GOMAXPROCS(len(clientCPUs))
+	p.Enabled = true
+	p.ClientCPUs = affinity.Format(clientCPUs)
+	p.ClientThreadsPinned = n
+	if ownServer {
+		p.ServerCPUs = affinity.Format(serverCPUs)
+	} else {
+		// An external server is not ours to move.
+		p.Reason = "server not pinned: it was started outside echobench (-addr)"
+		serverCPUs = nil
+	}
+	return Pinning{Server: serverCPUs, Client: clientCPUs}, nil
+}
