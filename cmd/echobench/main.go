@@ -21,10 +21,8 @@ import (
 	_ "echobench/models/all"
 )
 
-// init locks the main goroutine to the main thread, so no other goroutine ever runs there. A
-// goroutine that locks its thread and exits (the blocking model's connection threads, the engine's
-// event loops) must end a thread of its own: the runtime parks the main thread for good instead of
-// destroying it, which would leave a thread behind and stall the wait for it to go.
+// init locks the main goroutine to the main thread, as cmd/echoserver does and for its reason:
+// echobench re-executed is the server, and its engine's event loops lock threads too.
 func init() { runtime.LockOSThread() }
 
 func main() {

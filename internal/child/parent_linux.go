@@ -111,12 +111,16 @@ func Start(opts Options) (*Server, error) {
 	case line, ok := <-addr:
 		if !ok {
 			s.Stop(time.Second)
-			return nil, fmt.Errorf("server %s -model %s exited before printing its address (%v): %s", bin, opts.Model, s.ExitError(), s.StderrTail())
+			return nil, fmt.Errorf("server %s -model %s exited before printing its address: %w: %s", bin, opts.Model, s.ExitError(), s.StderrTail())
 		}
 		a, err := parseAddr(line)
 		if err != nil {
+			hint := ""
+			if self {
+				hint = " (does this binary's main or TestMain call reexec.Run first?)"
+			}
 			s.Stop(time.Second)
-			return nil, fmt.Errorf("server %s -model %s: %w (does its main or TestMain call reexec.Run?): %s", bin, opts.Model, err, s.StderrTail())
+			return nil, fmt.Errorf("server %s -model %s%s: %w: %s", bin, opts.Model, hint, err, s.StderrTail())
 		}
 		s.Addr = a
 	case <-time.After(timeout):
