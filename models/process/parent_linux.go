@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,10 +49,10 @@ func childArgs(cfg server.Config, role string) []string {
 	return []string{role, strconv.Itoa(min(childBufSize, cfg.Outbound())), strconv.Itoa(os.Getpid())}
 }
 
-// childEnviron is the parent's environment with the reexec role set. GOMAXPROCS=1 because a
-// child serves one connection at a time with blocking syscalls: more Ps would only start more
-// idle threads and heap arenas in every child.
-func childEnviron() []string { return reexec.Environ(reexecRole, "GOMAXPROCS=1") }
+// childEnviron is the parent's environment with the reexec role set, built once rather than per
+// connection. GOMAXPROCS=1 because a child serves one connection at a time with blocking
+// syscalls: more Ps would only start more idle threads and heap arenas in every child.
+var childEnviron = sync.OnceValue(func() []string { return reexec.Environ(reexecRole, "GOMAXPROCS=1") })
 
 // A child is one started helper process and the read end of its report pipe.
 type child struct {
