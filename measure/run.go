@@ -63,7 +63,7 @@ type Spec struct {
 type Outcome struct {
 	// Run is the run's report; nil when the engine refused the configuration.
 	Run *report.Run
-	// Result is the engine's own result, for merging histograms across runs; nil with Run.
+	// Result is the engine's own result, for merging histograms across runs; nil when Run is.
 	Result *loadgen.Result
 	// Addr is the address loaded, the child's with Model.
 	Addr string
