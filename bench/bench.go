@@ -83,6 +83,9 @@ type Config struct {
 	Repeat    int           // runs of every (row, cell), alternating the row order
 	Timeout   time.Duration // a cell that takes longer is killed and shown as n/a
 	Log       func(format string, args ...any)
+	// Server is configuration every row's server gets (echocompare's server.Config flags); a
+	// field a row sets itself, such as prefork/128's pool, wins.
+	Server server.Config
 }
 
 // Result is one (row, cell) measurement, or the reason there is none.
@@ -150,7 +153,7 @@ func Run(ctx context.Context, cfg Config) ([]*Result, error) {
 func runCell(ctx context.Context, cfg Config, row Row, cell Cell, rep int, r *Result) {
 	name := fmt.Sprintf("%s_%s_%d.json", strings.ReplaceAll(row.Name, "/", "-"), cell.Name, rep)
 	out := filepath.Join(cfg.OutDir, name)
-	args := append(append(row.Args(), cell.Args...), "-o", out)
+	args := append(cellArgs(cfg.Server, row, cell), "-o", out)
 	// A report left by an earlier run into the same directory must not pass for this one.
 	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
 		r.NA = fmt.Sprintf("cannot remove stale %s: %v", out, err)
@@ -200,6 +203,12 @@ func runCell(ctx context.Context, cfg Config, row Row, cell Cell, rep int, r *Re
 			cfg.Log("%-13s %-10s %.0f msgs/s, %.1f s", row.Name, cell.Name, s.MsgsPerSec, time.Since(start).Seconds())
 		}
 	}
+}
+
+// cellArgs are the echobench flags for one row under one cell. The shared server flags come
+// before the row's, because of two values for one flag the later wins.
+func cellArgs(shared server.Config, row Row, cell Cell) []string {
+	return append(append(shared.Args(), row.Args()...), cell.Args...)
 }
 
 func readReport(path string) (*report.Report, error) {

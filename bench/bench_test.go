@@ -43,6 +43,20 @@ func TestRowArgsCarryConfig(t *testing.T) {
 	if *model != "epoll" || !reflect.DeepEqual(got, want) {
 		t.Errorf("row %q gives -model %s and %+v, want epoll and %+v", row.Args(), *model, got, want)
 	}
+
+	// The harness's shared server flags reach every row, and a row's own setting wins.
+	got = server.Config{}
+	args := cellArgs(server.Config{ReusePort: true, Pool: 7}, Row{Model: "process", Server: server.Config{Pool: 128}}, Cell{Args: []string{"-c", "1"}})
+	fs = flag.NewFlagSet("echobench", flag.ContinueOnError)
+	fs.String("model", "", "")
+	fs.Int("c", 0, "")
+	got.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if want := (server.Config{ReusePort: true, Pool: 128}); !reflect.DeepEqual(got, want) {
+		t.Errorf("cell args %q give %+v, want %+v", args, got, want)
+	}
 }
 
 // BenchmarkEcho is the comparison inside `go test -bench`: every model runs as its own process,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"echobench/bench"
+	"echobench/server"
 )
 
 func main() {
@@ -25,6 +26,9 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "warmup per cell")
 	repeat := flag.Int("repeat", 1, "runs per cell, alternating the model order")
 	timeout := flag.Duration("timeout", 40*time.Second, "a cell taking longer is killed and shown as n/a")
+	// Every server.Config flag, given to every row's server (a row's own setting wins).
+	var shared server.Config
+	shared.RegisterFlags(flag.CommandLine)
 	flag.Parse()
 
 	rows := bench.DefaultRows()
@@ -61,6 +65,7 @@ func main() {
 		Echobench: *echobench,
 		OutDir:    *out,
 		Rows:      rows,
+		Server:    shared,
 		Cells:     cells,
 		Repeat:    *repeat,
 		Timeout:   *timeout,
