@@ -387,3 +387,52 @@ func TestSourcesSpreadConnections(t *testing.T) {
 		t.Error("Sources with an IPv6 target: no error")
 	}
 }
+
+// TestMessagesEndsWindowExactly: with Config.Messages the window counts exactly that many echoes,
+// however many workers complete them at once, and ends early; a limit the duration does not allow
+// leaves the duration in charge.
+func TestMessagesEndsWindowExactly(t *testing.T) {
+	s := startTestServer(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"pingpong", Config{Conns: 8, Pipeline: 1, Workers: 1, Messages: 3000}},
+		{"pipelined workers", Config{Conns: 12, Pipeline: 8, Workers: 3, Messages: 20011}},
+		{"open loop", Config{Conns: 4, Pipeline: 2, Workers: 2, Rate: 4000, Messages: 999}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Addr, cfg.Sizes, cfg.Verify, cfg.Duration = s.addr(), []int{64}, true, 30*time.Second
+			res, err := runChecked(t, context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.Messages != uint64(cfg.Messages) {
+				t.Errorf("%d messages in the window, want exactly %d", res.Messages, cfg.Messages)
+			}
+			if res.Elapsed <= 0 || res.Elapsed >= cfg.Duration {
+				t.Errorf("window %v, want it ended by the message count well before %v", res.Elapsed, cfg.Duration)
+			}
+			var perSecond uint64
+			for _, sec := range res.PerSecond {
+				perSecond += sec.Messages
+			}
+			if perSecond != res.Messages || res.VerifyFailures != 0 {
+				t.Errorf("per-second messages add up to %d of %d; %d verify failures", perSecond, res.Messages, res.VerifyFailures)
+			}
+			if cfg.Rate == 0 && res.Latency.TotalCount() != int64(res.Messages) {
+				t.Errorf("%d latency samples for %d messages", res.Latency.TotalCount(), res.Messages)
+			}
+		})
+	}
+	t.Run("duration first", func(t *testing.T) {
+		res, err := runChecked(t, context.Background(), Config{
+			Addr: s.addr(), Conns: 2, Sizes: []int{64}, Pipeline: 1, Rate: 200, Messages: 1 << 40,
+			Duration: 300 * time.Millisecond,
+		})
+		if err != nil || res.Messages == 0 || res.Messages >= 1<<40 || res.Elapsed != 300*time.Millisecond {
+			t.Errorf("Run: %v, %d messages in %v; want the 300ms window to end the run", err, res.Messages, res.Elapsed)
+		}
+	})
+}

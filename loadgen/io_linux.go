@@ -278,10 +278,38 @@ func (w *worker) endCompletions() {
 	w.runSecond.flush()
 }
 
+// claimMessage takes one of the window's Config.Messages for the completion about to be counted.
+// The last one ends the window, for the whole run, at w.done.now; once they are all taken, this
+// completion and the rest of the consume call fall past the window, like completions after a
+// timed window's end: not counted, and incomplete if they were due in it.
+func (w *worker) claimMessage() {
+	d := &w.done
+	left := w.sh.messagesLeft.Add(-1)
+	if left == 0 {
+		w.st.windowEnd = min(w.st.windowEnd, d.now)
+		w.sh.fullAt.Store(d.now)
+		w.sh.full <- struct{}{} // never blocks: only one worker counts the last message
+		return
+	}
+	if left > 0 {
+		return
+	}
+	w.endCompletions() // what this call counted before stays in the window
+	end := d.now
+	if at := w.sh.fullAt.Load(); at != 0 {
+		end = min(end, at) // 0 only while the worker that took the last one has not stored it yet
+	}
+	w.st.windowEnd = min(w.st.windowEnd, end)
+	d.inWindow, d.second, d.past = false, nil, w.pastWindow(d.now)
+}
+
 // complete records the front message of c, whose last byte arrived at w.done.now.
 func (w *worker) complete(c *conn) {
 	m := c.front()
 	d := &w.done
+	if d.inWindow && w.sh.cfg.Messages > 0 {
+		w.claimMessage()
+	}
 	d.messages++
 	d.bytes += uint64(m.size)
 	if m.failed {

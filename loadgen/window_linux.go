@@ -18,6 +18,13 @@ func (w *worker) observeWindow(now int64) {
 	if w.stopping {
 		return
 	}
+	if at := w.sh.fullAt.Load(); at != 0 {
+		// Another worker counted the window's last message (Config.Messages): the window ended
+		// then, not when this worker noticed.
+		w.st.windowEnd = min(w.st.windowEnd, at)
+		w.stop(now)
+		return
+	}
 	if w.sh.stop.Load() || (w.measureEnd != 0 && now >= w.measureEnd) {
 		w.stop(now)
 		return

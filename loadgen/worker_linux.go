@@ -68,6 +68,13 @@ type shared struct {
 	measureEnd   atomic.Int64
 	stop         atomic.Bool   // ctx was cancelled
 	rampDone     chan struct{} // one send per worker when its initial connects have resolved
+
+	// With Config.Messages, messagesLeft is how many completions the window may still count; the
+	// worker that counts the last stores its time in fullAt and sends on full, so that Run wakes
+	// the other workers to stop.
+	messagesLeft atomic.Int64
+	fullAt       atomic.Int64
+	full         chan struct{}
 }
 
 // liveCounters are a worker's running totals for the progress line, published once per loop
