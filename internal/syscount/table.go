@@ -86,21 +86,21 @@ func Columns(rows []Row) []string {
 
 // cells are a measured row's figures, in the order of the columns: the calls per message of
 // each column, other, total, then voluntary and involuntary context switches per message,
-// threads, processes and CPU µs per message.
-func (r *Row) cells(cols []string) []string {
+// threads, processes and CPU µs per message; format writes the per-message figures.
+func (r *Row) cells(cols []string, format func(float64) string) []string {
 	var out []string
 	var inColumns uint64
 	for _, name := range cols {
 		n := r.Calls[name]
 		inColumns += n
-		out = append(out, perMessageText(r.perMessage(n)))
+		out = append(out, format(r.perMessage(n)))
 	}
 	total := r.Calls.Total()
 	out = append(out,
-		perMessageText(r.perMessage(total-inColumns)),
-		perMessageText(r.perMessage(total)),
-		perMessageText(r.ctxPerMessage(r.CtxVoluntary)),
-		perMessageText(r.ctxPerMessage(r.CtxInvoluntary)),
+		format(r.perMessage(total-inColumns)),
+		format(r.perMessage(total)),
+		format(r.ctxPerMessage(r.CtxVoluntary)),
+		format(r.ctxPerMessage(r.CtxInvoluntary)),
 		strconv.Itoa(r.Threads),
 		strconv.Itoa(r.Processes),
 		strconv.FormatFloat(r.cpuMicros(), 'f', 2, 64),
@@ -108,12 +108,21 @@ func (r *Row) cells(cols []string) []string {
 	return out
 }
 
+// perMessageText is a per-message figure for the table: three decimals, "<0.001" for a call that
+// happened but too seldom to show, "0" for one that never happened.
 func perMessageText(v float64) string {
-	if v == 0 {
+	switch {
+	case v == 0:
 		return "0"
+	case v < 0.0005:
+		return "<0.001"
 	}
 	return strconv.FormatFloat(v, 'f', 3, 64)
 }
+
+// perMessageCSV is a per-message figure for the CSV: four significant digits, for whoever
+// computes with it.
+func perMessageCSV(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
 // tailColumns follow the syscall columns in both outputs.
 var tailColumns = []string{"other", "total", "ctx_voluntary", "ctx_involuntary", "threads", "processes", "cpu_us"}
@@ -132,7 +141,7 @@ func WriteCSV(w io.Writer, rows []Row) error {
 		line := []string{r.Name, r.Skipped, ""}
 		if r.measured() {
 			line[2] = strconv.FormatUint(r.Echoed, 10)
-			line = append(line, r.cells(cols)...)
+			line = append(line, r.cells(cols, perMessageCSV)...)
 		} else {
 			line = append(line, make([]string, len(cols)+len(tailColumns))...)
 		}
@@ -185,7 +194,7 @@ row's calls are in "other".
 		r := &rows[i]
 		line := []string{r.Name}
 		if r.measured() {
-			line = append(line, r.cells(cols)...)
+			line = append(line, r.cells(cols, perMessageText)...)
 			line = append(line, r.Note)
 		} else {
 			for range len(cols) + len(tailColumns) {

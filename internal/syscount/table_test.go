@@ -46,8 +46,8 @@ func TestWriteCSV(t *testing.T) {
 	}
 	want := [][]string{
 		{"model", "skipped", "echoed", "epoll_wait", "pselect6", "read", "write", "futex", "rt_sigaction", "other", "total", "ctx_voluntary", "ctx_involuntary", "threads", "processes", "cpu_us", "note"},
-		{"epoll", "", "1000", "0.500", "0", "1.000", "1.000", "0.020", "0", "0.005", "2.525", "0.150", "0.005", "4", "1", "10.00", ""},
-		{"select", "", "2000", "0", "1.000", "1.000", "1.000", "0", "0.050", "0.003", "3.053", "0.005", "0.005", "3", "1", "15.00", ""},
+		{"epoll", "", "1000", "0.5", "0", "1", "1", "0.02", "0", "0.005", "2.525", "0.15", "0.005", "4", "1", "10.00", ""},
+		{"select", "", "2000", "0", "1", "1", "1", "0", "0.05", "0.0025", "3.053", "0.005", "0.005", "3", "1", "15.00", ""},
 		{"uring", "io_uring is not available", "", "", "", "", "", "", "", "", "", "", "", "", "", "", ""},
 	}
 	if !slices.EqualFunc(lines, want, slices.Equal) {
