@@ -14,8 +14,8 @@ import (
 // one core for the client, a goroutine per connection pays for a netpoller wakeup, a goroutine
 // switch and the runtime's syscall bookkeeping for every read, and 1,000 goroutines' stacks and
 // timers; an event loop pays one epoll_wait for a batch of ready sockets, then one read and one
-// write per echoed message. Measured on this machine (README.md, "Engine choice"), against the
-// same server pinned to the other core, the loop moved more messages per second for less CPU.
+// write per echoed message. Measured against the same server pinned to the other core (README.md,
+// "Engine choice"), the loop moved more messages per second for less CPU.
 //
 // Each worker owns its sockets, an epoll instance, a timerfd for the open-loop schedule and an
 // eventfd through which Run wakes it. It runs on a locked OS thread that it never unlocks, so the
@@ -226,13 +226,11 @@ func (w *worker) run() {
 		// Echoes are read for the whole batch first and the next messages written after, rather
 		// than each connection's next message right after its echo. A server that keeps up
 		// sleeps in epoll_wait between two of our writes, and the write that arrives then must
-		// wake it: on this VM an inter-processor interrupt and a reschedule, paid on our core.
-		// A burst of writes finds the server awake after the first. Measured at 1,000
-		// connections × 64 B against the epoll model: the server's voluntary context switches
-		// fell from 17,400 to 2,600-7,000 per run and msgs/s rose 10 to 15 %, the server's core
-		// busier (93-98 %). Each message's send time is taken when it is queued here, so the
-		// wait for the rest of the batch is not counted as the server's latency; in open loop
-		// the intended time counts it, as it should.
+		// wake it: an inter-processor interrupt and a reschedule, paid on our core. A burst of
+		// writes finds the server awake after the first (README.md, "Engine choice", has the
+		// measurement). Each message's send time is taken when it is queued here, so the wait
+		// for the rest of the batch is not counted as the server's latency; in open loop the
+		// intended time counts it, as it should.
 		for _, c := range w.echoed {
 			w.afterEchoes(c, w.sh.clock.now())
 		}
