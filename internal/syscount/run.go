@@ -91,7 +91,10 @@ func Measure(ctx context.Context, c Config, t Target) Row {
 }
 
 // traced starts the server under strace -f -c, pins it, loads it with echobench -addr, stops it
-// with SIGTERM and reads the summary strace writes when the server has exited.
+// with SIGTERM and reads the summary strace writes when the server has exited. It speaks the
+// server's side of the child protocol itself (first line the address, last "stats" line the
+// counts) because internal/launch starts the server binary directly and cannot put strace in
+// front of it.
 func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) error {
 	summary := filepath.Join(dir, "strace.txt")
 	serverCPUs, err := affinity.ParseList(c.ServerCPUs)
