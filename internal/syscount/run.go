@@ -140,10 +140,20 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 		if stopped {
 			return
 		}
+		// A failed run: the server is asked to stop as usual, so that a model's helper
+		// processes go with it, and killed, with strace, only if it does not.
 		if serverPID > 0 {
-			syscall.Kill(serverPID, syscall.SIGKILL)
+			syscall.Kill(serverPID, syscall.SIGTERM)
+			select {
+			case err := <-exited:
+				exited <- err
+			case <-time.After(stopTimeout):
+				syscall.Kill(serverPID, syscall.SIGKILL)
+				cmd.Process.Kill()
+			}
+		} else {
+			cmd.Process.Kill()
 		}
-		cmd.Process.Kill()
 		<-exited
 	}()
 	var addr string
