@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build test vet fmt-check bench reference crosscheck clean
+.PHONY: all build test vet lint fmt-check bench syscalls reference crosscheck clean
 
 all: build
 
@@ -10,9 +10,15 @@ build:
 	$(GO) build -o $(BIN)/echoserver ./cmd/echoserver
 	$(GO) build -o $(BIN)/echobench ./cmd/echobench
 	$(GO) build -o $(BIN)/echocompare ./cmd/echocompare
+	$(GO) build -o $(BIN)/echosyscalls ./cmd/echosyscalls
 
 vet:
 	$(GO) vet ./...
+
+# lint: staticcheck, pinned; fetched through the module proxy on first use. Not part of `make test`.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*')); \
@@ -24,6 +30,14 @@ test: fmt-check vet
 # bench: every model as its own pinned server on loopback, one ranked table; data in results/.
 bench: build
 	$(BIN)/echocompare -echobench $(BIN)/echobench $(BENCHFLAGS)
+
+# syscalls: one fixed workload, 100 connections x 64 B ping-pong and SYSCALLS_MESSAGES echoes,
+# against every model, each server traced on its own with strace -f -c and run once more untraced;
+# writes results/syscalls.md and results/syscalls.csv. Loopback only, bounded in time and count.
+SYSCALLS_MESSAGES ?= 200000
+syscalls: build
+	@command -v strace >/dev/null || (apt-get update && apt-get install -y strace)
+	$(BIN)/echosyscalls -bin $(BIN) -messages $(SYSCALLS_MESSAGES) $(SYSCALLSFLAGS)
 
 # reference: the C yardsticks of the cross-checks (bench/reference/): a minimal epoll echo server
 # and a sockperf-compatible ping-pong client.

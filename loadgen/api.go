@@ -29,6 +29,10 @@ type Config struct {
 	// server port at about 14,000 a second; see the README, "Source addresses". 0 leaves the
 	// source to the kernel.
 	Sources int
+	// Messages, if above zero, ends the measured window at the Messages-th echo completed in it,
+	// all connections together, so that Result.Messages is exactly Messages unless Duration ends
+	// the window first. 0 = no limit.
+	Messages int
 	// Progress, if set, is called about once a second with the totals so far.
 	Progress func(Progress)
 }

@@ -20,7 +20,8 @@ const progressInterval = time.Second
 // run starts the workers, starts the measured window once the initial ramp is over, reports
 // progress, and merges what the workers measured.
 func run(ctx context.Context, cfg Config) (*Result, error) {
-	sh := &shared{cfg: cfg, clock: measureClock{base: time.Now()}, rampDone: make(chan struct{}, cfg.Workers)}
+	sh := &shared{cfg: cfg, clock: measureClock{base: time.Now()}, rampDone: make(chan struct{}, cfg.Workers), full: make(chan struct{}, 1)}
+	sh.messagesLeft.Store(int64(cfg.Messages))
 	if err := sh.resolve(cfg.Addr); err != nil {
 		return nil, err
 	}
@@ -85,6 +86,8 @@ wait:
 				sh.measureStart.Store(start)
 				wakeAll()
 			}
+		case <-sh.full:
+			wakeAll()
 		case <-ticker.C:
 			if cfg.Progress != nil {
 				cfg.Progress(sh.progress(live))

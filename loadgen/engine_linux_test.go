@@ -1,164 +1,15 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"reflect"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/HdrHistogram/hdrhistogram-go"
-	"golang.org/x/sys/unix"
 )
-
-// testServer is a small echo server with the faults the engine must measure or survive: a stall
-// of every reply, a corrupting transform, and a sudden death.
-type testServer struct {
-	ln      net.Listener
-	stalled atomic.Bool
-	corrupt func(b []byte, off int) // if set, changes echoed bytes; off is the connection's stream offset
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func startTestServer(t *testing.T) *testServer {
-	t.Helper()
-	return startCorruptingServer(t, nil)
-}
-
-func startCorruptingServer(t *testing.T, corrupt func(b []byte, off int)) *testServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &testServer{ln: ln, conns: map[net.Conn]bool{}, corrupt: corrupt}
-	s.wg.Add(1)
-	go s.accept()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *testServer) addr() string { return s.ln.Addr().String() }
-
-func (s *testServer) accept() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.conns == nil { // killed
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = true
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go s.echo(c)
-	}
-}
-
-func (s *testServer) echo(c net.Conn) {
-	defer s.wg.Done()
-	defer c.Close()
-	buf := make([]byte, 64<<10)
-	off := 0
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return
-		}
-		for s.stalled.Load() {
-			time.Sleep(time.Millisecond)
-		}
-		if s.corrupt != nil {
-			s.corrupt(buf[:n], off)
-		}
-		off += n
-		if _, err := c.Write(buf[:n]); err != nil {
-			return
-		}
-	}
-}
-
-// kill closes the listener and every connection at once, like a server process dying, and waits
-// for the server's goroutines.
-func (s *testServer) kill() {
-	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-// resetAll resets every connection (SO_LINGER 0, then close) while the listener stays open, like a
-// server that gives up on its clients instead of answering them.
-func (s *testServer) resetAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.conns {
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
-		delete(s.conns, c)
-	}
-}
-
-// countFDs is the number of open descriptors of this process.
-func countFDs(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count descriptors: %v", err)
-	}
-	return len(entries)
-}
-
-// runChecked runs the engine and checks that it left no descriptor behind.
-func runChecked(t *testing.T, ctx context.Context, cfg Config) (*Result, error) {
-	t.Helper()
-	return runCheckedThen(t, ctx, cfg, nil)
-}
-
-// runCheckedThen is runChecked with afterRun, if set, called as soon as Run returns and before the
-// descriptors are counted: a stalled test server must be let go before its side can close.
-func runCheckedThen(t *testing.T, ctx context.Context, cfg Config, afterRun func()) (*Result, error) {
-	t.Helper()
-	before := countFDs(t)
-	res, err := Run(ctx, cfg)
-	if afterRun != nil {
-		afterRun()
-	}
-	// The test server's side of each connection lives in this process too and closes when its
-	// goroutine sees the client's FIN, a moment after Run returns; the engine's own descriptors
-	// are closed before. So a count that settles back is no leak, one that stays up is.
-	deadline := time.Now().Add(5 * time.Second)
-	for countFDs(t) > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if after := countFDs(t); after > before {
-		t.Errorf("Run leaked %d descriptors", after-before)
-	}
-	if res == nil {
-		t.Fatalf("Run returned no result (err %v)", err)
-	}
-	return res, err
-}
 
 func TestClosedLoopVerifiesEveryMode(t *testing.T) {
 	s := startTestServer(t)
@@ -509,147 +360,6 @@ func TestCancelReturnsPartialResult(t *testing.T) {
 	}
 }
 
-// TestMergeAddsUpWorkers checks merge against histograms recorded in one piece.
-func TestMergeAddsUpWorkers(t *testing.T) {
-	sh := &shared{cfg: Config{Rate: 100, Duration: 3 * time.Second}}
-	sh.measureStart.Store(int64(time.Second))
-	all, allUncorrected := NewHistogram(), NewHistogram()
-	var workers []*worker
-	for i := range 3 {
-		w := &worker{st: workerStats{
-			latency: NewHistogram(), uncorrected: NewHistogram(), connectLatency: NewHistogram(),
-			connectErrors: map[string]int{"ECONNREFUSED": i}, ioErrors: map[string]int{"EOF": 1},
-			established: 10, messages: 1000, windowEnd: int64(time.Second) + int64(i+1)*int64(time.Second),
-			allDead: i != 1,
-		}}
-		for v := range 1000 {
-			us := int64(v*(i+1)*37) % 50000
-			w.st.latency.RecordValue(us)
-			w.st.uncorrected.RecordValue(us / 2)
-			all.RecordValue(us)
-			allUncorrected.RecordValue(us / 2)
-		}
-		for s := range i + 1 {
-			sec := secondStats{messages: 10, latency: newSecondHistogram()}
-			sec.latency.RecordValue(int64(100 * (s + 1)))
-			w.st.seconds = append(w.st.seconds, sec)
-		}
-		workers = append(workers, w)
-	}
-	res := merge(sh, workers)
-	if !res.Latency.Equals(all) || !res.Uncorrected.Equals(allUncorrected) {
-		t.Errorf("merged histograms differ from the histograms of all values")
-	}
-	for _, q := range []float64{50, 90, 99, 99.9, 100} {
-		if got, want := res.Latency.ValueAtQuantile(q), all.ValueAtQuantile(q); got != want {
-			t.Errorf("p%v: merged %d, whole %d", q, got, want)
-		}
-	}
-	if res.Messages != 3000 || res.Established != 30 || res.ConnectErrors["ECONNREFUSED"] != 3 || res.IOErrors["EOF"] != 3 {
-		t.Errorf("counts: %d messages, %d established, %v, %v", res.Messages, res.Established, res.ConnectErrors, res.IOErrors)
-	}
-	if res.ServerGone {
-		t.Error("ServerGone although one worker still had connections")
-	}
-	if res.Elapsed != 3*time.Second {
-		t.Errorf("elapsed %v, want the longest worker's 3s", res.Elapsed)
-	}
-	if len(res.PerSecond) != 3 || res.PerSecond[0].Messages != 30 || res.PerSecond[2].Messages != 10 || res.PerSecond[2].P99us < 290 {
-		t.Errorf("per second: %+v", res.PerSecond)
-	}
-}
-
-func TestEncodeFramesResumesMidStream(t *testing.T) {
-	// conn.encodeFrames must regenerate exactly the frame bytes from any unsent offset, whatever
-	// the scratch buffer size, because a partial write can stop anywhere.
-	sizes := []int{12, 13, 40, 70000, 12, 200}
-	c := conn{streamID: 7, inflight: make([]message, len(sizes))}
-	var payloads []int
-	for _, s := range sizes {
-		m := c.push()
-		*m = message{end: c.queued + uint64(s), size: uint32(s)}
-		c.queued += uint64(s)
-		c.msgIndex++
-		payloads = append(payloads, s-frameHeaderLen)
-	}
-	want, _ := frameStream(payloads)
-	for _, bufSize := range []int{1, 5, 12, 100, 65536} {
-		c.sent = 0
-		var got []byte
-		buf := make([]byte, bufSize)
-		for c.sent < c.queued {
-			n := c.encodeFrames(buf)
-			if n == 0 {
-				t.Fatalf("buffer %d: no progress at offset %d", bufSize, c.sent)
-			}
-			// Write only part of it now and then, like a full socket buffer would.
-			if n > 3 && c.sent%2 == 1 {
-				n = n / 2
-			}
-			got = append(got, buf[:n]...)
-			c.sent += uint64(n)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("buffer %d: encoded stream differs from the reference encoding", bufSize)
-		}
-	}
-}
-
-func TestLockedWorkerThreadExits(t *testing.T) {
-	// Run's promise that no engine thread outlives it rests on a goroutine that returns while
-	// locked to its thread taking the thread with it.
-	w := &worker{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		w.tid = unix.Gettid()
-	}()
-	<-done
-	waitThreadsGone([]*worker{w})
-	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", w.tid)); err == nil {
-		t.Errorf("thread %d still exists after its locked goroutine returned", w.tid)
-	}
-}
-
-func TestSampleRunRecordsEverySample(t *testing.T) {
-	// Batching equal samples must leave the histograms exactly as recording each sample alone
-	// would: same count and same value at every quantile, across runs, histograms and the
-	// nanosecond values that round to one microsecond.
-	a, b := NewHistogram(), NewHistogram()
-	wantA, wantB := NewHistogram(), NewHistogram()
-	var ra, rb sampleRun
-	samples := []int64{5000, 5000, 5999, 5000, 7000, 7000, -3, 0, 999, 1000, 1000, 5000, 200e9, 200e9}
-	for i, ns := range samples {
-		ra.add(a, ns)
-		recordMicros(wantA, ns)
-		if i%3 == 0 {
-			rb.add(b, ns)
-			recordMicros(wantB, ns)
-		}
-		if i == 6 {
-			ra.flush() // a flush mid-stream, as at the end of a consume call
-		}
-	}
-	ra.flush()
-	rb.flush()
-	ra.flush() // flushing twice records nothing more
-	for _, pair := range [][2]*hdrhistogram.Histogram{{a, wantA}, {b, wantB}} {
-		got, want := pair[0], pair[1]
-		if got.TotalCount() != want.TotalCount() {
-			t.Fatalf("count %d, want %d", got.TotalCount(), want.TotalCount())
-		}
-		for _, q := range []float64{0, 10, 25, 50, 75, 90, 99, 100} {
-			if g, w := got.ValueAtQuantile(q), want.ValueAtQuantile(q); g != w {
-				t.Fatalf("p%v = %d, want %d", q, g, w)
-			}
-		}
-		if !reflect.DeepEqual(got.Export(), want.Export()) {
-			t.Fatalf("histograms differ")
-		}
-	}
-}
-
 // TestSourcesSpreadConnections checks that Config.Sources binds the connections to 127.0.0.2
 // upward, slot by slot, and that a target they cannot reach is refused up front.
 func TestSourcesSpreadConnections(t *testing.T) {
@@ -676,4 +386,53 @@ func TestSourcesSpreadConnections(t *testing.T) {
 	if _, err := Run(context.Background(), Config{Addr: "[::1]:7", Conns: 1, Sources: 4, Sizes: []int{64}, Pipeline: 1, Duration: time.Second}); err == nil {
 		t.Error("Sources with an IPv6 target: no error")
 	}
+}
+
+// TestMessagesEndsWindowExactly: with Config.Messages the window counts exactly that many echoes,
+// however many workers complete them at once, and ends early; a limit the duration does not allow
+// leaves the duration in charge.
+func TestMessagesEndsWindowExactly(t *testing.T) {
+	s := startTestServer(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"pingpong", Config{Conns: 8, Pipeline: 1, Workers: 1, Messages: 3000}},
+		{"pipelined workers", Config{Conns: 12, Pipeline: 8, Workers: 3, Messages: 20011}},
+		{"open loop", Config{Conns: 4, Pipeline: 2, Workers: 2, Rate: 4000, Messages: 999}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Addr, cfg.Sizes, cfg.Verify, cfg.Duration = s.addr(), []int{64}, true, 30*time.Second
+			res, err := runChecked(t, context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.Messages != uint64(cfg.Messages) {
+				t.Errorf("%d messages in the window, want exactly %d", res.Messages, cfg.Messages)
+			}
+			if res.Elapsed <= 0 || res.Elapsed >= cfg.Duration {
+				t.Errorf("window %v, want it ended by the message count well before %v", res.Elapsed, cfg.Duration)
+			}
+			var perSecond uint64
+			for _, sec := range res.PerSecond {
+				perSecond += sec.Messages
+			}
+			if perSecond != res.Messages || res.VerifyFailures != 0 {
+				t.Errorf("per-second messages add up to %d of %d; %d verify failures", perSecond, res.Messages, res.VerifyFailures)
+			}
+			if cfg.Rate == 0 && res.Latency.TotalCount() != int64(res.Messages) {
+				t.Errorf("%d latency samples for %d messages", res.Latency.TotalCount(), res.Messages)
+			}
+		})
+	}
+	t.Run("duration first", func(t *testing.T) {
+		res, err := runChecked(t, context.Background(), Config{
+			Addr: s.addr(), Conns: 2, Sizes: []int{64}, Pipeline: 1, Rate: 200, Messages: 1 << 40,
+			Duration: 300 * time.Millisecond,
+		})
+		if err != nil || res.Messages == 0 || res.Messages >= 1<<40 || res.Elapsed != 300*time.Millisecond {
+			t.Errorf("Run: %v, %d messages in %v; want the 300ms window to end the run", err, res.Messages, res.Elapsed)
+		}
+	})
 }

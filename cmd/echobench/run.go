@@ -44,6 +44,7 @@ type options struct {
 	verify, frame           bool
 	reconnect, workers      int
 	sources                 int
+	messages                int
 	repeat                  int
 	out                     string
 	stopGrace               time.Duration
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.reconnect, "reconnect", 0, "every connection does K echoes, closes and reconnects (0 = keep connections)")
 	fs.IntVar(&o.workers, "workers", 0, "engine event loops (0 = GOMAXPROCS, which pinning sets to the client CPUs)")
 	fs.IntVar(&o.sources, "sources", 16, "spread connections over N source addresses, 127.0.0.2 upward, for IPv4 loopback targets (0 = the kernel's choice; one address caps new connections at ~14,000/s)")
+	fs.IntVar(&o.messages, "messages", 0, "end the measured window after N echoes, all connections together (0 = no limit; -d still bounds it)")
 	fs.IntVar(&o.repeat, "repeat", 1, "run the same cell N times and report mean, stddev and 95% CI of msgs/s")
 	// The run's own flags.
 	fs.StringVar(&o.out, "o", "", "write the full result as JSON to this file")
@@ -206,6 +208,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Frame:       o.frame,
 		Reconnect:   o.reconnect,
 		Workers:     o.workers,
+		Messages:    o.messages,
 	}
 	rep.Settings = report.Settings{
 		Model: o.model, Addr: o.addr, ServerArgs: o.server.Args(),

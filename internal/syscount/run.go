@@ -1,0 +1,291 @@
+package syscount
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"echobench/internal/affinity"
+	"echobench/report"
+	"echobench/server"
+)
+
+// Config is the fixed workload and the binaries that run it.
+type Config struct {
+	EchoServer, EchoBench, Strace string // paths to bin/echoserver, bin/echobench, strace
+	ServerCPUs, ClientCPUs        string // kernel CPU lists, as echobench takes them
+	Conns, Size, Messages         int    // connections, message size, echoes in the measured window
+	Warmup                        time.Duration
+	Limit                         time.Duration // the longest a measured window may run, traced or not
+	Log                           io.Writer     // progress, and the output of a run that failed
+}
+
+// Args are the echobench load flags of the workload: closed-loop ping-pong, ended by the echo
+// count, with the duration only as a bound.
+func (c Config) Args() []string {
+	return []string{
+		"-c", strconv.Itoa(c.Conns), "-size", strconv.Itoa(c.Size), "-pipeline", "1",
+		"-messages", strconv.Itoa(c.Messages), "-d", c.Limit.String(), "-warmup", c.Warmup.String(),
+		"-server-cpus", c.ServerCPUs, "-client-cpus", c.ClientCPUs,
+	}
+}
+
+// Target is one server configuration: a model and, for pooled models, a pool size.
+type Target struct {
+	Name  string
+	Model string
+	Pool  int
+}
+
+func (t Target) serverArgs() []string {
+	args := []string{"-model", t.Model}
+	if t.Pool > 0 {
+		args = append(args, "-pool", strconv.Itoa(t.Pool))
+	}
+	return args
+}
+
+// stopTimeout bounds the wait for a server (and strace) to exit after SIGTERM.
+const stopTimeout = 30 * time.Second
+
+// addrTimeout bounds the wait for a server's first line, its address; strace's start-up is in it.
+const addrTimeout = 30 * time.Second
+
+// Measure runs t twice, traced and untraced, and returns its row. A model that cannot run here, or
+// a run that fails, gives a row that says why.
+func Measure(ctx context.Context, c Config, t Target) Row {
+	row := Row{Name: t.Name}
+	m, err := server.Lookup(t.Model)
+	if err == nil {
+		err = m.CheckAvailable()
+	}
+	if err != nil {
+		row.Skipped = err.Error()
+		return row
+	}
+	dir, err := os.MkdirTemp("", "echosyscalls-")
+	if err != nil {
+		row.Skipped = err.Error()
+		return row
+	}
+	defer os.RemoveAll(dir)
+	if err := c.traced(ctx, t, dir, &row); err != nil {
+		row.Skipped = fmt.Sprintf("traced run: %v", err)
+		return row
+	}
+	if err := c.untraced(ctx, t, dir, &row); err != nil {
+		row.Skipped = fmt.Sprintf("untraced run: %v", err)
+	}
+	return row
+}
+
+// traced starts the server under strace -f -c, pins it, loads it with echobench -addr, stops it
+// with SIGTERM and reads the summary strace writes when the server has exited. It speaks the
+// server's side of the child protocol itself (first line the address, last "stats" line the
+// counts) because internal/launch starts the server binary directly and cannot put strace in
+// front of it.
+func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) error {
+	summary := filepath.Join(dir, "strace.txt")
+	serverCPUs, err := affinity.ParseList(c.ServerCPUs)
+	if err != nil {
+		return fmt.Errorf("server CPUs: %w", err)
+	}
+	// -q: no attach and detach lines; -o: the summary goes to a file, so the server's stdout
+	// (its address and stats lines) stays its own.
+	args := append([]string{"-f", "-c", "-q", "-o", summary, "--", c.EchoServer, "-addr", "127.0.0.1:0", "-quiet"}, t.serverArgs()...)
+	cmd := exec.Command(c.Strace, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("strace stdout: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", c.Strace, err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 1)
+	stats := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		first := true
+		last := ""
+		for sc.Scan() {
+			if first {
+				lines <- sc.Text()
+				first = false
+			} else if s, ok := strings.CutPrefix(sc.Text(), "stats "); ok {
+				last = s
+			}
+		}
+		stats <- last
+		exited <- cmd.Wait()
+	}()
+	// The server is strace's one child. strace blocks SIGTERM while it runs a command it started
+	// (its -I default with -o), so the server is signalled itself; strace exits when it has.
+	serverPID := 0
+	stopped := false
+	defer func() {
+		if stopped {
+			return
+		}
+		// A failed run: the server is asked to stop as usual, so that a model's helper
+		// processes go with it, and killed, with strace, only if it does not.
+		if serverPID > 0 {
+			syscall.Kill(serverPID, syscall.SIGTERM)
+			select {
+			case err := <-exited:
+				exited <- err
+			case <-time.After(stopTimeout):
+				syscall.Kill(serverPID, syscall.SIGKILL)
+				cmd.Process.Kill()
+			}
+		} else {
+			cmd.Process.Kill()
+		}
+		<-exited
+	}()
+	var addr string
+	select {
+	case addr = <-lines:
+	case <-time.After(addrTimeout):
+		return fmt.Errorf("no address line from the server within %v: %s", addrTimeout, stderr.String())
+	case <-stats:
+		return fmt.Errorf("the server exited before printing its address: %s", strings.TrimSpace(stderr.String()))
+	}
+	if serverPID, err = onlyChild(cmd.Process.Pid); err != nil {
+		return err
+	}
+	// Pinned now rather than from the start: a thread created later inherits its creator's
+	// mask, so what runs during the load (and every process it forks) is on serverCPUs.
+	for _, pid := range []int{cmd.Process.Pid, serverPID} {
+		if _, err := affinity.PinProcess(pid, serverCPUs); err != nil {
+			return fmt.Errorf("pin pid %d: %w", pid, err)
+		}
+	}
+	if err := c.echobench(ctx, append([]string{"-addr", addr}, c.Args()...)); err != nil {
+		return err
+	}
+	if err := syscall.Kill(serverPID, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop server pid %d: %w", serverPID, err)
+	}
+	var line string
+	select {
+	case line = <-stats:
+	case <-time.After(stopTimeout):
+		return fmt.Errorf("the server did not exit within %v of SIGTERM", stopTimeout)
+	}
+	if err := <-exited; err != nil {
+		stopped = true
+		return fmt.Errorf("strace: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	stopped = true
+	var st server.Stats
+	if err := json.Unmarshal([]byte(line), &st); err != nil {
+		return fmt.Errorf("the server's final stats line %q: %w", line, err)
+	}
+	row.Echoed = st.BytesOut / uint64(c.Size)
+	f, err := os.Open(summary)
+	if err != nil {
+		return fmt.Errorf("strace summary: %w", err)
+	}
+	defer f.Close()
+	if row.Calls, err = Parse(f); err != nil {
+		return fmt.Errorf("%s: %w", summary, err)
+	}
+	return nil
+}
+
+// untraced runs echobench -model, which starts, pins, accounts and stops the server itself, and
+// reads its JSON report.
+func (c Config) untraced(ctx context.Context, t Target, dir string, row *Row) error {
+	out := filepath.Join(dir, "untraced.json")
+	args := append(append([]string{"-server-bin", c.EchoServer, "-o", out}, t.serverArgs()...), c.Args()...)
+	if err := c.echobench(ctx, args); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return fmt.Errorf("echobench report: %w", err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("echobench report %s: %w", out, err)
+	}
+	if len(rep.Runs) != 1 || rep.Runs[0].Server == nil || rep.Runs[0].ServerCounts == nil {
+		return fmt.Errorf("echobench report %s has no server accounting", out)
+	}
+	run := rep.Runs[0]
+	srv := run.Server
+	row.CtxVoluntary, row.CtxInvoluntary = srv.CtxVoluntary, srv.CtxInvolunt
+	row.Threads, row.Processes = srv.PeakThreads, srv.PeakProcesses
+	row.WindowCPUSeconds, row.WindowMessages = srv.WindowCPUS, run.Messages
+	row.UntracedEchoed = run.ServerCounts.BytesOut / uint64(c.Size)
+	if srv.CtxSource != "wait4" {
+		row.Note = strings.TrimSpace(row.Note + " context switches: " + srv.CtxSource + ", not the server's whole life.")
+	}
+	if run.Messages < uint64(c.Messages) {
+		row.Note = strings.TrimSpace(fmt.Sprintf("%s the %v limit ended the untraced window at %d echoes.", row.Note, c.Limit, run.Messages))
+	}
+	return nil
+}
+
+// echobench runs bin/echobench with args; its output is shown only when it fails.
+func (c Config) echobench(ctx context.Context, args []string) error {
+	cmd := exec.CommandContext(ctx, c.EchoBench, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if c.Log != nil {
+			fmt.Fprintf(c.Log, "%s %s\n%s", c.EchoBench, strings.Join(args, " "), out.String())
+		}
+		return fmt.Errorf("echobench: %w", err)
+	}
+	return nil
+}
+
+// onlyChild returns the pid of the one child of process pid.
+func onlyChild(pid int) (int, error) {
+	path := fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("find the traced server: %w", err)
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) != 1 {
+		return 0, fmt.Errorf("find the traced server: %s lists %d children, want 1", path, len(fields))
+	}
+	child, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 0, fmt.Errorf("find the traced server: %s: %w", path, err)
+	}
+	return child, nil
+}
+
+// errNoStrace is returned by FindStrace.
+var errNoStrace = errors.New("strace is not installed; `make syscalls` installs it with apt-get, or install it yourself")
+
+// FindStrace returns strace's path and version line.
+func FindStrace() (path, version string, err error) {
+	path, err = exec.LookPath("strace")
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", errNoStrace, err)
+	}
+	out, err := exec.Command(path, "-V").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("%s -V: %w", path, err)
+	}
+	version, _, _ = strings.Cut(string(out), "\n")
+	return path, version, nil
+}
