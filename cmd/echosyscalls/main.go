@@ -17,8 +17,8 @@ import (
 
 	"echobench/bench"
 	"echobench/internal/syscount"
+	"echobench/measure"
 	_ "echobench/models/all"
-	"echobench/report"
 	"echobench/server"
 )
 
@@ -68,7 +68,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "echosyscalls: interrupted; nothing written")
 		os.Exit(1)
 	}
-	env := report.CollectEnv()
+	env := measure.CollectEnv()
 	cond := syscount.Conditions{
 		Command:   strings.Join(os.Args, " "),
 		Workload:  fmt.Sprintf("%d connections × %d B closed-loop ping-pong, %d echoes in the measured window after %v of warmup (echobench %s)", c.Conns, c.Size, c.Messages, c.Warmup, strings.Join(c.Args(), " ")),
@@ -92,7 +92,7 @@ func targets() []syscount.Target {
 	var ts []syscount.Target
 	seen := map[string]bool{}
 	for _, r := range bench.DefaultRows() {
-		ts = append(ts, syscount.Target{Name: r.Name, Model: r.Model, Pool: r.Pool})
+		ts = append(ts, syscount.Target{Name: r.Name, Model: r.Model, Server: r.Server})
 		seen[r.Model] = true
 	}
 	for _, name := range server.Names() {

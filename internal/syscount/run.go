@@ -41,19 +41,15 @@ func (c Config) Args() []string {
 	}
 }
 
-// Target is one server configuration: a model and, for pooled models, a pool size.
+// Target is one server configuration: a model and its server flags (a pool size, say).
 type Target struct {
-	Name  string
-	Model string
-	Pool  int
+	Name   string
+	Model  string
+	Server server.Config
 }
 
 func (t Target) serverArgs() []string {
-	args := []string{"-model", t.Model}
-	if t.Pool > 0 {
-		args = append(args, "-pool", strconv.Itoa(t.Pool))
-	}
-	return args
+	return append([]string{"-model", t.Model}, t.Server.Args()...)
 }
 
 // stopTimeout bounds the wait for a server (and strace) to exit after SIGTERM.
