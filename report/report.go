@@ -55,7 +55,8 @@ type Settings struct {
 	WarmupS     float64  `json:"warmup_s"`
 	Sizes       []int    `json:"sizes"`
 	Pipeline    int      `json:"pipeline"`
-	Rate        int      `json:"rate"` // open-loop messages/s; 0 = closed loop
+	Rate        int      `json:"rate"`               // open-loop messages/s; 0 = closed loop
+	Messages    int      `json:"messages,omitempty"` // the window ended after this many echoes; 0 = by duration
 	Verify      bool     `json:"verify"`
 	Frame       bool     `json:"frame"`
 	Reconnect   int      `json:"reconnect"`

@@ -31,24 +31,24 @@ const (
 
 // options are the parsed flags.
 type options struct {
-	addr, model, serverBin  string
-	server                  server.Config // passed to the -model child: its flags are Config's own
-	serverPID               int
-	allowRemote             bool
-	pin                     bool
-	serverCPUs, clientCPUs  string
-	conns, connectRate      int
-	duration, warmup        time.Duration
-	size                    string
-	pipeline, rate          int
-	verify, frame           bool
-	reconnect, workers      int
-	sources                 int
-	messages                int
-	repeat                  int
-	out                     string
-	stopGrace               time.Duration
-	progress, forceProgress bool
+	addr, model, serverBin string
+	server                 server.Config // passed to the -model child: its flags are Config's own
+	serverPID              int
+	allowRemote            bool
+	pin                    bool
+	serverCPUs, clientCPUs string
+	conns, connectRate     int
+	duration, warmup       time.Duration
+	size                   string
+	pipeline, rate         int
+	verify, frame          bool
+	reconnect, workers     int
+	sources                int
+	messages               int
+	repeat                 int
+	out                    string
+	stopGrace              time.Duration
+	forceProgress          bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -214,7 +214,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Model: o.model, Addr: o.addr, ServerArgs: o.server.Args(),
 		Loops: o.server.Loops, Pool: o.server.Pool, Outbound: o.server.OutboundLimit,
 		Conns: o.conns, ConnectRate: o.connectRate, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
-		Sizes: sizes, Pipeline: o.pipeline, Rate: o.rate, Verify: o.verify, Frame: o.frame,
+		Sizes: sizes, Pipeline: o.pipeline, Rate: o.rate, Messages: o.messages, Verify: o.verify, Frame: o.frame,
 		Reconnect: o.reconnect, Workers: o.workers, Repeat: o.repeat, Sources: o.sources,
 	}
 	if o.model != "" {
