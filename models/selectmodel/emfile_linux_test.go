@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"echobench/models/modeltest"
-	_ "echobench/models/select"
+	_ "echobench/models/selectmodel"
 )
 
 func TestMain(m *testing.M) {

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"echobench/models/modeltest"
-	_ "echobench/models/select"
+	_ "echobench/models/selectmodel"
 )
 
 func TestConformance(t *testing.T) {

@@ -10,3 +10,6 @@ func init() {
 		Available: available,
 	})
 }
+
+// available reports nil: the model needs nothing beyond non-blocking sockets.
+func available() error { return nil }
