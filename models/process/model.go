@@ -2,8 +2,11 @@ package process
 
 import (
 	"encoding/binary"
+	"fmt"
+	"os"
 	"time"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
 
@@ -17,6 +20,14 @@ func init() {
 	})
 }
 
+// available reports whether this binary can find itself to re-execute as a child.
+func available() error {
+	if _, err := os.Executable(); err != nil {
+		return fmt.Errorf("cannot find this binary to re-execute as a child: %w", err)
+	}
+	return nil
+}
+
 // DefaultMaxChildren caps how many connection processes run at once when Config.Pool is 0. Each
 // costs a Go runtime of a few MiB, several threads and two fds in the parent (its pidfd and its
 // report pipe), so 4096 children are already several GiB; past the cap new connections wait in
@@ -24,9 +35,9 @@ func init() {
 // to what the parent's RLIMIT_NOFILE can hold, if that is less.
 const DefaultMaxChildren = 4096
 
-// childBufSize is the read buffer of a connection process. The echo is blocking, so one buffer
-// is all a connection ever holds: 32 KiB, what io.Copy uses, or the outbound limit if smaller.
-const childBufSize = 32 << 10
+// childBufSize is the read buffer of a connection process, or the outbound limit if smaller (the
+// rule of sockutil.ReadBuffer). The echo is blocking, so one buffer is all a connection ever holds.
+const childBufSize = sockutil.ReadBufferSize
 
 // acceptBackoff paces accept and fork retries after a resource error (EMFILE, ENFILE, ENOMEM,
 // EAGAIN from fork): retrying at once would spin a core on an error that only goes away when
