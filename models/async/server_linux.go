@@ -1,4 +1,4 @@
-//go:build linux && !poll_opt
+//go:build !poll_opt
 
 package async
 
@@ -17,21 +17,9 @@ import (
 	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
-
-func init() {
-	server.Register(server.Model{
-		Name:    "async",
-		Summary: "gnet v2 reactor: N event loops, each one epoll instance and one shared read buffer",
-		Start:   Start,
-	})
-}
-
-// maxReadBuffer is the read(2) size of every loop: gnet's default, 64 KiB, which is also what one
-// loopback segment carries. The loop reads into one such buffer shared by all its connections, so
-// it costs 64 KiB per loop, not per connection.
-const maxReadBuffer = 64 << 10
 
 // minOutbound is the smallest outbound limit this model can keep: gnet rounds any smaller read
 // buffer up to 1 KiB (ring.DefaultBufferSize), and one read's worth is what may be queued.
@@ -139,6 +127,8 @@ func Start(cfg server.Config) (server.Server, error) {
 		gnet.WithReusePort(true),
 		gnet.WithLockOSThread(cfg.LockOSThread),
 		gnet.WithReadBufferCap(readBufferCap(limit)),
+		// gnet's default, spelled out: every model sets it (see sockutil.SetNoDelay).
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithTicker(true),
 		gnet.WithLogger(gnetLogger{s}),
 	}
@@ -178,12 +168,14 @@ func Start(cfg server.Config) (server.Server, error) {
 	return s, nil
 }
 
-// readBufferCap is the read size for an outbound limit: gnet queues at most the unsent part of one
+// readBufferCap is the read size for an outbound limit, sockutil.ReadBuffer's rule rounded down
+// to a power of two (gnet's read buffer is a ring of that size): gnet queues at most the unsent part of one
 // read (see OnTraffic), so a read no larger than the limit keeps the queue within it. gnet rounds
-// the size up to a power of two, so it is rounded down here first.
+// the size up to a power of two, so it is rounded down here first. The loop reads into one such
+// buffer shared by all its connections, so it costs one per loop, not per connection.
 func readBufferCap(limit int) int {
 	n := minOutbound
-	for n*2 <= min(limit, maxReadBuffer) {
+	for n*2 <= sockutil.ReadBuffer(limit) {
 		n *= 2
 	}
 	return n

@@ -7,21 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
-
-func init() {
-	server.Register(server.Model{
-		Name:    "stdnet",
-		Summary: "Go standard library: net.Listen, a goroutine per connection (the baseline)",
-		Start:   Start,
-	})
-}
-
-// bufSize is the per-connection read buffer. 32 KiB is what io.Copy uses: large enough that a
-// bulk transfer costs few syscalls, small enough that ten thousand idle connections stay in the
-// hundreds of MiB.
-const bufSize = 32 << 10
 
 type srv struct {
 	server.Lifecycle
@@ -114,7 +102,7 @@ func (s *srv) serve(c net.Conn) {
 		c.Close()
 		s.Closed()
 	}()
-	buf := make([]byte, min(bufSize, s.cfg.Outbound()))
+	buf := make([]byte, sockutil.ReadBuffer(s.cfg.Outbound()))
 	for {
 		n, rerr := c.Read(buf)
 		if n > 0 {
