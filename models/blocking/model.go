@@ -19,11 +19,9 @@ const procsCap = 128
 // returns must get one of the runtime's Ps before it runs Go code again, and with Go's default of
 // one P per CPU a server pinned to one CPU has one P for all its threads: while the thread that
 // holds it sleeps in a syscall, the next waits for sysmon to take it back, and a thousand threads
-// queue for it. Measured with 1,000 connections × 64 B, server pinned to one core: GOMAXPROCS 1
-// gave p99 1.6 s with the server's core 63 % busy, a queue of the Go runtime's making; 128 gave
-// p99 34 ms at 92 %, a thousand threads taking turns on one core, which is the model's own cost;
-// 1,024 gave a p99.9 of 1 s again (a garbage collection then starts a worker on every idle P).
-// A pool of N threads needs no more than N.
+// queue for it. 128 leaves enough Ps that the threads take turns on the CPU, the model's own
+// cost, rather than queue for a P; far more lets a garbage collection start a worker on every
+// idle P. A pool of N threads needs no more than N.
 func procs(cfg server.Config) int {
 	if cfg.Pool > 0 {
 		return min(cfg.Pool, procsCap)

@@ -182,10 +182,8 @@ func (l *loop) waitTimeout() int {
 
 // wait returns the number of ready fds in l.events. After a batch, the next is often ready
 // already, so a busy loop first polls without blocking, and blocks in epoll_wait only when that
-// finds nothing. The difference is the Go runtime's, not the kernel's: a thread blocked in a
-// syscall has its P taken away by sysmon, which wakes another thread to look for work, and the
-// loop must get a P back when it returns; two context switches and a futex that a poll which
-// does not block never pays.
+// finds nothing: a blocking wait costs the runtime's P hand-off (doc.go says why), a poll that
+// does not block does not.
 func (l *loop) wait(busy bool) (int, error) {
 	if busy {
 		if n, err := pollEvents(l.epfd, l.events); n > 0 || (err != nil && err != unix.EINTR) {
