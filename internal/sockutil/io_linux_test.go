@@ -37,3 +37,37 @@ func TestNonblockCalls(t *testing.T) {
 		t.Fatalf("send to a closed peer: %v, want EPIPE", err)
 	}
 }
+
+// TestBlockingCalls checks the runtime-aware pair on a blocking stream pair: Read waits for the
+// bytes Send wrote, and Send to a peer that has gone fails with EPIPE, not SIGPIPE.
+func TestBlockingCalls(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := fds[0], fds[1]
+	defer unix.Close(a)
+	go func() {
+		if _, err := Send(b, []byte("ping")); err != nil {
+			t.Errorf("send: %v", err)
+		}
+	}()
+	buf := make([]byte, 4)
+	for got := 0; got < len(buf); {
+		n, err := Read(a, buf[got:])
+		if err != nil || n == 0 {
+			t.Fatalf("read: n=%d err=%v after %q", n, err, buf[:got])
+		}
+		got += n
+	}
+	if !bytes.Equal(buf, []byte("ping")) {
+		t.Fatalf("read %q, want \"ping\"", buf)
+	}
+	unix.Close(b)
+	if n, err := Read(a, buf); n != 0 || err != nil {
+		t.Fatalf("read after the peer closed: n=%d err=%v, want end of stream", n, err)
+	}
+	if _, err := Send(a, []byte("x")); !errors.Is(err, unix.EPIPE) {
+		t.Fatalf("send to a closed peer: %v, want EPIPE", err)
+	}
+}
