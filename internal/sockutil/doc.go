@@ -1,10 +1,33 @@
-// Package sockutil holds the socket plumbing that the raw-syscall models share, so that each
-// model's files show only its own idea: opening a listening TCP socket from a "host:port" string
-// (IPv4, IPv6, or ":port" for every address of both families), sorting the errors accept(2) can
-// return into those to retry at once and those that last until some connection closes, reading a
-// socket past EINTR, and rate-limiting the log of a condition that repeats in bursts.
+// Package sockutil is the socket layer every raw-fd model shares, so that the models differ only
+// in their IO model and each model's package shows only its own idea. It holds:
 //
-// It is not a model and serves no connection; models/blocking, models/nonblocking,
-// models/select, models/epoll and models/process import it, and no model imports another. The socket and errno code is Linux's;
-// LogBurst is portable.
+//   - Listen and ListenGroup: the one way a model opens its listening sockets (options:
+//     non-blocking, SO_REUSEPORT, backlog), with one dual-stack rule;
+//   - AcceptPending and AcceptBatch: how an event loop takes connections from its listener, and
+//     the error classes (IsAcceptRetryable, IsResourceShortage, IsPeerGone) every accept and
+//     every connection error is sorted by;
+//   - SetNoDelay: the socket option every accepted connection gets;
+//   - ReadNonblock and SendNonblock for event loops, Read and Send for threads that block: the
+//     per-message syscall path;
+//   - ReadBufferSize and ReadBuffer: the size of one read, the same for every model;
+//   - Outbound and Pool: the bounded outbound queue of one connection, and the rule that stops
+//     reading a client that does not read its echoes;
+//   - Waker: the eventfd a loop sleeps on beside its sockets, written to stop it;
+//   - LogBurst: the rate limit for a condition that repeats in bursts, such as EMFILE.
+//
+// models/FAIRNESS.md lists what each model takes from here and where a model differs, and why.
+//
+// # Two syscall paths, one per kind of caller
+//
+// The runtime wraps every syscall made through unix.Read, unix.Write and the like in
+// entersyscall/exitsyscall: bookkeeping that lets it hand the thread's P to other goroutines
+// while the call blocks, and take one back when it returns. A call on a non-blocking socket never
+// blocks, so for it that bookkeeping is pure cost, paid twice per echoed message on an event loop.
+// ReadNonblock and SendNonblock are therefore made with RawSyscall, which skips it. A thread that
+// sleeps in the call (the blocking and process models, the workers of a prefork pool) must keep
+// the bookkeeping, or it would hold its P for as long as it sleeps and starve every goroutine
+// queued behind it: those use Read and Send. Both pairs make the same system calls, read(2) and
+// sendto(2) with MSG_NOSIGNAL, so a strace of any model counts the same calls per message.
+//
+// It is not a model and serves no connection; no model imports another, they all import this.
 package sockutil

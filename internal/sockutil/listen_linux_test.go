@@ -27,7 +27,7 @@ func TestListen(t *testing.T) {
 			if tc.ipv6 && !haveIPv6Loopback() {
 				t.Skip("no IPv6 loopback on this machine")
 			}
-			fd, bound, err := Listen(tc.addr, 0)
+			fd, bound, err := Listen(tc.addr, ListenOptions{})
 			if err != nil {
 				t.Fatalf("Listen(%q): %v", tc.addr, err)
 			}
@@ -66,11 +66,7 @@ func dialAndAccept(t *testing.T, lfd int, addr string) {
 
 func TestListenFlags(t *testing.T) {
 	for _, nonblocking := range []bool{false, true} {
-		flags := 0
-		if nonblocking {
-			flags = unix.SOCK_NONBLOCK
-		}
-		fd, _, err := Listen("127.0.0.1:0", flags)
+		fd, _, err := Listen("127.0.0.1:0", ListenOptions{Nonblocking: nonblocking})
 		if err != nil {
 			t.Fatalf("Listen: %v", err)
 		}
@@ -79,14 +75,14 @@ func TestListenFlags(t *testing.T) {
 			t.Fatalf("fcntl F_GETFL: %v", err)
 		}
 		if got := fl&unix.O_NONBLOCK != 0; got != nonblocking {
-			t.Errorf("flags %#x: O_NONBLOCK is %v, want %v", flags, got, nonblocking)
+			t.Errorf("Nonblocking %v: O_NONBLOCK is %v", nonblocking, got)
 		}
 		fdfl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
 		if err != nil {
 			t.Fatalf("fcntl F_GETFD: %v", err)
 		}
 		if fdfl&unix.FD_CLOEXEC == 0 {
-			t.Errorf("flags %#x: the listener lacks FD_CLOEXEC, so child processes would inherit it", flags)
+			t.Errorf("Nonblocking %v: the listener lacks FD_CLOEXEC, so child processes would inherit it", nonblocking)
 		}
 		if nonblocking {
 			// With no client queued, a non-blocking accept returns at once.
@@ -99,20 +95,58 @@ func TestListenFlags(t *testing.T) {
 }
 
 func TestListenErrors(t *testing.T) {
-	fd, bound, err := Listen("127.0.0.1:0", 0)
+	fd, bound, err := Listen("127.0.0.1:0", ListenOptions{})
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
 	defer unix.Close(fd)
 	// SO_REUSEADDR does not let a second socket listen on a port that is already listening.
-	if fd2, _, err := Listen(bound.String(), 0); !errors.Is(err, unix.EADDRINUSE) {
+	if fd2, _, err := Listen(bound.String(), ListenOptions{}); !errors.Is(err, unix.EADDRINUSE) {
 		if err == nil {
 			unix.Close(fd2)
 		}
 		t.Errorf("second Listen on %s: %v, want EADDRINUSE", bound, err)
 	}
-	if _, _, err := Listen("127.0.0.1", 0); err == nil {
+	if _, _, err := Listen("127.0.0.1", ListenOptions{}); err == nil {
 		t.Errorf("Listen on an address without a port succeeded")
+	}
+}
+
+// TestListenGroup checks that a group of listeners shares one port, that the kernel hands
+// connections to its members, and that ":0" stays dual-stack for every member.
+func TestListenGroup(t *testing.T) {
+	addr := "127.0.0.1:0"
+	if haveIPv6Loopback() {
+		addr = ":0"
+	}
+	fds, bound, err := ListenGroup(addr, 3, ListenOptions{})
+	if err != nil {
+		t.Fatalf("ListenGroup(%q, 3): %v", addr, err)
+	}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	if len(fds) != 3 {
+		t.Fatalf("ListenGroup returned %d listeners, want 3", len(fds))
+	}
+	for _, fd := range fds {
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := TCPAddrOf(sa); got.Port != bound.Port || !got.IP.Equal(bound.IP) {
+			t.Errorf("listener fd %d is bound to %v, want %v", fd, got, bound)
+		}
+		if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT); err != nil || v == 0 {
+			t.Errorf("listener fd %d: SO_REUSEPORT %d, %v; want it set", fd, v, err)
+		}
+	}
+	// A listener without SO_REUSEPORT cannot join the group.
+	if more, _, err := ListenGroup(bound.String(), 1, ListenOptions{}); err == nil {
+		unix.Close(more[0])
+		t.Errorf("a plain listener joined the SO_REUSEPORT group on %v", bound)
 	}
 }
 

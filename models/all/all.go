@@ -7,7 +7,7 @@ import (
 	_ "echobench/models/epoll"
 	_ "echobench/models/nonblocking"
 	_ "echobench/models/process"
-	_ "echobench/models/select"
+	_ "echobench/models/selectmodel"
 	_ "echobench/models/stdnet"
 	_ "echobench/models/uring"
 )

@@ -16,10 +16,9 @@
 // model reserves one port before gnet binds, so that every loop listens on it. Config.LockOSThread
 // pins every loop goroutine to an OS thread. A connection stays on its loop for life.
 //
-// Buffers: each loop has one read buffer (64 KiB, or less with a small outbound limit) shared by
-// all its connections, so an idle connection owns no buffer at all: with 5,000 idle connections
-// this model's process held about 0.8 KiB per connection (kernel socket state aside) against 8 KiB
-// for stdnet's goroutine-per-connection. Each connection has an inbound ring for bytes a handler
+// Buffers: each loop has one read buffer (sockutil.ReadBufferSize, or less with a small outbound
+// limit, the rule every model follows) shared by all its connections, so an idle connection owns
+// no buffer at all. Each connection has an inbound ring for bytes a handler
 // leaves unconsumed and an outbound buffer (a pooled ring up to 64 KiB, then a linked list of
 // pooled slices) for bytes the kernel would not take. Registration is level-triggered; EPOLLOUT is
 // armed only while the outbound buffer is not empty.
@@ -45,14 +44,14 @@
 // handler does not consume is appended to the inbound ring, and whatever the kernel does not take
 // is appended to the outbound buffer; neither has a bound, and gnet has no call to pause reading
 // (gnet issues #712 and #722; pull request #713 was not merged). Leaving input unconsumed therefore
-// only moves the growth from the outbound buffer to the inbound one. Measured: with reads never
-// paused, a client that wrote 64 MiB without reading grew this server's resident memory by 59 MiB.
+// only moves the growth from the outbound buffer to the inbound one: with reads never paused, a
+// client that writes without reading grows the server's memory by about what it writes.
 //
 // So the model pauses reading itself. When an echo leaves anything in gnet's outbound buffer,
 // OnTraffic sets the connection's epoll interest to EPOLLOUT alone (pause_linux.go); gnet's own
 // write handler sets it back to EPOLLIN when the buffer empties, which resumes reading. TCP flow
 // control then stops the client. The bound that results is one read's worth per connection, at most
-// min(64 KiB, Config.Outbound()); the read size is set from the outbound limit so that holds.
+// sockutil.ReadBuffer(Config.Outbound()); the read size is set from the outbound limit so that holds.
 //
 // Two limits of this. First, gnet exposes no epoll fd: the model reads it from gnet's unexported
 // eventloop.poller.fd by reflection, and refuses to start unless the binary's build info shows gnet
@@ -75,9 +74,9 @@
 // RLIMIT_NOFILE, so that accept never gets there. That holds only because each loop has its own
 // listener and accepts one connection, then runs OnOpen, before it accepts the next. gnet's
 // default, one main reactor accepting for all loops, drains the whole backlog into the loops'
-// queues before any OnOpen runs: measured, a flood of 2,000 connections at RLIMIT_NOFILE 256
-// stopped that server with "Accept() failed due to error: too many open files" after 309
-// accepts, which is why SO_REUSEPORT is always on. The test suite floods 2,000 connections at
+// queues before any OnOpen runs, so a flood of connections at a low RLIMIT_NOFILE stops that
+// server with "Accept() failed due to error: too many open files", which is why SO_REUSEPORT is
+// always on. The test suite floods 2,000 connections at
 // RLIMIT_NOFILE 256, with and without Config.ReusePort, and the server keeps serving. ENFILE (the
 // system-wide table) is not covered by this. When gnet does stop itself, Wait returns gnet's first
 // error. SO_REUSEPORT would also let this server join a fixed port that another process of the
@@ -105,7 +104,5 @@
 // Close triggers the stop through Engine.Stop with an already cancelled context: Stop then
 // starts the shutdown and returns at once, instead of polling every 500 ms for it to finish. Close
 // then waits up to 30 s for gnet.Run to return: by then every loop goroutine has exited and every
-// connection, listener, epoll fd and eventfd gnet opened is closed. Measured on an idle server with
-// one connection, 10 runs: Close took 91 µs on average (worst 189 µs); letting Stop poll took 512 ms
-// (worst 585 ms).
+// connection, listener, epoll fd and eventfd gnet opened is closed.
 package async

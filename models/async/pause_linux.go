@@ -1,4 +1,4 @@
-//go:build linux && !poll_opt
+//go:build !poll_opt
 
 package async
 

@@ -5,26 +5,24 @@
 //
 // # One echoed message
 //
-// In the common case a message costs two syscalls, read(2) and send(2), plus a share of an
-// epoll_wait: a wait returns up to 256 ready connections, so under load one wait serves many
-// messages, and when idle it costs one per message (measured with 50 connections in 64-byte
-// ping-pong: 0.2 to 0.4 waits per message, as for a minimal C epoll server). No epoll_ctl is
-// made while a connection's echoes go out whole. When the kernel takes only part of an echo,
+// In the common case a message costs two syscalls, read(2) and sendto(2) (sockutil's raw
+// non-blocking pair), plus a share of an epoll_wait: a wait returns up to 256 ready connections,
+// so under load one wait serves many messages, and when idle it costs one per message. No
+// epoll_ctl is made while a connection's echoes go out whole. When the kernel takes only part of an echo,
 // the rest is queued and the connection pays one epoll_ctl to arm EPOLLOUT, one send per 16 KiB
 // queued once the socket drains, and one epoll_ctl to disarm it.
 //
 // Waiting happens in epoll_wait, in the kernel, one thread per loop. Copying happens in
-// read(2), which moves the bytes from the socket's receive queue into the loop's one 64 KiB read
-// buffer, and in send(2), which moves them from that same buffer to the send queue. Only a
+// read(2), which moves the bytes from the socket's receive queue into the loop's one read buffer
+// (sockutil.ReadBufferSize), and in sendto(2), which moves them from that same buffer to the send queue. Only a
 // partial write copies in user space, into the connection's outbound chunks.
 //
 // A loop that has just handled a batch first polls with a zero timeout and blocks only if
 // nothing is ready. A Go thread that blocks in a syscall has its P taken by the runtime's
 // sysmon, which wakes another thread to look for work, so blocking costs context switches and
-// futex calls that a C server never pays; under load, polling first cut the futex calls per
-// message to a tenth and the context switches to half. For the same reason read, send and the
-// zero-timeout poll, which cannot block, are raw syscalls that skip the runtime's syscall
-// bookkeeping.
+// futex calls that a C server never pays, and polling first avoids most of them under load. For
+// the same reason read, send and the zero-timeout poll, which cannot block, are raw syscalls that
+// skip the runtime's syscall bookkeeping (sockutil's package documentation says why).
 //
 // The event loop (epoll_linux.go) reads top-down in data-flow order: listen → accept → wait
 // (run) → read → write (echo, flush, rearm) → close.
@@ -44,12 +42,12 @@
 //
 // # Backpressure
 //
-// Each connection's outbound (the echo the client has not read yet) is bounded by
-// Config.Outbound, 4 MiB by default. A read takes no more than the room left under that bound;
-// when the bound is reached, EPOLLIN is dropped until half of it has drained. The client's
-// further bytes stay in the kernel, TCP flow control stops the client, and the server holds at
-// most the bound for it, in 16 KiB chunks that go back to a per-loop pool once sent. Other
-// connections on the loop are not held up.
+// Each connection's outbound (the echo the client has not read yet) is a sockutil.Outbound,
+// bounded by Config.Outbound with the rule every model shares (sockutil.Pool): a read takes no
+// more than the room left under the bound; when the bound is reached, EPOLLIN is dropped until
+// half of it has drained. The client's further bytes stay in the kernel, TCP flow control stops
+// the client, and the server holds at most the bound for it, in chunks that go back to a
+// per-loop pool once sent. Other connections on the loop are not held up.
 //
 // # Spreading connections over the loops
 //
@@ -83,7 +81,7 @@
 // delays all of its connections, and a connection never moves to another loop, so a few busy
 // connections that share a loop leave other cores idle while theirs is saturated. Two syscalls
 // per message is the floor of this design; with small messages the loops are syscall-bound,
-// which is what io_uring's batched submissions remove. It is Linux-only. The loops always lock
+// which is what io_uring's batched submissions remove. The loops always lock
 // their OS threads (Config.LockOSThread is implied); more loops than GOMAXPROCS makes them
 // compete for the runtime's Ps.
 package epoll

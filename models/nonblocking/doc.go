@@ -3,15 +3,15 @@
 // away from a thread per connection, as in Bendersky's "Concurrent servers" part 3: one thread
 // serves everyone because no call ever blocks, and the price is that it never rests.
 //
-// Each pass of the loop tries accept4(2) until EAGAIN (at most acceptBatch clients a pass), then
-// one read(2) on every connection, then one sendmsg(2) on every connection whose outbound queue is
-// not empty. A write can fail with EAGAIN as well as a read, when the client is slow to read, so
-// the echo that did not fit waits in that connection's queue (the classic w_list), bounded by the
-// outbound limit; a full queue stops the loop from reading that connection until it drains, and
-// TCP flow control stalls the client (backpressure).
+// Each pass of the loop tries accept4(2) until EAGAIN (at most sockutil.AcceptBatch clients a
+// pass), then one read(2) on every connection, then one sendto(2) on every connection whose
+// outbound queue is not empty. A write can fail with EAGAIN as well as a read, when the client is slow to read, so
+// the echo that did not fit waits in that connection's queue (the classic w_list), a
+// sockutil.Outbound bounded by the outbound limit; a full queue stops the loop from reading that
+// connection until half of it has drained, and TCP flow control stalls the client (backpressure).
 //
-// Cost of one echoed message: read(2), then sendmsg(2) with MSG_NOSIGNAL straight from the read
-// buffer when nothing is queued. But most syscalls are not for messages at all: every pass costs
+// Cost of one echoed message: read(2), then sendto(2) with MSG_NOSIGNAL straight from the read
+// buffer when nothing is queued, both through sockutil's raw non-blocking pair. But most syscalls are not for messages at all: every pass costs
 // an accept4 and a read per connection, each of which usually returns EAGAIN, so the work per
 // pass is O(connections) even when every one of them is idle, and the loop makes those calls
 // continuously.

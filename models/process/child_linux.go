@@ -130,10 +130,8 @@ func (c *childState) begin(fd int) bool {
 		return false
 	}
 	c.conn = fd
-	// Nagle would hold back the tail of an echo until the client ACKs the head; an echo
-	// server answers at once, like Go's net package, which sets TCP_NODELAY on every conn.
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		fmt.Fprintf(os.Stderr, "process child: setsockopt TCP_NODELAY fd %d: %v\n", fd, err)
+	if err := sockutil.SetNoDelay(fd); err != nil {
+		fmt.Fprintf(os.Stderr, "process child: %v\n", err)
 	}
 	return true
 }
@@ -168,22 +166,18 @@ func (c *childState) stop() {
 	unix.Shutdown(c.conn, unix.SHUT_RDWR)
 }
 
-// echo copies everything the client sends back to it, with blocking read(2) and write(2) on the
-// connection's fd, until the client half-closes or the connection fails. It counts the bytes
+// echo copies everything the client sends back to it, with blocking read(2) and sendto(2) on the
+// connection's fd (sockutil.Read and sockutil.Send, the runtime-aware pair), until the client half-closes or the connection fails. It counts the bytes
 // read and written in m, which reports them to the parent as they accumulate, and returns m.
 //
 // Blocking is the point of this model: the kernel parks the thread inside read(2) until data
 // arrives, and inside write(2) while the client's receive window is full. Until the write
 // completes this loop does not read again, so a client that never reads is simply not read from
 // (backpressure by blocking) and costs one buffer. Raw syscalls rather than os.File or
-// net.FileConn keep the Go runtime's netpoller out of the child entirely: each echoed message is
-// exactly one read(2) and one write(2).
+// net.FileConn keep the Go runtime's netpoller out of the child entirely.
 func echo(fd int, buf []byte, m *meter) *meter {
 	for {
-		n, err := unix.Read(fd, buf)
-		if err == unix.EINTR {
-			continue // a signal (the Go runtime's preemption SIGURG, say) arrived before any data
-		}
+		n, err := sockutil.Read(fd, buf)
 		if err != nil {
 			return m // ECONNRESET, ETIMEDOUT, or our own shutdown: the connection is over
 		}
@@ -194,14 +188,9 @@ func echo(fd int, buf []byte, m *meter) *meter {
 		}
 		m.in += uint64(n)
 		for sent := 0; sent < n; {
-			w, err := unix.Write(fd, buf[sent:n])
-			if err == unix.EINTR {
-				continue // interrupted before anything was written; a partial write returns w > 0
-			}
+			w, err := sockutil.Send(fd, buf[sent:n])
 			if err != nil {
-				// EPIPE or ECONNRESET: the client is gone. The Go runtime ignores SIGPIPE for
-				// fds other than stdout and stderr, so this arrives as an error, not a death.
-				return m
+				return m // EPIPE or ECONNRESET: the client is gone
 			}
 			sent += w
 			m.out += uint64(w)

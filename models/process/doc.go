@@ -6,7 +6,7 @@
 // With Config.Pool 0 the parent accepts each connection (accept4, parked in Go's netpoller) and
 // starts a child for it: this same binary re-executed in its reexec role (package internal/reexec), the
 // connection at fd 3 (exec.Cmd.ExtraFiles) and a report pipe at fd 4. The child echoes with
-// blocking read(2) and write(2) until the client half-closes or goes away, writes its byte
+// blocking read(2) and sendto(2) until the client half-closes or goes away, writes its byte
 // counts to the pipe, and exits; the parent reads the pipe to EOF, reaps the child with wait4,
 // and frees its slot. At most DefaultMaxChildren children run at once; past that the parent stops
 // accepting and clients wait in the kernel's listen backlog. Accept retries at once after an
@@ -33,18 +33,19 @@
 // CLONE_VFORK) and execve (os/exec's fork path, which copies no page tables), a pidfd, and later
 // a read of the report and wait4. In the child, a whole Go runtime start (mapping the binary, the
 // heap arenas and six threads at GOMAXPROCS=1, milliseconds of CPU) before the first byte is
-// echoed, then a setsockopt(TCP_NODELAY). An idle connection holds about 6 MiB resident, of
-// which under 1 MiB is its own (PSS; the rest is the binary's pages, shared by every sibling); a
-// race-built test binary holds about 20 MiB. Prefork pays the process once per worker instead of
+// echoed, then a setsockopt(TCP_NODELAY). Most of an idle child's resident memory is the
+// binary's pages, shared by every sibling; what is its own is its heap and thread stacks. Prefork
+// pays the process once per worker instead of
 // once per connection: its per-connection cost is one accept(2), one setsockopt and two 17-byte
 // pipe writes (plus one progress record per second or 64 MiB of a long connection).
 //
-// What one echoed message costs: one read(2) and one write(2) (more writes only if a signal
-// interrupts a large one part-way). The child calls them on the raw fd, not through os.File or
+// What one echoed message costs: one read(2) and one sendto(2) (more sends only if a signal
+// interrupts a large one part-way), through sockutil's runtime-aware pair, since the child's
+// thread sleeps in them. The child calls them on the raw fd, not through os.File or
 // net.Conn, so the Go netpoller never sees the socket: there is no epoll and no EAGAIN, exactly
 // as in a C forking server. Waiting for data happens in the kernel, inside read(2), with the
-// child's one thread asleep; the copy from the socket buffer into the child's buffer (32 KiB, or
-// the outbound limit if smaller) happens in the same read(2). Writing back blocks while the
+// child's one thread asleep; the copy from the socket buffer into the child's buffer
+// (sockutil.ReadBufferSize, or the outbound limit if smaller) happens in the same read(2). Writing back blocks while the
 // client's window is full, and until it completes the child does not read again, so a client
 // that never reads costs one buffer and pushes back on its own sender (backpressure by
 // blocking), without affecting any other client, which has its own process.
@@ -61,10 +62,9 @@
 //
 // Where it breaks: process creation rate and memory. Every connection is a fork, an exec and a
 // runtime start, so a workload of short connections is bounded by how fast the kernel and the
-// runtime start processes (a few hundred a second on two busy cores, where a prefork pool reusing
-// its workers takes several thousand), long before the network matters. Every open connection is
-// a process, so ten thousand idle clients are ten thousand runtimes, 60,000 threads and about
-// 9 GiB of memory of their own, and as many entries in the kernel's process table. Prefork trades
+// runtime start processes, long before the network matters; a prefork pool reusing its workers
+// is not. Every open connection is a process, so ten thousand idle clients are ten thousand
+// runtimes, six threads each, and as many entries in the kernel's process table. Prefork trades
 // that for a fixed pool: memory and startup are paid N times, up front, and the price is that the
 // N+1st client waits in the backlog, unserved, however idle the N clients being served are; that
 // is the knob the blocking thread pool has too.

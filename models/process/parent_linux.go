@@ -13,15 +13,9 @@ import (
 	"time"
 
 	"echobench/internal/reexec"
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
-
-func available() error {
-	if _, err := os.Executable(); err != nil {
-		return fmt.Errorf("cannot find this binary to re-execute as a child: %w", err)
-	}
-	return nil
-}
 
 // Start listens on cfg.Addr and serves each connection in a process of its own (cfg.Pool 0),
 // or in a fixed pool of cfg.Pool prefork worker processes.
@@ -33,20 +27,38 @@ func Start(cfg server.Config) (server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process: find this binary to re-execute: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("process: listen on %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("process: %w", err)
 	}
 	if cfg.Pool == 0 {
-		return startPerConn(cfg, ln.(*net.TCPListener), exe, childArgs(cfg, roleConn))
+		return startPerConn(cfg, ln, exe, childArgs(cfg, roleConn))
 	}
-	return startPrefork(cfg, ln.(*net.TCPListener), exe, childArgs(cfg, roleWorker))
+	return startPrefork(cfg, ln, exe, childArgs(cfg, roleWorker))
+}
+
+// listen opens the listener with sockutil.Listen, as every raw-fd model does, and wraps it in a
+// net.TCPListener: the per-connection parent parks its accepts in Go's netpoller through the
+// listener's RawConn, and the prefork parent hands its workers a dup of it from File.
+func listen(addr string) (*net.TCPListener, error) {
+	fd, _, err := sockutil.Listen(addr, sockutil.ListenOptions{Nonblocking: true})
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	defer f.Close() // FileListener holds a dup of it
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("listener on %s: %w", addr, err)
+	}
+	return ln.(*net.TCPListener), nil
 }
 
 // childArgs are what a child needs to know, as the arguments of its reexec role (see runChild):
-// its role, its echo buffer size, and the parent's pid.
+// its role, its echo buffer size (sockutil.ReadBuffer's rule: the blocking echo holds one buffer
+// per connection), and the parent's pid.
 func childArgs(cfg server.Config, role string) []string {
-	return []string{role, strconv.Itoa(min(childBufSize, cfg.Outbound())), strconv.Itoa(os.Getpid())}
+	return []string{role, strconv.Itoa(sockutil.ReadBuffer(cfg.Outbound())), strconv.Itoa(os.Getpid())}
 }
 
 // childEnviron is the parent's environment with the reexec role set, built once rather than per

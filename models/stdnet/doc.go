@@ -9,7 +9,8 @@
 //
 // Cost of one echoed message: read(2) (plus, when no data was waiting, an EAGAIN, a park, an
 // epoll_wait wakeup and a reschedule), then write(2). Waiting for data happens in the runtime's
-// netpoller; copying happens in read(2), in the goroutine, into a 32 KiB buffer per connection.
+// netpoller; copying happens in read(2), in the goroutine, into a buffer per connection of sockutil.ReadBufferSize
+// (or the outbound limit, if smaller), as in every model.
 //
 // Where it breaks: memory per connection (a goroutine stack plus its buffer, held even while idle)
 // and scheduling overhead at high connection counts. Every chart in echobench shows it, because

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"echobench/internal/sockutil"
 	"echobench/server"
 )
 
@@ -23,10 +24,10 @@ const (
 	// kernel has to park the rest on its overflow list (FEAT_NODROP), which loses nothing but
 	// costs an allocation per completion; 512 KiB.
 	cqEntries = 32768
-	// bufSize is one provided buffer, the most one recv returns: 32 KiB, as io.Copy and the other
-	// models use, so a bulk transfer costs few completions.
-	bufSize = 32 << 10
-	// bufCount provided buffers per loop, 8 MiB. A buffer is held only between a recv's
+	// bufSize is one provided buffer, the most one recv returns: sockutil.ReadBufferSize, the
+	// read size of every model.
+	bufSize = sockutil.ReadBufferSize
+	// bufCount provided buffers per loop, 16 MiB of address space, touched as it is used. A buffer is held only between a recv's
 	// completion and the end of the echo's first send attempt, so this bounds how many
 	// connections one batch can serve, not how many can be open; a recv that finds the pool
 	// empty completes with ENOBUFS and is posted again after the batch returns its buffers.
@@ -62,7 +63,7 @@ func splitUserData(ud uint64) (kind opKind, slot int32, gen uint32) {
 
 // Where a connection's in-flight send reads from.
 const (
-	fromOutbound = -1 // conn.outbound, Go memory kept reachable by conn.sending
+	fromOutbound = -1 // conn.outbound's first chunk, which stays put until the send completes
 	fromOwn      = -2 // conn.own, the plain-recv buffer (kernels without buffer rings)
 	// 0 and above: that provided buffer
 )
@@ -78,25 +79,21 @@ type conn struct {
 	sendArmed bool
 	sendFrom  int // fromOutbound, fromOwn or a provided buffer id
 	sendLen   int
-	// sending is the slice an outbound send reads. It keeps that array reachable while the
-	// kernel copies from it, even if outbound has since grown into a new array.
-	sending []byte
 
-	// outbound holds echoed bytes the socket would not take at once; outbound[outSent:] is
-	// still to send. It never holds more than the loop's outbound limit: past it, recv is not
-	// posted until sends drain it.
-	outbound []byte
-	outSent  int
+	// outbound holds echoed bytes the socket would not take at once, within the outbound bound
+	// (sockutil.Pool states the rule). Queued bytes never move, so a send in flight reads them
+	// in place; the conn keeps them reachable for the garbage collector until it completes.
+	outbound sockutil.Outbound
 
 	own []byte // receive buffer when the kernel has no buffer rings
 
-	peerClosed bool // recv returned 0: the client shut down its sending side
+	readClosed bool // recv returned 0: the client shut down its sending side
 	closing    bool // aborted or drained: waiting for in-flight operations before close(2)
 }
 
 // queued is the bytes received and not yet sent.
 func (c *conn) queued() int {
-	n := len(c.outbound) - c.outSent
+	n := c.outbound.Len()
 	if c.sendArmed && c.sendFrom != fromOutbound {
 		n += c.sendLen
 	}
@@ -110,7 +107,7 @@ type loop struct {
 	s        *srv
 	id       int
 	listenFD int
-	limit    int // outbound bytes per connection
+	pool     *sockutil.Pool // outbound chunks and bound of this loop's connections
 	ring     *ring
 	bufs     *bufRing // nil when the kernel has no buffer rings: plain recv into conn.own
 
@@ -178,7 +175,7 @@ func (l *loop) setup() error {
 // serve is the event loop: submit everything the last batch prepared and wait in one
 // io_uring_enter, then handle every completion that is ready, and again.
 func (l *loop) serve() error {
-	l.push(pollInSQE(l.s.wakeFD, userData(kindWake, 0, 0)))
+	l.push(pollInSQE(l.s.waker.FD(), userData(kindWake, 0, 0)))
 	l.armAccept()
 	for !l.draining || l.pending > 0 {
 		if l.bufs != nil {
@@ -271,10 +268,10 @@ func (l *loop) accepted(e cqe) {
 		l.s.cfg.Log("uring: loop %d: accept: %v", l.id, err)
 		return
 	}
-	switch err {
-	case unix.ECANCELED:
+	switch {
+	case err == unix.ECANCELED:
 		// Our own cancel, while draining.
-	case unix.EINVAL:
+	case err == unix.EINVAL:
 		if !l.multishotAccept {
 			l.s.fail(fmt.Errorf("uring: loop %d: accept on fd %d: %w", l.id, l.listenFD, err))
 			return
@@ -283,7 +280,7 @@ func (l *loop) accepted(e cqe) {
 		l.s.cfg.Log("uring: loop %d: multishot accept unsupported (%v); using single-shot accept", l.id, err)
 		l.multishotAccept = false
 		l.armAccept()
-	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+	case sockutil.IsResourceShortage(err):
 		// Out of descriptors or memory. The waiting clients stay in the listen backlog; try
 		// again after a pause rather than spin, since only a closing connection frees an fd.
 		// While the fd table stays full every retry fails the same way: log the first only.
@@ -296,7 +293,7 @@ func (l *loop) accepted(e cqe) {
 			l.accepting = kindBackoff
 			l.push(timeoutSQE(&l.backoff, userData(kindBackoff, 0, 0)))
 		}
-	case unix.EBADF, unix.ENOTSOCK, unix.EOPNOTSUPP:
+	case err == unix.EBADF, err == unix.ENOTSOCK, err == unix.EOPNOTSUPP:
 		// accept(2) lists EOPNOTSUPP both for a listener that is not SOCK_STREAM and among the
 		// network errors a queued connection can pass on (sockutil retries it for that reason).
 		// Here the listener is ours and known to be TCP, but an io_uring accept also answers
@@ -316,9 +313,9 @@ func (l *loop) open(fd int) {
 		l.Rejected()
 		return
 	}
-	// Echoes are small writes a client waits for: Nagle's algorithm would hold them back for
-	// the client's delayed ACK. Failure only costs latency, so it is not fatal.
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := sockutil.SetNoDelay(fd); err != nil {
+		l.s.cfg.Log("uring: loop %d: %v", l.id, err)
+	}
 	var slot int32
 	if n := len(l.free); n > 0 {
 		slot, l.free = l.free[n-1], l.free[:n-1]
@@ -326,7 +323,7 @@ func (l *loop) open(fd int) {
 		slot = int32(len(l.conns))
 		l.conns = append(l.conns, nil)
 	}
-	c := &conn{fd: fd, slot: slot, sendFrom: fromOutbound}
+	c := &conn{fd: fd, slot: slot, sendFrom: fromOutbound, outbound: l.pool.Outbound()}
 	if old := l.conns[slot]; old != nil {
 		panic("uring: reusing a live slot")
 	}
@@ -343,10 +340,10 @@ func (l *loop) open(fd int) {
 // would fill, not after the client's EOF, and not while the outbound is full (backpressure: the
 // unread bytes stay in the socket and TCP flow control stops the client).
 func (l *loop) armRecv(c *conn, pollFirst bool) {
-	if c.recvArmed || c.peerClosed || c.closing || (c.sendArmed && c.sendFrom != fromOutbound) {
+	if c.recvArmed || c.readClosed || c.closing || (c.sendArmed && c.sendFrom != fromOutbound) {
 		return
 	}
-	room := l.limit - c.queued()
+	room := c.outbound.Room() // queued() is the outbound alone here: no send from a recv buffer
 	if room <= 0 {
 		return // sent re-arms the recv once the client has drained some of its echo
 	}
@@ -394,7 +391,7 @@ func (l *loop) received(c *conn, e cqe) {
 	case e.res == 0:
 		// The client shut down its side. finish closes once the echo has drained.
 		l.release(bid)
-		c.peerClosed = true
+		c.readClosed = true
 	default:
 		l.release(bid)
 		switch syscall.Errno(-e.res) {
@@ -424,7 +421,7 @@ func (l *loop) echo(c *conn, bid int, n int) {
 		l.push(sendSQE(c.fd, data, unix.MSG_DONTWAIT, userData(kindSend, c.slot, c.gen)))
 		return
 	}
-	l.enqueue(c, data)
+	c.outbound.Append(data)
 	l.release(bid)
 	if !c.sendArmed {
 		l.sendOutbound(c)
@@ -445,33 +442,18 @@ func (l *loop) release(bid int) {
 	}
 }
 
-// enqueue appends data to c's outbound. Bytes an outbound send is reading are never moved: if
-// the array must grow, a new one is made and c.sending keeps the old one alive until the send
-// completes. Capacity never exceeds the outbound limit.
-func (l *loop) enqueue(c *conn, data []byte) {
-	if len(c.outbound)+len(data) > cap(c.outbound) {
-		unsent := len(c.outbound) - c.outSent
-		need := unsent + len(data)
-		grown := make([]byte, unsent, max(need, min(max(2*cap(c.outbound), bufSize), l.limit)))
-		copy(grown, c.outbound[c.outSent:])
-		c.outbound, c.outSent = grown, 0
-	}
-	c.outbound = append(c.outbound, data...)
-}
-
-// sendOutbound posts one send of everything queued in c's outbound. Without MSG_DONTWAIT the
+// sendOutbound posts one send of the oldest chunk of c's outbound. Without MSG_DONTWAIT the
 // kernel waits until the socket has room, so a client that does not read costs one parked
-// operation, not a retry loop.
+// operation, not a retry loop; sent posts the next chunk when this one is done.
 func (l *loop) sendOutbound(c *conn) {
-	p := c.outbound[c.outSent:]
-	c.sendArmed, c.sendFrom, c.sendLen, c.sending = true, fromOutbound, len(p), p
+	p := c.outbound.Pending()
+	c.sendArmed, c.sendFrom, c.sendLen = true, fromOutbound, len(p)
 	l.push(sendSQE(c.fd, p, 0, userData(kindSend, c.slot, c.gen)))
 }
 
 // sent handles a send completion: the kernel has copied res bytes into the socket.
 func (l *loop) sent(c *conn, e cqe) {
 	c.sendArmed = false
-	c.sending = nil
 	n := int(e.res)
 	if e.res < 0 {
 		n = 0
@@ -488,17 +470,12 @@ func (l *loop) sent(c *conn, e cqe) {
 	}
 	l.Wrote(n)
 	if c.sendFrom == fromOutbound {
-		c.outSent += n
-		if c.outSent == len(c.outbound) {
-			// Drained: let the garbage collector have the array. A client that keeps up
-			// never gets here, so only slow clients pay for the allocation.
-			c.outbound, c.outSent = nil, 0
-		}
+		c.outbound.Consume(n)
 	} else {
 		if n < c.sendLen && !c.closing {
 			// A short send: the socket's buffer is full. Keep the rest ourselves so the
 			// provided buffer can go back to the pool now.
-			l.enqueue(c, l.recvBuf(c, c.sendFrom)[n:c.sendLen])
+			c.outbound.Append(l.recvBuf(c, c.sendFrom)[n:c.sendLen])
 		}
 		l.release(c.sendFrom)
 	}
@@ -534,11 +511,12 @@ func (l *loop) finish(c *conn) {
 	if c.recvArmed || c.sendArmed {
 		return
 	}
-	if !c.closing && !(c.peerClosed && c.queued() == 0) {
+	if !c.closing && !(c.readClosed && c.queued() == 0) {
 		return
 	}
 	// close(2) on a TCP socket does not block (no SO_LINGER), so it is not worth an SQE.
 	unix.Close(c.fd)
+	c.outbound.Release()
 	l.conns[c.slot] = nil
 	l.free = append(l.free, c.slot)
 	l.Closed()

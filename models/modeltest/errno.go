@@ -1,5 +1,0 @@
-package modeltest
-
-import "syscall"
-
-const syscallECONNRESET = syscall.ECONNRESET
