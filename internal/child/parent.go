@@ -158,7 +158,7 @@ func (s *Server) readStdout(r io.ReadCloser, addr chan<- string) {
 			addr <- line
 			continue
 		}
-		st, ok := parseStats(line)
+		st, ok := ParseStats(line)
 		if !ok {
 			continue
 		}

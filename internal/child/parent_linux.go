@@ -113,7 +113,7 @@ func Start(opts Options) (*Server, error) {
 			s.Stop(time.Second)
 			return nil, fmt.Errorf("server %s -model %s exited before printing its address: %w: %s", bin, opts.Model, s.ExitError(), s.StderrTail())
 		}
-		a, err := parseAddr(line)
+		a, err := ParseAddr(line)
 		if err != nil {
 			hint := ""
 			if self {

@@ -18,8 +18,9 @@ func writeAddr(w io.Writer, addr net.Addr) {
 	fmt.Fprintln(w, addr.String())
 }
 
-// parseAddr reads the address line.
-func parseAddr(line string) (string, error) {
+// ParseAddr reads the address line. It and ParseStats are exported for a parent that cannot start
+// the child through Start, such as a tracer wrapped around it (internal/syscount).
+func ParseAddr(line string) (string, error) {
 	addr := strings.TrimSpace(line)
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return "", fmt.Errorf("first line %q is not the server's host:port: %w", line, err)
@@ -33,9 +34,9 @@ func writeStats(w io.Writer, s server.Stats) {
 	fmt.Fprintf(w, "%s%s\n", statsPrefix, b)
 }
 
-// parseStats reads a stats line; ok is false for any other line, which the parent ignores (a
+// ParseStats reads a stats line; ok is false for any other line, which the parent ignores (a
 // model may print to stdout too).
-func parseStats(line string) (s server.Stats, ok bool) {
+func ParseStats(line string) (s server.Stats, ok bool) {
 	text, found := strings.CutPrefix(line, statsPrefix)
 	if !found {
 		return server.Stats{}, false

@@ -75,7 +75,7 @@ func TestSignalStopsCleanly(t *testing.T) {
 	if !lines.Scan() {
 		t.Fatal("no address line")
 	}
-	addr, err := parseAddr(lines.Text())
+	addr, err := ParseAddr(lines.Text())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func readStats(t *testing.T, lines *bufio.Scanner) server.Stats {
 	if !lines.Scan() {
 		t.Fatal("no stats line")
 	}
-	st, ok := parseStats(lines.Text())
+	st, ok := ParseStats(lines.Text())
 	if !ok {
 		t.Fatalf("line %q is not a stats line", lines.Text())
 	}

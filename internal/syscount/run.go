@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"echobench/internal/affinity"
+	"echobench/internal/child"
 	"echobench/report"
 	"echobench/server"
 )
@@ -87,10 +88,9 @@ func Measure(ctx context.Context, c Config, t Target) Row {
 }
 
 // traced starts the server under strace -f -c, pins it, loads it with echobench -addr, stops it
-// with SIGTERM and reads the summary strace writes when the server has exited. It speaks the
-// server's side of the child protocol itself (first line the address, last "stats" line the
-// counts) because internal/launch starts the server binary directly and cannot put strace in
-// front of it.
+// with SIGTERM and reads the summary strace writes when the server has exited. It reads the
+// child protocol's lines with internal/child's own parsers but starts the process itself, because
+// child.Start runs the server binary directly and cannot put strace in front of it.
 func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) error {
 	summary := filepath.Join(dir, "strace.txt")
 	serverCPUs, err := affinity.ParseList(c.ServerCPUs)
@@ -99,7 +99,8 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 	}
 	// -q: no attach and detach lines; -o: the summary goes to a file, so the server's stdout
 	// (its address and stats lines) stays its own.
-	args := append([]string{"-f", "-c", "-q", "-o", summary, "--", c.EchoServer, "-addr", "127.0.0.1:0", "-quiet"}, t.serverArgs()...)
+	args := append([]string{"-f", "-c", "-q", "-o", summary, "--", c.EchoServer},
+		child.Options{Model: t.Model, Config: t.Server}.CommandArgs()...)
 	cmd := exec.Command(c.Strace, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -121,8 +122,8 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 			if first {
 				lines <- sc.Text()
 				first = false
-			} else if s, ok := strings.CutPrefix(sc.Text(), "stats "); ok {
-				last = s
+			} else if _, ok := child.ParseStats(sc.Text()); ok {
+				last = sc.Text()
 			}
 		}
 		stats <- last
@@ -154,7 +155,10 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 	}()
 	var addr string
 	select {
-	case addr = <-lines:
+	case line := <-lines:
+		if addr, err = child.ParseAddr(line); err != nil {
+			return err
+		}
 	case <-time.After(addrTimeout):
 		return fmt.Errorf("no address line from the server within %v: %s", addrTimeout, stderr.String())
 	case <-stats:
@@ -187,9 +191,9 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 		return fmt.Errorf("strace: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	stopped = true
-	var st server.Stats
-	if err := json.Unmarshal([]byte(line), &st); err != nil {
-		return fmt.Errorf("the server's final stats line %q: %w", line, err)
+	st, ok := child.ParseStats(line)
+	if !ok {
+		return fmt.Errorf("the server printed no final stats line")
 	}
 	row.Echoed = st.BytesOut / uint64(c.Size)
 	f, err := os.Open(summary)
