@@ -24,7 +24,7 @@
 // the same reason read, send and the zero-timeout poll, which cannot block, are raw syscalls that
 // skip the runtime's syscall bookkeeping (sockutil's package documentation says why).
 //
-// The event loop (epoll_linux.go) reads top-down in data-flow order: listen → accept → wait
+// The event loop (loop_linux.go) reads top-down in data-flow order: listen → accept → wait
 // (run) → read → write (echo, flush, rearm) → close.
 //
 // # Level-triggered, one read per report

@@ -73,8 +73,8 @@
 // move and which the conn keeps reachable until the completion (Go's heap does not move); and the user data of each operation is an index (kind, connection slot,
 // generation), never a pointer.
 //
-// The io_uring interface is written here against golang.org/x/sys/unix (ring_linux.go, about 480
-// lines) rather than a library. The Go libraries we looked at, such as giouring (pinned candidate
+// The io_uring interface is written here against golang.org/x/sys/unix (ring_linux.go) rather
+// than a library. The Go libraries we looked at, such as giouring (pinned candidate
 // v0.0.0-20230826085535-69588b89acb9, unchanged since 2023), are line-by-line liburing ports
 // whose buffer-ring helper computes offsets in 16 bits (wrong past 4096 entries); this model needs
 // six opcodes, and with the ABI in front of the reader the shared rings, the memory barriers and
