@@ -32,12 +32,16 @@ bench: build
 	$(BIN)/echocompare -echobench $(BIN)/echobench $(BENCHFLAGS)
 
 # syscalls: one fixed workload, 100 connections x 64 B ping-pong and SYSCALLS_MESSAGES echoes,
-# against every model, each server traced on its own with strace -f -c and run once more untraced;
+# against every model, each server counted on its own by perf stat on syscall tracepoints (which
+# does not stop the server, so polling loops spin as they do untraced) and run once more untraced;
 # writes results/syscalls.md and results/syscalls.csv. Loopback only, bounded in time and count.
+# SYSCALLS_TRACER=strace counts with strace -f -c instead, which under-counts the polling models.
+# The tracer is installed with apt-get if missing (perf is in linux-perf); perf needs root.
 SYSCALLS_MESSAGES ?= 200000
+SYSCALLS_TRACER ?= perf
 syscalls: build
-	@command -v strace >/dev/null || (apt-get update && apt-get install -y strace)
-	$(BIN)/echosyscalls -bin $(BIN) -messages $(SYSCALLS_MESSAGES) $(SYSCALLSFLAGS)
+	@command -v $(SYSCALLS_TRACER) >/dev/null || (apt-get update && apt-get install -y $(if $(filter perf,$(SYSCALLS_TRACER)),linux-perf,$(SYSCALLS_TRACER)))
+	$(BIN)/echosyscalls -bin $(BIN) -tracer $(SYSCALLS_TRACER) -messages $(SYSCALLS_MESSAGES) $(SYSCALLSFLAGS)
 
 # reference: the C yardsticks of the cross-checks (bench/reference/): a minimal epoll echo server
 # and a sockperf-compatible ping-pong client.

@@ -1,6 +1,7 @@
 // Command echosyscalls is `make syscalls`: one fixed workload against every model, each server
-// traced on its own with strace -f -c and run once more untraced, written to
-// results/syscalls.md and results/syscalls.csv (internal/syscount says how the figures are made).
+// counted on its own by perf stat (or strace -f -c, with -tracer strace) and run once more
+// untraced, written to results/syscalls.md and results/syscalls.csv (internal/syscount says how
+// the figures are made).
 package main
 
 import (
@@ -27,6 +28,7 @@ func main() {
 	bin := flag.String("bin", "bin", "directory holding echoserver and echobench (make build)")
 	out := flag.String("o", "results/syscalls", "output path without extension: writes .md and .csv")
 	models := flag.String("models", "", "comma-separated rows to run (default all)")
+	tracer := flag.String("tracer", syscount.Tracers[0], "what counts the syscalls: "+strings.Join(syscount.Tracers, " or ")+" (strace stops the server at every call, which under-counts the polling models' waits)")
 	flag.IntVar(&c.Conns, "c", 100, "connections")
 	flag.IntVar(&c.Size, "size", 64, "message size in bytes")
 	flag.IntVar(&c.Messages, "messages", 200_000, "echoes in each run's measured window")
@@ -38,12 +40,11 @@ func main() {
 	c.EchoServer = filepath.Join(*bin, "echoserver")
 	c.EchoBench = filepath.Join(*bin, "echobench")
 
-	strace, straceVersion, err := syscount.FindStrace()
-	if err != nil {
+	var err error
+	if c.Tracer, err = syscount.FindTracer(*tracer); err != nil {
 		fmt.Fprintf(os.Stderr, "echosyscalls: %v\n", err)
 		os.Exit(1)
 	}
-	c.Strace = strace
 	targets, err := pick(targets(), *models)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "echosyscalls: %v\n", err)
@@ -77,7 +78,10 @@ func main() {
 		GoVersion: env.GoVersion,
 		Commit:    env.Commit,
 		CPU:       fmt.Sprintf("%d × %s", env.Cores, env.CPUModel),
-		Strace:    straceVersion,
+
+		Tracer:        c.Tracer.Name(),
+		TracerVersion: c.Tracer.Version(),
+		Named:         c.Tracer.Named(),
 	}
 	if err := write(*out, cond, rows); err != nil {
 		fmt.Fprintf(os.Stderr, "echosyscalls: %v\n", err)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,12 +23,13 @@ import (
 
 // Config is the fixed workload and the binaries that run it.
 type Config struct {
-	EchoServer, EchoBench, Strace string // paths to bin/echoserver, bin/echobench, strace
-	ServerCPUs, ClientCPUs        string // kernel CPU lists, as echobench takes them
-	Conns, Size, Messages         int    // connections, message size, echoes in the measured window
-	Warmup                        time.Duration
-	Limit                         time.Duration // the longest a measured window may run, traced or not
-	Log                           io.Writer     // progress, and the output of a run that failed
+	EchoServer, EchoBench  string // paths to bin/echoserver, bin/echobench
+	Tracer                 Tracer // what counts the syscalls of the traced run
+	ServerCPUs, ClientCPUs string // kernel CPU lists, as echobench takes them
+	Conns, Size, Messages  int    // connections, message size, echoes in the measured window
+	Warmup                 time.Duration
+	Limit                  time.Duration // the longest a measured window may run, traced or not
+	Log                    io.Writer     // progress, and the output of a run that failed
 }
 
 // Args are the echobench load flags of the workload: closed-loop ping-pong, ended by the echo
@@ -53,10 +53,13 @@ func (t Target) serverArgs() []string {
 	return append([]string{"-model", t.Model}, t.Server.Args()...)
 }
 
-// stopTimeout bounds the wait for a server (and strace) to exit after SIGTERM.
+// stopTimeout bounds the wait for a server (and its tracer) to exit after SIGTERM. perf writes
+// its counts only after the server has exited, and then tears down its ~50 tracepoints, which
+// takes a second or two.
 const stopTimeout = 30 * time.Second
 
-// addrTimeout bounds the wait for a server's first line, its address; strace's start-up is in it.
+// addrTimeout bounds the wait for a server's first line, its address; the tracer's start-up is
+// in it.
 const addrTimeout = 30 * time.Second
 
 // Measure runs t twice, traced and untraced, and returns its row. A model that cannot run here, or
@@ -87,29 +90,27 @@ func Measure(ctx context.Context, c Config, t Target) Row {
 	return row
 }
 
-// traced starts the server under strace -f -c, pins it, loads it with echobench -addr, stops it
-// with SIGTERM and reads the summary strace writes when the server has exited. It reads the
+// traced starts the server under the tracer, pins it, loads it with echobench -addr, stops it
+// with SIGTERM and reads the counts the tracer writes when the server has exited. It reads the
 // child protocol's lines with internal/child's own parsers but starts the process itself, because
-// child.Start runs the server binary directly and cannot put strace in front of it.
+// child.Start runs the server binary directly and cannot put a tracer in front of it.
 func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) error {
-	summary := filepath.Join(dir, "strace.txt")
+	tracer := c.Tracer.Name()
+	countsFile := filepath.Join(dir, tracer+".out")
 	serverCPUs, err := affinity.ParseList(c.ServerCPUs)
 	if err != nil {
 		return fmt.Errorf("server CPUs: %w", err)
 	}
-	// -q: no attach and detach lines; -o: the summary goes to a file, so the server's stdout
-	// (its address and stats lines) stays its own.
-	args := append([]string{"-f", "-c", "-q", "-o", summary, "--", c.EchoServer},
-		child.Options{Model: t.Model, Config: t.Server}.CommandArgs()...)
-	cmd := exec.Command(c.Strace, args...)
+	argv := append([]string{c.EchoServer}, child.Options{Model: t.Model, Config: t.Server}.CommandArgs()...)
+	cmd := c.Tracer.command(countsFile, argv)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return fmt.Errorf("strace stdout: %w", err)
+		return fmt.Errorf("%s stdout: %w", tracer, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", c.Strace, err)
+		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	exited := make(chan error, 1)
 	lines := make(chan string, 1)
@@ -129,8 +130,10 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 		stats <- last
 		exited <- cmd.Wait()
 	}()
-	// The server is strace's one child. strace blocks SIGTERM while it runs a command it started
-	// (its -I default with -o), so the server is signalled itself; strace exits when it has.
+	// The server is the tracer's one child, and it is the server that is signalled: strace
+	// blocks SIGTERM while it runs a command it started (its -I default with -o), and perf
+	// dies of it without writing its counts, leaving the server running. Either exits when the
+	// server has.
 	serverPID := 0
 	stopped := false
 	defer func() {
@@ -138,7 +141,7 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 			return
 		}
 		// A failed run: the server is asked to stop as usual, so that a model's helper
-		// processes go with it, and killed, with strace, only if it does not.
+		// processes go with it, and killed, with its tracer, only if it does not.
 		if serverPID > 0 {
 			syscall.Kill(serverPID, syscall.SIGTERM)
 			select {
@@ -188,7 +191,7 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 	}
 	if err := <-exited; err != nil {
 		stopped = true
-		return fmt.Errorf("strace: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%s: %w: %s", tracer, err, strings.TrimSpace(stderr.String()))
 	}
 	stopped = true
 	st, ok := child.ParseStats(line)
@@ -196,13 +199,13 @@ func (c Config) traced(ctx context.Context, t Target, dir string, row *Row) erro
 		return fmt.Errorf("the server printed no final stats line")
 	}
 	row.Echoed = st.BytesOut / uint64(c.Size)
-	f, err := os.Open(summary)
+	f, err := os.Open(countsFile)
 	if err != nil {
-		return fmt.Errorf("strace summary: %w", err)
+		return fmt.Errorf("%s counts: %w", tracer, err)
 	}
 	defer f.Close()
-	if row.Calls, err = Parse(f); err != nil {
-		return fmt.Errorf("%s: %w", summary, err)
+	if row.Counts, err = c.Tracer.parse(f); err != nil {
+		return fmt.Errorf("%s: %w", countsFile, err)
 	}
 	return nil
 }
@@ -271,21 +274,4 @@ func onlyChild(pid int) (int, error) {
 		return 0, fmt.Errorf("find the traced server: %s: %w", path, err)
 	}
 	return child, nil
-}
-
-// errNoStrace is returned by FindStrace.
-var errNoStrace = errors.New("strace is not installed; `make syscalls` installs it with apt-get, or install it yourself")
-
-// FindStrace returns strace's path and version line.
-func FindStrace() (path, version string, err error) {
-	path, err = exec.LookPath("strace")
-	if err != nil {
-		return "", "", fmt.Errorf("%w: %w", errNoStrace, err)
-	}
-	out, err := exec.Command(path, "-V").Output()
-	if err != nil {
-		return "", "", fmt.Errorf("%s -V: %w", path, err)
-	}
-	version, _, _ = strings.Cut(string(out), "\n")
-	return path, version, nil
 }

@@ -29,13 +29,13 @@ type Row struct {
 
 	// From the traced run: every syscall of the server's life, all threads and processes, and the
 	// messages it echoed in that life (its own final stats line).
-	Calls  Calls
+	Counts
 	Echoed uint64
 
-	// From the untraced run (strace slows every call, which changes how the loops batch and
-	// sleep, so these come from a run of their own): context switches over the server's life
-	// and the messages it echoed in it; threads and processes at their peak; the server's CPU
-	// over the measured window and the messages of the window.
+	// From the untraced run (a tracer costs the server time at every call, strace far more than
+	// perf, so these come from a run of their own): context switches over the server's life and
+	// the messages it echoed in it; threads and processes at their peak; the server's CPU over
+	// the measured window and the messages of the window.
 	CtxVoluntary, CtxInvoluntary uint64
 	UntracedEchoed               uint64
 	Threads, Processes           int
@@ -95,10 +95,9 @@ func (r *Row) cells(cols []string, format func(float64) string) []string {
 		inColumns += n
 		out = append(out, format(r.perMessage(n)))
 	}
-	total := r.Calls.Total()
 	out = append(out,
-		format(r.perMessage(total-inColumns)),
-		format(r.perMessage(total)),
+		format(r.perMessage(r.Total-inColumns)),
+		format(r.perMessage(r.Total)),
 		format(r.ctxPerMessage(r.CtxVoluntary)),
 		format(r.ctxPerMessage(r.CtxInvoluntary)),
 		strconv.Itoa(r.Threads),
@@ -163,7 +162,10 @@ type Conditions struct {
 	GoVersion string
 	Commit    string
 	CPU       string // model and count
-	Strace    string // strace's version line
+
+	Tracer        string   // "perf" or "strace", as Tracer.Name says
+	TracerVersion string   // its version line
+	Named         []string // the calls it counts by name; nil if every call
 }
 
 // WriteMarkdown writes the table with its conditions and how to read it.
@@ -174,16 +176,13 @@ func WriteMarkdown(w io.Writer, c Conditions, rows []Row) error {
 	fmt.Fprintf(&b, "- Command: `%s`\n", c.Command)
 	fmt.Fprintf(&b, "- Workload: %s\n", c.Workload)
 	fmt.Fprintf(&b, "- Pinning: %s\n", c.Pinning)
-	fmt.Fprintf(&b, "- Kernel %s, %s, commit %s, %s, %s\n\n", c.Kernel, c.GoVersion, c.Commit, c.CPU, c.Strace)
-	b.WriteString(`Each server runs twice, on its own. The syscall columns come from a run under ` + "`strace -f -c`" + `:
-every call of the server's life (start-up, warmup and shutdown included, every thread and
-process) divided by the messages the server itself says it echoed in that life (its final stats
-line: bytes written / message size). strace stops the server at every call, which changes how
-much each wait returns, so the rest comes from an untraced run: context switches (wait4's, over
+	fmt.Fprintf(&b, "- Kernel %s, %s, commit %s, %s\n", c.Kernel, c.GoVersion, c.Commit, c.CPU)
+	b.WriteString(tracerText(c))
+	b.WriteString(`A syscall gets a column when it reaches ` + strconv.FormatFloat(Threshold, 'f', -1, 64) + ` per message in some row. The columns after
+"total" come from an untraced run, so that no tracer's cost is in it: context switches (wait4's, over
 the server's life, exited threads and reaped children included) per message it echoed in that
 life; peak threads and processes; and the server's CPU over the measured window per message of
-the window. A syscall gets a column when it reaches ` + strconv.FormatFloat(Threshold, 'f', -1, 64) + ` per message in some row; the rest of each
-row's calls are in "other".
+the window.
 
 `)
 	head := append([]string{"model"}, cols...)
@@ -208,4 +207,30 @@ row's calls are in "other".
 		return fmt.Errorf("write syscalls table: %w", err)
 	}
 	return nil
+}
+
+// tracerText is the tracer's line of the conditions and the paragraph that says what the syscall
+// columns count.
+func tracerText(c Conditions) string {
+	const life = `every call of the server's life (start-up, warmup and shutdown included, every thread and
+every child process) divided by the messages the server itself says it echoed in that life (its
+final stats line: bytes written / message size).`
+	if c.Tracer == "strace" {
+		return "- Tracer: " + c.TracerVersion + ", `strace -f -c` (`-tracer strace`)\n\n" +
+			"Each server runs twice, on its own. The syscall columns come from a run under `strace -f -c`:\n" + life + `
+strace stops the server at every call, so a model that polls (nonblocking, select) finds more
+data ready per pass than it would untraced: its EAGAIN reads and select calls per message are
+under-counted here. The default tracer, perf, does not stop the server. strace names every call;
+"other" is the sum of those without a column.
+`
+	}
+	return "- Tracer: " + c.TracerVersion + ", `perf stat` on the tracepoints " + totalEvent + " (the total) and " +
+		callEvent + "NAME for " + strings.Join(c.Named, ", ") + "\n\n" +
+		"Each server runs twice, on its own. The syscall columns come from a run under `perf stat`:\n" + life + `
+perf counts tracepoints in the kernel as each call enters, without stopping the server, so a loop
+that polls spins as it does untraced; strace (-tracer strace), which stops the server at every
+call, under-counts the polling models' wasted reads and waits. perf names only the calls listed
+above, one tracepoint each, and counts every call in the total; "other" is the total minus the
+columns, exactly: the named calls without a column and every call not named.
+`
 }

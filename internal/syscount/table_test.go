@@ -12,13 +12,13 @@ func sampleRows() []Row {
 	return []Row{
 		{
 			Name: "epoll", Echoed: 1000,
-			Calls:        Calls{"epoll_wait": 500, "read": 1000, "write": 1000, "mmap": 5, "futex": 20},
+			Counts:       Counts{Calls: Calls{"epoll_wait": 500, "read": 1000, "write": 1000, "mmap": 5, "futex": 20}, Total: 2525},
 			CtxVoluntary: 300, CtxInvoluntary: 10, UntracedEchoed: 2000, Threads: 4, Processes: 1,
 			WindowCPUSeconds: 0.01, WindowMessages: 1000,
 		},
 		{
 			Name: "select", Echoed: 2000,
-			Calls:        Calls{"pselect6": 2000, "read": 2000, "write": 2000, "mmap": 5, "rt_sigaction": 100},
+			Counts:       Counts{Calls: Calls{"pselect6": 2000, "read": 2000, "write": 2000, "mmap": 5, "rt_sigaction": 100}, Total: 6105},
 			CtxVoluntary: 20, CtxInvoluntary: 20, UntracedEchoed: 4000, Threads: 3, Processes: 1,
 			WindowCPUSeconds: 0.03, WindowMessages: 2000,
 		},
@@ -57,13 +57,15 @@ func TestWriteCSV(t *testing.T) {
 
 func TestWriteMarkdown(t *testing.T) {
 	var b bytes.Buffer
-	c := Conditions{Command: "make syscalls", Workload: "100 × 64 B", Kernel: "6.1", GoVersion: "go1.26", Commit: "abc", CPU: "2 × x", Strace: "strace 6.1"}
+	c := Conditions{Command: "make syscalls", Workload: "100 × 64 B", Kernel: "6.1", GoVersion: "go1.26", Commit: "abc", CPU: "2 × x",
+		Tracer: "perf", TracerVersion: "perf version 6.1", Named: []string{"read", "write"}}
 	if err := WriteMarkdown(&b, c, sampleRows()); err != nil {
 		t.Fatal(err)
 	}
 	md := b.String()
 	for _, want := range []string{
 		"`make syscalls`", "commit abc",
+		"- Tracer: perf version 6.1, `perf stat` on the tracepoints raw_syscalls:sys_enter (the total) and syscalls:sys_enter_NAME for read, write\n",
 		"| model | epoll_wait | pselect6 | read | write | futex | rt_sigaction | other | total |",
 		"| epoll | 0.500 | 0 | 1.000 | 1.000 | 0.020 | 0 | 0.005 | 2.525 | 0.150 | 0.005 | 4 | 1 | 10.00 |  |",
 		"| uring |" + strings.Repeat("  |", 13) + " not measured: io_uring is not available |",
@@ -71,5 +73,24 @@ func TestWriteMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestWriteMarkdownStrace: a table strace made says so, and says what strace does to the
+// polling models' counts.
+func TestWriteMarkdownStrace(t *testing.T) {
+	var b bytes.Buffer
+	c := Conditions{Command: "make syscalls SYSCALLS_TRACER=strace", Tracer: "strace", TracerVersion: "strace -- version 6.1"}
+	if err := WriteMarkdown(&b, c, sampleRows()); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{"- Tracer: strace -- version 6.1, `strace -f -c`", "under-counted"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "perf stat") {
+		t.Errorf("a strace table describes perf:\n%s", md)
 	}
 }

@@ -6,34 +6,34 @@ import (
 	"testing"
 )
 
-// TestParseCapturedSummary reads a summary strace 6.1 wrote on this project's machine (strace -f
+// TestParseStraceCapturedSummary reads a summary strace 6.1 wrote on this project's machine (strace -f
 // -c -q -o FILE -- sh -c ...): rows with and without an errors column, and a total row.
-func TestParseCapturedSummary(t *testing.T) {
+func TestParseStraceCapturedSummary(t *testing.T) {
 	f, err := os.Open("testdata/strace-c-sh.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	calls, err := Parse(f)
+	counts, err := ParseStrace(f)
 	if err != nil {
-		t.Fatalf("Parse: %v", err)
+		t.Fatalf("ParseStrace: %v", err)
 	}
 	for name, want := range map[string]uint64{"wait4": 8, "openat": 128, "mmap": 95, "access": 5, "clock_nanosleep": 1, "getpid": 1} {
-		if calls[name] != want {
-			t.Errorf("%s: %d calls, want %d", name, calls[name], want)
+		if counts.Calls[name] != want {
+			t.Errorf("%s: %d calls, want %d", name, counts.Calls[name], want)
 		}
 	}
-	if _, ok := calls["total"]; ok {
+	if _, ok := counts.Calls["total"]; ok {
 		t.Error("the total row was counted as a syscall")
 	}
-	if len(calls) != 34 || calls.Total() != 583 {
-		t.Errorf("%d syscalls, %d calls; want 34 and the total row's 583", len(calls), calls.Total())
+	if len(counts.Calls) != 34 || counts.Total != 583 {
+		t.Errorf("%d syscalls, %d calls; want 34 and the total row's 583", len(counts.Calls), counts.Total)
 	}
 }
 
-// TestParseSumsPersonalities: a second table (32-bit calls of the same processes) adds to the
+// TestParseStraceSumsPersonalities: a second table (32-bit calls of the same processes) adds to the
 // first.
-func TestParseSumsPersonalities(t *testing.T) {
+func TestParseStraceSumsPersonalities(t *testing.T) {
 	const summary = `% time     seconds  usecs/call     calls    errors syscall
 ------ ----------- ----------- --------- --------- ----------------
  60.00    0.000600           3       200        10 read
@@ -47,16 +47,16 @@ System call usage summary for 32 bit mode:
 ------ ----------- ----------- --------- --------- ----------------
 100.00    0.000010           1        10           total
 `
-	calls, err := Parse(strings.NewReader(summary))
+	counts, err := ParseStrace(strings.NewReader(summary))
 	if err != nil {
-		t.Fatalf("Parse: %v", err)
+		t.Fatalf("ParseStrace: %v", err)
 	}
-	if calls["read"] != 210 || calls["write"] != 200 || len(calls) != 2 {
-		t.Errorf("calls %v, want read 210, write 200", calls)
+	if counts.Calls["read"] != 210 || counts.Calls["write"] != 200 || len(counts.Calls) != 2 || counts.Total != 410 {
+		t.Errorf("counts %+v, want read 210, write 200, total 410", counts)
 	}
 }
 
-func TestParseRejects(t *testing.T) {
+func TestParseStraceRejects(t *testing.T) {
 	for name, text := range map[string]string{
 		"empty":      "",
 		"no table":   "strace: exec: No such file or directory\n",
@@ -64,8 +64,8 @@ func TestParseRejects(t *testing.T) {
 		"bad calls":  "% time     seconds  usecs/call     calls    errors syscall\n 1.00 0.1 2 many 3 read\n",
 		"short row":  "% time     seconds  usecs/call     calls    errors syscall\n 1.00 read\n",
 	} {
-		if calls, err := Parse(strings.NewReader(text)); err == nil {
-			t.Errorf("%s: no error, calls %v", name, calls)
+		if counts, err := ParseStrace(strings.NewReader(text)); err == nil {
+			t.Errorf("%s: no error, counts %+v", name, counts)
 		}
 	}
 }
