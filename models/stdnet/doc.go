@@ -7,10 +7,14 @@
 // scheduler resumes the goroutine when epoll says the fd is readable. So a blocked connection
 // costs a parked goroutine (a few KiB of stack) rather than an OS thread.
 //
-// Cost of one echoed message: read(2) (plus, when no data was waiting, an EAGAIN, a park, an
-// epoll_wait wakeup and a reschedule), then write(2). Waiting for data happens in the runtime's
-// netpoller; copying happens in read(2), in the goroutine, into a buffer per connection of sockutil.ReadBufferSize
-// (or the outbound limit, if smaller), as in every model.
+// Cost of one echoed message: two read(2) and one write(2). In closed-loop ping-pong the
+// goroutine reads again as soon as it has echoed, before the client has had the echo and sent
+// its next message, so every message has one read that returns the message and one that returns
+// EAGAIN, after which the goroutine parks, the netpoller's epoll_pwait (shared by every
+// connection ready at once) reports the fd, and the scheduler resumes it. results/syscalls.md
+// has the counts. Waiting for data happens in the runtime's netpoller; copying happens in
+// read(2), in the goroutine, into a buffer per connection of sockutil.ReadBufferSize (or the
+// outbound limit, if smaller), as in every model.
 //
 // Where it breaks: memory per connection (a goroutine stack plus its buffer, held even while idle)
 // and scheduling overhead at high connection counts. Every chart in echobench shows it, because
