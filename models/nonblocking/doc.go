@@ -5,16 +5,20 @@
 //
 // Each pass of the loop tries accept4(2) until EAGAIN (at most sockutil.AcceptBatch clients a
 // pass), then one read(2) on every connection, then one sendto(2) on every connection whose
-// outbound queue is not empty. A write can fail with EAGAIN as well as a read, when the client is slow to read, so
-// the echo that did not fit waits in that connection's queue (the classic w_list), a
-// sockutil.Outbound bounded by the outbound limit; a full queue stops the loop from reading that
-// connection until half of it has drained, and TCP flow control stalls the client (backpressure).
+// outbound queue is not empty. A write can fail with EAGAIN as well as a read, when the client
+// is slow to read, so the echo that did not fit waits in that connection's queue (the classic
+// w_list), a sockutil.Outbound bounded by the outbound limit; a full queue stops the loop from
+// reading that connection until half of it has drained, and TCP flow control stalls the client
+// (backpressure).
 //
 // Cost of one echoed message: read(2), then sendto(2) with MSG_NOSIGNAL straight from the read
-// buffer when nothing is queued, both through sockutil's raw non-blocking pair. But most syscalls are not for messages at all: every pass costs
-// an accept4 and a read per connection, each of which usually returns EAGAIN, so the work per
-// pass is O(connections) even when every one of them is idle, and the loop makes those calls
-// continuously.
+// buffer when nothing is queued, both through sockutil's raw non-blocking pair. On top of those,
+// the polling: every pass makes an accept4, which returns EAGAIN unless a client is connecting,
+// and a read on every connection, and each connection that has nothing yet costs a read that
+// returns EAGAIN. How many of those fall on one message depends on how much is ready per pass:
+// with every client busy most reads find a message and the surplus is a fraction of a read per
+// message, but it rises as the load falls, and an idle server makes the same O(connections)
+// calls each pass for no message at all, continuously. results/syscalls.md has the counts.
 //
 // Where it waits: nowhere. There is no readiness wait; the loop polls, and its thread is always
 // runnable, so it takes a whole core whenever the scheduler gives it one, whether there is one
