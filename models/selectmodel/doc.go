@@ -8,18 +8,22 @@
 // ready, the loop accepts, reads and writes what it reported, and the sets are rebuilt, because
 // select overwrites them with its answer. A client that stops reading has its bytes queued in a
 // sockutil.Outbound up to cfg.Outbound(); past that its socket leaves the read set until half
-// has drained (backpressure), so TCP flow control stalls that client alone. There is one loop whatever cfg.Loops says, always
-// locked to its OS thread: that is the model.
+// has drained (backpressure), so TCP flow control stalls that client alone. There is one loop
+// whatever cfg.Loops says, always locked to its OS thread: that is the model.
 //
-// Cost of one echoed message: select (pselect6(2) on amd64 and arm64, same fd_sets), read(2),
-// sendto(2), the last two through sockutil's raw non-blocking pair. Under load one select returns many ready sockets and its cost is shared among them.
-// Because the loop blocks in a raw system call, the Go runtime hands the thread's P to another
-// thread while it waits and takes one back when select returns; strace shows that as occasional
-// futex calls beside the three above.
+// Cost of one echoed message: read(2) and sendto(2), through sockutil's raw non-blocking pair,
+// plus a share of one select (pselect6(2) on amd64 and arm64, same fd_sets). One select reports
+// every socket that is ready, so with many busy connections one call serves many messages and
+// its share is a small fraction of a call; with one connection it is a whole call per message.
+// results/syscalls.md has the counts. Because the loop blocks in a system call of its own,
+// outside the netpoller, the Go runtime hands the thread's P to another thread while it waits
+// (the hand-off the epoll model's doc.go describes), which shows as occasional futex calls
+// beside those above.
+//
 // Waiting for data happens in select; copying happens in read(2), from the socket into the one
 // buffer of sockutil.ReadBufferSize the loop shares among all connections, and sendto(2) sends
-// it straight back from there. Only bytes the socket could not take are copied again, into that connection's outbound
-// buffer.
+// it straight back from there. Only bytes the socket could not take are copied again, into that
+// connection's outbound buffer.
 //
 // Where it breaks:
 //   - The FD_SETSIZE ceiling. An fd_set is a 1024-bit bitmap, so select cannot watch fd 1024 or
