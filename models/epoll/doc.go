@@ -6,16 +6,17 @@
 // # One echoed message
 //
 // In the common case a message costs two syscalls, read(2) and sendto(2) (sockutil's raw
-// non-blocking pair), plus a share of an epoll_wait: a wait returns up to 256 ready connections,
-// so under load one wait serves many messages, and when idle it costs one per message. No
-// epoll_ctl is made while a connection's echoes go out whole. When the kernel takes only part of an echo,
-// the rest is queued and the connection pays one epoll_ctl to arm EPOLLOUT, one send per 16 KiB
-// queued once the socket drains, and one epoll_ctl to disarm it.
+// non-blocking pair), plus a share of an epoll_wait (x/sys/unix makes it as epoll_pwait(2)): a
+// wait returns up to 256 ready connections, so under load one wait serves many messages, and
+// when idle it costs one per message. results/syscalls.md has the counts. No epoll_ctl is made
+// while a connection's echoes go out whole. When the kernel takes only part of an echo, the rest
+// is queued and the connection pays one epoll_ctl to arm EPOLLOUT, one send per 16 KiB queued
+// once the socket drains, and one epoll_ctl to disarm it.
 //
 // Waiting happens in epoll_wait, in the kernel, one thread per loop. Copying happens in
 // read(2), which moves the bytes from the socket's receive queue into the loop's one read buffer
-// (sockutil.ReadBufferSize), and in sendto(2), which moves them from that same buffer to the send queue. Only a
-// partial write copies in user space, into the connection's outbound chunks.
+// (sockutil.ReadBufferSize), and in sendto(2), which moves them from that same buffer to the
+// send queue. Only a partial write copies in user space, into the connection's outbound chunks.
 //
 // A loop that has just handled a batch first polls with a zero timeout and blocks only if
 // nothing is ready. A Go thread that blocks in a syscall has its P taken by the runtime's
@@ -66,14 +67,15 @@
 // # Errors
 //
 // EINTR is retried where it occurs. ECONNRESET and EPIPE close the connection quietly (send uses
-// MSG_NOSIGNAL, so a vanished client raises no SIGPIPE). A read of 0 (the client's half-close)
+// MSG_NOSIGNAL, as every sockutil send does, so a vanished client raises no SIGPIPE). A read of 0 (the client's half-close)
 // stops reading; what is queued is sent, then the connection is closed. EMFILE, ENFILE and
 // ENOBUFS at accept take the listener out of the loop's epoll set for 50 ms, or until the loop
 // closes a connection, since the listener stays readable and an immediate retry would spin;
 // clients wait in the listen backlog meanwhile. A connection is taken out of the epoll set
 // (EPOLL_CTL_DEL) before its close(2): close alone would leave it registered while a child
-// forked by another goroutine still holds a copy of the fd. Close writes every loop's eventfd; each loop
-// closes its connections and returns, and Close returns once all have and every fd is closed.
+// forked by another goroutine still holds a copy of the fd. Close writes every loop's eventfd;
+// each loop closes its connections and returns, and Close returns once all have and every fd is
+// closed.
 //
 // # Where it breaks
 //
@@ -81,7 +83,7 @@
 // delays all of its connections, and a connection never moves to another loop, so a few busy
 // connections that share a loop leave other cores idle while theirs is saturated. Two syscalls
 // per message is the floor of this design; with small messages the loops are syscall-bound,
-// which is what io_uring's batched submissions remove. The loops always lock
-// their OS threads (Config.LockOSThread is implied); more loops than GOMAXPROCS makes them
-// compete for the runtime's Ps.
+// which is what io_uring's batched submissions remove. The loops always lock their OS threads
+// (Config.LockOSThread is implied); more loops than GOMAXPROCS makes them compete for the
+// runtime's Ps.
 package epoll
