@@ -67,15 +67,14 @@
 // # Errors
 //
 // EINTR is retried where it occurs. ECONNRESET and EPIPE close the connection quietly (send uses
-// MSG_NOSIGNAL, as every sockutil send does, so a vanished client raises no SIGPIPE). A read of 0 (the client's half-close)
-// stops reading; what is queued is sent, then the connection is closed. EMFILE, ENFILE and
-// ENOBUFS at accept take the listener out of the loop's epoll set for 50 ms, or until the loop
-// closes a connection, since the listener stays readable and an immediate retry would spin;
-// clients wait in the listen backlog meanwhile. A connection is taken out of the epoll set
-// (EPOLL_CTL_DEL) before its close(2): close alone would leave it registered while a child
-// forked by another goroutine still holds a copy of the fd. Close writes every loop's eventfd;
-// each loop closes its connections and returns, and Close returns once all have and every fd is
-// closed.
+// MSG_NOSIGNAL, as every sockutil send does, so a vanished client raises no SIGPIPE). A read of 0
+// (the client's half-close) stops reading; what is queued is sent, then the connection is closed.
+// EMFILE, ENFILE and ENOBUFS at accept take the listener out of the loop's epoll set for 50 ms, or
+// until the loop closes a connection, since the listener stays readable and an immediate retry
+// would spin; clients wait in the listen backlog meanwhile. A connection is taken out of the epoll
+// set (EPOLL_CTL_DEL) before its close(2): close alone would leave it registered while a child
+// forked by another goroutine still holds a copy of the fd. Close writes every loop's eventfd; each
+// loop closes its connections and returns, and Close returns once all have and every fd is closed.
 //
 // # Where it breaks
 //
