@@ -22,33 +22,33 @@
 // syscalls per message, read(2) and sendto(2). results/syscalls.md has the counts.
 //
 // The loop, in data-flow order (loop_linux.go):
-//   - listen: one SO_REUSEPORT listener per loop (sockutil.ListenGroup), so the kernel spreads connections over the loops
-//     by a hash of their addresses and no loop ever touches another's connections. (This model
-//     always does so; -reuseport is implied. The first listener binds the configured address,
-//     the others join its port.) With more than one loop and a fixed port, SO_REUSEPORT also
-//     lets any other process of the same user that sets it bind that port and silently take a
-//     share of the connections; the kernel does not refuse it as it would a second plain bind.
-//     Port 0 is safe: the kernel picks a port nobody else holds.
+//   - listen: one SO_REUSEPORT listener per loop (sockutil.ListenGroup), so the kernel spreads
+//     connections over the loops by a hash of their addresses and no loop ever touches another's
+//     connections. (This model always does so; -reuseport is implied. The first listener binds the
+//     configured address, the others join its port.) With more than one loop and a fixed port,
+//     SO_REUSEPORT also lets any other process of the same user that sets it bind that port and
+//     silently take a share of the connections; the kernel does not refuse it as it would a second
+//     plain bind. Port 0 is safe: the kernel picks a port nobody else holds.
 //   - accept: one multishot accept per listener (Linux 5.19) completes once per new connection
 //     and stays armed; on older kernels an accept is posted again after each. On EMFILE, ENFILE
 //     or ENOBUFS the accept ends; it is re-armed after 50 ms by an IORING_OP_TIMEOUT, so running
 //     out of fds costs 20 tries a second, not a spinning core, and the clients wait in the listen
 //     backlog. (io_uring reads RLIMIT_NOFILE when the accept is armed, not when it completes.)
-//   - wait and read: a recv with IOSQE_BUFFER_SELECT. A connection holds no buffer while idle:
-//     the kernel picks one from a pool of 256 buffers of sockutil.ReadBufferSize per loop when
-//     data arrives. A recv that
-//     finds the pool empty completes with ENOBUFS and is posted again, poll-first, once the batch
-//     has returned its buffers. Kernels before 5.19 have no buffer rings; each connection then
-//     receives into a buffer of its own.
+//   - wait and read: a recv with IOSQE_BUFFER_SELECT. A connection holds no buffer while idle: the
+//     kernel picks one from a pool of 256 buffers of sockutil.ReadBufferSize per loop when data
+//     arrives. A recv that finds the pool empty completes with ENOBUFS and is posted again,
+//     poll-first, once the batch has returned its buffers. Kernels before 5.19 have no buffer
+//     rings; each connection then receives into a buffer of its own.
 //   - write: the echo is sent straight from the buffer the kernel filled, with MSG_DONTWAIT, so
 //     the kernel either takes it all or says how far it got, and the buffer goes back to the pool
 //     within the batch. A short send (the client is not keeping up) copies the rest into the
 //     connection's outbound and sends from there without MSG_DONTWAIT: the kernel then waits for
 //     the socket to drain, and whatever a completion reports as not yet sent is resubmitted.
 //   - backpressure: each recv asks for at most the room the outbound bound leaves (the rule of
-//     sockutil.Pool, the same in every model), and no recv is posted while that room is 0 or
-//     while the kernel is sending from the buffer a recv would fill. Unread bytes stay in the client's socket and
-//     TCP flow control stops the client; its stall costs the loop nothing but a parked send.
+//     sockutil.Pool, the same in every model), and no recv is posted while that room is 0 or while
+//     the kernel is sending from the buffer a recv would fill. Unread bytes stay in the client's
+//     socket and TCP flow control stops the client; its stall costs the loop nothing but a parked
+//     send.
 //   - close: recv returning 0 is the client's half-close: the outbound is drained, then the
 //     socket closed. An error (ECONNRESET, EPIPE) cancels the connection's operations that are
 //     still in flight (IORING_OP_ASYNC_CANCEL, one for the recv and one for the send, so a
@@ -62,16 +62,16 @@
 // and let the kernel finish completions in a batch inside our io_uring_enter instead of
 // interrupting the thread for each. -lockthread is therefore implied as well.
 //
-// Close wakes a sockutil.Waker, an eventfd on which every loop keeps a POLL_ADD; the loop cancels its accept and
-// every in-flight operation, reaps all their completions, and only then closes the sockets and
-// the listener, unregisters and unmaps the buffers and closes the ring. Close returns when every
-// loop's thread has done so.
+// Close wakes a sockutil.Waker, an eventfd on which every loop keeps a POLL_ADD; the loop cancels
+// its accept and every in-flight operation, reaps all their completions, and only then closes the
+// sockets and the listener, unregisters and unmaps the buffers and closes the ring. Close returns
+// when every loop's thread has done so.
 //
-// Memory the kernel uses outlives any one Go statement, so: the provided buffers and their ring
-// are anonymous mmaps, outside the Go heap, never scanned, moved or freed by the collector; an
-// outbound send reads a chunk of the connection's sockutil.Outbound, whose queued bytes never
-// move and which the conn keeps reachable until the completion (Go's heap does not move); and the user data of each operation is an index (kind, connection slot,
-// generation), never a pointer.
+// Memory the kernel uses outlives any one Go statement, so: the provided buffers and their ring are
+// anonymous mmaps, outside the Go heap, never scanned, moved or freed by the collector; an outbound
+// send reads a chunk of the connection's sockutil.Outbound, whose queued bytes never move and which
+// the conn keeps reachable until the completion (Go's heap does not move); and the user data of
+// each operation is an index (kind, connection slot, generation), never a pointer.
 //
 // The io_uring interface is written here against golang.org/x/sys/unix (ring_linux.go) rather
 // than a library. The Go libraries we looked at, such as giouring (pinned candidate
@@ -82,13 +82,12 @@
 //
 // Where it breaks. io_uring is often unavailable: disabled by kernel.io_uring_disabled, refused
 // by container seccomp profiles, absent before 5.7; Available says which, and the model does not
-// start. Before Linux 5.12 the rings' memory (about 800 KiB per loop) is charged to
-// RLIMIT_MEMLOCK, often 64 KiB: Available, which sets up a tiny ring, passes, and Start fails
-// with ENOMEM and says to raise ulimit -l. Each loop is one thread, so one hot loop is one
-// saturated core, and SO_REUSEPORT hashing can leave loops unevenly loaded. Each loop maps 16 MiB
-// of provided buffers and touches all of them over time. The Go runtime still stands between the
-// thread and the kernel: every
-// io_uring_enter that sleeps is a blocking syscall after which the goroutine must win back a P.
-// A client that does not read makes the server copy its echo once into the outbound, up to the
-// outbound limit.
+// start. Before Linux 5.12 the rings' memory (about 800 KiB per loop) is charged to RLIMIT_MEMLOCK,
+// often 64 KiB: Available, which sets up a tiny ring, passes, and Start fails with ENOMEM and says
+// to raise ulimit -l. Each loop is one thread, so one hot loop is one saturated core, and
+// SO_REUSEPORT hashing can leave loops unevenly loaded. Each loop maps 16 MiB of provided buffers
+// and touches all of them over time. The Go runtime still stands between the thread and the kernel:
+// every io_uring_enter that sleeps is a blocking syscall after which the goroutine must win back a
+// P (the hand-off the epoll model's doc.go describes). A client that does not read makes the server
+// copy its echo once into the outbound, up to the outbound limit.
 package uring
