@@ -17,23 +17,25 @@
 // pins every loop goroutine to an OS thread. A connection stays on its loop for life.
 //
 // Buffers: each loop has one read buffer (sockutil.ReadBufferSize, or less with a small outbound
-// limit, the rule every model follows) shared by all its connections, so an idle connection owns
-// no buffer at all. Each connection has an inbound ring for bytes a handler
-// leaves unconsumed and an outbound buffer (a pooled ring up to 64 KiB, then a linked list of
-// pooled slices) for bytes the kernel would not take. Registration is level-triggered; EPOLLOUT is
-// armed only while the outbound buffer is not empty.
+// limit, the rule every model follows) shared by all its connections, so an idle connection owns no
+// buffer at all. Each connection has an inbound ring for bytes a handler leaves unconsumed and an
+// outbound buffer (a pooled ring up to 64 KiB, then a linked list of pooled slices) for bytes the
+// kernel would not take. Registration is level-triggered; EPOLLOUT is armed only while the outbound
+// buffer is not empty.
 //
 // # One echoed message
 //
-// Waiting happens in epoll_wait(2), called by each loop directly through x/sys/unix: a blocking
-// system call that holds an OS thread per loop while it waits, outside Go's own netpoller. After
-// a batch of events gnet polls once more with a zero timeout before it blocks again.
+// Waiting happens in epoll_wait, called by each loop directly through x/sys/unix (which makes it as
+// epoll_pwait(2)): a blocking system call that holds an OS thread per loop while it waits, outside
+// Go's own netpoller. After a batch of events gnet polls once more with a zero timeout before it
+// blocks again.
 //
 // Copying happens in read(2), into the loop's shared buffer: gnet makes exactly one read per
 // readiness event. OnTraffic takes the bytes as a view of that buffer (no copy) and hands them to
 // gnet's Write, which calls write(2) at once from the same buffer. So a message that fits costs
-// epoll_wait (shared by every connection ready in the same batch), read and write: three system
-// calls, and no EAGAIN read, where stdnet pays an extra failing read plus a park and a wakeup.
+// two system calls, read(2) and write(2) (not sendto(2): gnet writes with write), plus a share of
+// an epoll_wait, which serves every connection ready in the same batch; and no EAGAIN read, where
+// stdnet pays an extra failing read plus a park and a wakeup. results/syscalls.md has the counts.
 // Only bytes the kernel does not take are copied, into the connection's outbound buffer; that
 // costs an epoll_ctl to arm EPOLLOUT, one from us to pause reading (below), later a write or
 // writev per EPOLLOUT, and an epoll_ctl to disarm when the buffer is empty.
@@ -51,7 +53,8 @@
 // OnTraffic sets the connection's epoll interest to EPOLLOUT alone (pause_linux.go); gnet's own
 // write handler sets it back to EPOLLIN when the buffer empties, which resumes reading. TCP flow
 // control then stops the client. The bound that results is one read's worth per connection, at most
-// sockutil.ReadBuffer(Config.Outbound()); the read size is set from the outbound limit so that holds.
+// sockutil.ReadBuffer(Config.Outbound()); the read size is set from the outbound limit so that
+// holds.
 //
 // Two limits of this. First, gnet exposes no epoll fd: the model reads it from gnet's unexported
 // eventloop.poller.fd by reflection, and refuses to start unless the binary's build info shows gnet
@@ -59,13 +62,13 @@
 // records no dependencies in a test binary's build info, so there only the field check runs.) With
 // the poll_opt build tag gnet keeps a pointer, not the fd, in each epoll registration, which the
 // model's own registration would overwrite: built with that tag, the model reports itself
-// unavailable. Second, it
-// pauses as soon as anything is queued instead of letting the queue grow to the outbound limit,
-// because gnet closes a connection the moment read returns EOF, after one non-blocking flush that
-// drops whatever does not fit in the socket buffer (eventloop.close). A half-closing client's
-// last echoes would be lost if its FIN could be read while bytes were queued; with reads paused, the
-// FIN is read only once the queue is empty, and close(2) then sends everything before the FIN.
-// The kernel's own socket buffers (several MiB each way on loopback) are not bounded by this.
+// unavailable. Second, it pauses as soon as anything is queued instead of letting the queue grow to
+// the outbound limit, because gnet closes a connection the moment read returns EOF, after one
+// non-blocking flush that drops whatever does not fit in the socket buffer (eventloop.close). A
+// half-closing client's last echoes would be lost if its FIN could be read while bytes were queued;
+// with reads paused, the FIN is read only once the queue is empty, and close(2) then sends
+// everything before the FIN. The kernel's own socket buffers (several MiB each way on loopback) are
+// not bounded by this.
 //
 // # Where it breaks
 //
@@ -74,14 +77,14 @@
 // RLIMIT_NOFILE, so that accept never gets there. That holds only because each loop has its own
 // listener and accepts one connection, then runs OnOpen, before it accepts the next. gnet's
 // default, one main reactor accepting for all loops, drains the whole backlog into the loops'
-// queues before any OnOpen runs, so a flood of connections at a low RLIMIT_NOFILE stops that
-// server with "Accept() failed due to error: too many open files", which is why SO_REUSEPORT is
-// always on. The test suite floods 2,000 connections at
-// RLIMIT_NOFILE 256, with and without Config.ReusePort, and the server keeps serving. ENFILE (the
-// system-wide table) is not covered by this. When gnet does stop itself, Wait returns gnet's first
-// error. SO_REUSEPORT would also let this server join a fixed port that another process of the
-// same user holds with SO_REUSEPORT, splitting the clients between them; so unless
-// Config.ReusePort asks for sharing, Start first checks with a plain bind that the port is free.
+// queues before any OnOpen runs, so a flood of connections at a low RLIMIT_NOFILE stops that server
+// with "Accept() failed due to error: too many open files", which is why SO_REUSEPORT is always on.
+// The test suite floods 2,000 connections at RLIMIT_NOFILE 256, with and without Config.ReusePort,
+// and the server keeps serving. ENFILE (the system-wide table) is not covered by this. When gnet
+// does stop itself, Wait returns gnet's first error. SO_REUSEPORT would also let this server join a
+// fixed port that another process of the same user holds with SO_REUSEPORT, splitting the clients
+// between them; so unless Config.ReusePort asks for sharing, Start first checks with a plain bind
+// that the port is free.
 //
 // A handler that blocks or runs long stalls every connection on its loop, and connections never
 // move between loops, so an unlucky loop stays hot. gnet's logger and its table of engines by
