@@ -13,16 +13,17 @@
 // accepted connection.
 //
 // Cost of one echoed message: read(2), then sendto(2) with MSG_NOSIGNAL (more than one only when
-// a signal interrupts it), through sockutil's runtime-aware pair, since the thread sleeps in them. A connection costs a thread: its creation and teardown (clone(2),
-// exit(2)), a kernel stack and task, a thread stack, a goroutine and one read buffer of up to 64
-// KiB; and every message costs two context switches, since the thread sleeps in read(2) and the
-// scheduler must wake it.
+// a signal interrupts it), through sockutil's runtime-aware pair, since the thread sleeps in them.
+// A connection costs a thread: its creation and teardown (clone(2), exit(2)), a kernel stack and
+// task, a thread stack, a goroutine and one read buffer of up to 64 KiB; and every message costs
+// a voluntary context switch, since the thread sleeps in read(2), and a wakeup by the scheduler to
+// run it again. results/syscalls.md has the counts.
 //
 // In Go a thread that wakes from a blocking syscall also needs one of the runtime's Ps to run Go
-// code again. With Go's default of one P per CPU, a server pinned to one CPU would have its
-// thousand threads queue for a single P, a cost of the runtime and not of the model; so in a
-// process of its own (cmd/echoserver) the model
-// asks for GOMAXPROCS 128, or the pool size if smaller (see procs).
+// code again (the hand-off the epoll model's doc.go describes). With Go's default of one P per
+// CPU, a server pinned to one CPU would have its thousand threads queue for a single P, a cost of
+// the runtime and not of the model; so in a process of its own (cmd/echoserver) the model asks for
+// GOMAXPROCS 128, or the pool size if smaller (procs says why 128).
 //
 // Waiting and copying both happen in read(2), on the connection's own thread: the kernel puts the
 // thread to sleep until data arrives, then copies it into the thread's buffer. Writing can block
