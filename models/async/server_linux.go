@@ -167,11 +167,11 @@ func Start(cfg server.Config) (server.Server, error) {
 	return s, nil
 }
 
-// readBufferCap is the read size for an outbound limit, sockutil.ReadBuffer's rule rounded down
-// to a power of two (gnet's read buffer is a ring of that size): gnet queues at most the unsent part of one
-// read (see OnTraffic), so a read no larger than the limit keeps the queue within it. gnet rounds
-// the size up to a power of two, so it is rounded down here first. The loop reads into one such
-// buffer shared by all its connections, so it costs one per loop, not per connection.
+// readBufferCap is the read size for an outbound limit, sockutil.ReadBuffer's rule rounded down to
+// a power of two (gnet's read buffer is a ring of that size): gnet queues at most the unsent part
+// of one read (see OnTraffic), so a read no larger than the limit keeps the queue within it. gnet
+// rounds the size up to a power of two, so it is rounded down here first. The loop reads into one
+// such buffer shared by all its connections, so it costs one per loop, not per connection.
 func readBufferCap(limit int) int {
 	n := minOutbound
 	for n*2 <= sockutil.ReadBuffer(limit) {

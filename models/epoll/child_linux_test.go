@@ -149,13 +149,13 @@ func TestNeverReadingClientHoldsServerMemory(t *testing.T) {
 	finish()
 	peak = max(peak, rss)
 
-	// The bound: the stalled connection's outbound, at most limit bytes held in chunks (which
-	// round it up by less than two chunks), plus 2 MiB of slack for what any Go process adds over
-	// a few seconds of new traffic: heap and GC metadata for the chunks, the slice that queues
-	// them, goroutine and thread stacks, runtime pages touched for the first time. Under the race detector every heap byte the server
-	// writes also gets shadow memory, so the bound scales by raceMemoryFactor. Without
-	// backpressure the growth would be tens of MiB: whatever of the 64 MiB the kernel's socket
-	// buffers did not hold.
+	// The bound: the stalled connection's outbound, at most limit bytes held in chunks (which round
+	// it up by less than two chunks), plus 2 MiB of slack for what any Go process adds over a few
+	// seconds of new traffic: heap and GC metadata for the chunks, the slice that queues them,
+	// goroutine and thread stacks, runtime pages touched for the first time. Under the race
+	// detector every heap byte the server writes also gets shadow memory, so the bound scales by
+	// raceMemoryFactor. Without backpressure the growth would be tens of MiB: whatever of
+	// the 64 MiB the kernel's socket buffers did not hold.
 	const slack = 2 << 20
 	bound := (limit + slack) * raceMemoryFactor
 	growth := (peak - before) << 10

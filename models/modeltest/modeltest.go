@@ -1,12 +1,12 @@
 // Package modeltest is the conformance suite every echobench model runs from its own tests, plus
 // the client helpers those tests share.
 //
-// Run checks what the server contract promises, on real loopback sockets: exact echo from 1 byte
-// to 4 MiB (large enough to force partial writes on the server), many concurrent connections with
+// Run checks what the server contract promises, on real loopback sockets: exact echo from 1 byte to
+// 4 MiB (large enough to force partial writes on the server), many concurrent connections with
 // interleaved writes, a client that writes a burst before it reads, a client that never reads
-// (backpressure: it must not stall the others, and the server holds no more than the outbound
-// limit for it), TCP_NODELAY on the server's end of every connection, half-close, reset mid-transfer, counters that
-// match the traffic, and a Close that leaves no goroutine or file descriptor behind.
+// (backpressure: it must not stall the others, and the server holds no more than the outbound limit
+// for it), TCP_NODELAY on the server's end of every connection, half-close, reset mid-transfer,
+// counters that match the traffic, and a Close that leaves no goroutine or file descriptor behind.
 package modeltest
 
 import (

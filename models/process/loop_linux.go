@@ -167,11 +167,12 @@ func (c *childState) stop() {
 }
 
 // echo copies everything the client sends back to it, with blocking read(2) and sendto(2) on the
-// connection's fd (sockutil.Read and sockutil.Send, the runtime-aware pair), until the client half-closes or the connection fails. It counts the bytes
-// read and written in m, which reports them to the parent as they accumulate, and returns m.
+// connection's fd (sockutil.Read and sockutil.Send, the runtime-aware pair), until the client
+// half-closes or the connection fails. It counts the bytes read and written in m, which reports
+// them to the parent as they accumulate, and returns m.
 //
 // Blocking is the point of this model: the kernel parks the thread inside read(2) until data
-// arrives, and inside write(2) while the client's receive window is full. Until the write
+// arrives, and inside sendto(2) while the client's receive window is full. Until the write
 // completes this loop does not read again, so a client that never reads is simply not read from
 // (backpressure by blocking) and costs one buffer. Raw syscalls rather than os.File or
 // net.FileConn keep the Go runtime's netpoller out of the child entirely.

@@ -69,8 +69,9 @@ func (s *srv) serveOnce() error {
 
 // watch fills the fd_sets for this turn and returns select's nfds, one past the highest fd set.
 // Every connection is watched for readability while its outbound bound leaves room to read
-// (backpressure, as sockutil.Pool states it) and its client has not half-closed; only connections with pending output are watched for
-// writability, since an idle socket is almost always writable and would wake the loop for nothing.
+// (backpressure, as sockutil.Pool states it) and its client has not half-closed; only connections
+// with pending output are watched for writability, since an idle socket is almost always writable
+// and would wake the loop for nothing.
 func (s *srv) watch(readable, writable *unix.FdSet) int {
 	readable.Set(s.waker.FD())
 	nfd := s.waker.FD() + 1

@@ -15,7 +15,8 @@ import (
 // 0 to 1023 and nothing above. Setting the bit of a higher fd would write past the bitmap.
 const fdSetSize = unix.FD_SETSIZE
 
-// ceilingMessage is what a user reads when a socket lands past the fd_set: the limit and the way out.
+// ceilingMessage is what a user reads when a socket lands past the fd_set: the limit and the way
+// out.
 const ceilingMessage = "select(2) cannot watch fd 1024 or above; use -model epoll"
 
 // acceptPause is how long the listener is left out of the read set after accept fails for want of

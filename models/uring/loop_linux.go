@@ -27,10 +27,11 @@ const (
 	// bufSize is one provided buffer, the most one recv returns: sockutil.ReadBufferSize, the
 	// read size of every model.
 	bufSize = sockutil.ReadBufferSize
-	// bufCount provided buffers per loop, 16 MiB of address space, touched as it is used. A buffer is held only between a recv's
-	// completion and the end of the echo's first send attempt, so this bounds how many
-	// connections one batch can serve, not how many can be open; a recv that finds the pool
-	// empty completes with ENOBUFS and is posted again after the batch returns its buffers.
+	// bufCount provided buffers per loop, 16 MiB of address space, touched as it is used. A buffer
+	// is held only between a recv's completion and the end of the echo's first send attempt, so
+	// this bounds how many connections one batch can serve, not how many can be open; a recv that
+	// finds the pool empty completes with ENOBUFS and is posted again after the batch returns its
+	// buffers.
 	bufCount = 256
 	// bufGroup is the provided-buffer group id; each ring has its own, so one id serves all.
 	bufGroup = 0
