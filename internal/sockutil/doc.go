@@ -27,7 +27,17 @@
 // sleeps in the call (the blocking and process models, the workers of a prefork pool) must keep
 // the bookkeeping, or it would hold its P for as long as it sleeps and starve every goroutine
 // queued behind it: those use Read and Send. Both pairs make the same system calls, read(2) and
-// sendto(2) with MSG_NOSIGNAL, so a strace of any model counts the same calls per message.
+// sendto(2) with MSG_NOSIGNAL, so a syscall count of any model (results/syscalls.md, by `make
+// syscalls`) shows the same calls per message.
+//
+// # Signals and EINTR
+//
+// The Go runtime installs its signal handlers with SA_RESTART and signals its own threads
+// (preemption, profiling), so a socket read or send that a signal interrupts is usually restarted
+// by the kernel; the waits (select, epoll_wait and the like) are never restarted and fail with
+// EINTR whatever the flag says. Every call that can fail with EINTR is retried where it is made:
+// nothing was copied, nothing is lost. close(2) is the exception: on Linux it releases the fd even
+// when it reports an error (EINTR included), so no model retries a close.
 //
 // It is not a model and serves no connection; no model imports another, they all import this.
 package sockutil

@@ -43,8 +43,8 @@ func SendNonblock(fd int, p []byte) (int, error) {
 }
 
 // Read is read(2) for a thread that may sleep in it, retried when a signal interrupts it before
-// any byte is copied. The runtime installs its signal handlers with SA_RESTART, so EINTR is rare,
-// but a handler installed without it (by C code, say) would surface it here. p must not be empty.
+// any byte is copied. EINTR is rare here (the package documentation says why), but a handler
+// installed without SA_RESTART (by C code, say) would surface it. p must not be empty.
 func Read(fd int, p []byte) (int, error) {
 	for {
 		n, _, errno := unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))

@@ -162,8 +162,7 @@ func (s *srv) writeAll(fd int, p []byte) error {
 func (s *srv) closeConn(fd int) {
 	s.mu.Lock()
 	delete(s.conns, fd)
-	// On Linux close(2) releases the fd even when it reports an error (EINTR included), so there
-	// is nothing to retry.
+	// close(2) is not retried; sockutil's package documentation says why.
 	unix.Close(fd)
 	s.mu.Unlock()
 	s.Closed()

@@ -143,8 +143,8 @@ func (s *srv) send(fd int, p []byte) (int, error) {
 }
 
 // closeConn ends a connection. A client that reset or went away is the ordinary end of many
-// connections and is not logged; any other error is. On Linux close(2) releases the fd even when
-// it reports an error (EINTR included), so there is nothing to retry.
+// connections and is not logged; any other error is. close(2) is not retried; sockutil's package
+// documentation says why.
 func (s *srv) closeConn(c *conn, err error) {
 	if err != nil && !sockutil.IsPeerGone(err) {
 		s.cfg.Log("nonblocking: closing fd %d: %v", c.fd, err)
