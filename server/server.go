@@ -151,7 +151,7 @@ func (m Model) CheckAvailable() error {
 		return nil
 	}
 	if err := m.Available(); err != nil {
-		return fmt.Errorf("model %s %w: %v", m.Name, ErrUnavailable, err)
+		return fmt.Errorf("model %s %w: %w", m.Name, ErrUnavailable, err)
 	}
 	return nil
 }
