@@ -25,6 +25,14 @@
 #      client has ramped up), and the most connections the server held: stock tcpkali 1.2.0 opens
 #      more than -c when its workers are saturated (its connect requests wait in a pipe to a busy
 #      worker and are not counted), the more so the higher --connect-rate (KALI_CONNECT_RATE).
+#   5. Fixed rate, RATE_CONNS connections x 64 B open loop at each of RATES (0 = closed loop, the
+#      saturation point): the C reference server against RATE_MODELS, RATE_REPEATS repeats with the
+#      server order reversed every other repeat, a fresh server per run. Per run: the server's CPU
+#      per echoed message over the measured window, echobench's own (total and user), echobench's
+#      schedule lag p99 (how late it issued the sends that fell due) and the corrected p99.
+#      Medians with [min-max] and each model's median over the C server's. Targets (issue "At the
+#      floor at every load"): epoll <= 1.1x C and <= async at every rate; uring <= epoll;
+#      echobench's lag p99 <= 50 us and user CPU <= 1.5 us per message at 30,000/s.
 #
 # Results: results/crosscheck-<UTC time>/ holds every raw output, figures.tsv and summary.txt.
 # Absolute figures on a shared machine are noise; the ratios are the result, and only on a quiet one.
@@ -39,12 +47,18 @@ MODELS=${MODELS:-"epoll async stdnet"}
 KALI_CONNS=${KALI_CONNS:-"100 1000"}
 KALI_PIPELINES=${KALI_PIPELINES:-"256 1024"}  # echobench allows 1..1024
 KALI_CONNECT_RATE=${KALI_CONNECT_RATE:-}  # empty: tcpkali's default, 100/s; faster makes it overshoot -c more
-SECTIONS=${SECTIONS:-"1 2 3 4"}     # which of the four checks below to run
+RATES=${RATES:-"10000 30000 60000 0"}   # section 5: open-loop msgs/s; 0 = closed loop
+RATE_MODELS=${RATE_MODELS:-"epoll async uring stdnet"}
+RATE_REPEATS=${RATE_REPEATS:-5}
+RATE_CONNS=${RATE_CONNS:-1000}
+SECTIONS=${SECTIONS:-"1 2 3 4 5"}   # which of the five checks below to run
 MAX_DUR=60                          # a cross-check is a short run; long soaks belong elsewhere
 
 die() { echo "crosscheck: $*" >&2; exit 1; }
 [[ $DUR =~ ^[0-9]+$ && $DUR -ge 1 && $DUR -le $MAX_DUR ]] || die "DUR=$DUR: want whole seconds, 1..$MAX_DUR (sockperf takes whole seconds)"
 [[ $WARMUP =~ ^[0-9]+$ && $WARMUP -le $MAX_DUR ]] || die "WARMUP=$WARMUP: want whole seconds, 0..$MAX_DUR"
+[[ $RATE_REPEATS =~ ^[1-9][0-9]?$ ]] || die "RATE_REPEATS=$RATE_REPEATS: want 1..99"
+for r in $RATES; do [[ $r =~ ^[0-9]+$ ]] || die "RATES: $r is not a rate in msgs/s (0 = closed loop)"; done
 [[ -z $KALI_CONNECT_RATE || $KALI_CONNECT_RATE =~ ^[1-9][0-9]*$ ]] || die "KALI_CONNECT_RATE=$KALI_CONNECT_RATE: want connections per second"
 cd "$(dirname "$0")/.." || die "cannot cd to the repository"
 for c in "$SERVER_CPU" "$CLIENT_CPU"; do
@@ -118,7 +132,7 @@ ${GO:-go} build -o bin/echobench ./cmd/echobench || die "build echobench"
 	echo "cc           $(${CC:-cc} --version | head -1)"
 	echo "sockperf     $( ((HAVE_SOCKPERF)) && sockperf --version 2>&1 | head -1 || echo absent)"
 	echo "tcpkali      $( ((HAVE_TCPKALI)) && tcpkali --version 2>&1 | head -1 || echo 'absent (not on PATH)')"
-	echo "settings     DUR=${DUR}s WARMUP=${WARMUP}s CONNS=$CONNS MODELS='$MODELS' KALI_CONNS='$KALI_CONNS' KALI_PIPELINES='$KALI_PIPELINES' KALI_CONNECT_RATE='${KALI_CONNECT_RATE:-tcpkali default}'"
+	echo "settings     DUR=${DUR}s WARMUP=${WARMUP}s CONNS=$CONNS MODELS='$MODELS' RATES='$RATES' RATE_MODELS='$RATE_MODELS' RATE_REPEATS=$RATE_REPEATS RATE_CONNS=$RATE_CONNS KALI_CONNS='$KALI_CONNS' KALI_PIPELINES='$KALI_PIPELINES' KALI_CONNECT_RATE='${KALI_CONNECT_RATE:-tcpkali default}'"
 } >"$OUT/conditions.txt"
 
 # ---- servers ------------------------------------------------------------------------------------
@@ -231,7 +245,7 @@ on() { [[ " $SECTIONS " == *" $1 "* ]]; }
 SP_SOCKPERF=n/a PP_SOCKPERF=n/a
 declare -A PP EB
 rtt() {
-	log "1/4 round trip: 1 connection x 64 B, ${DUR}s each"
+	log "1/5 round trip: 1 connection x 64 B, ${DUR}s each"
 	if ((HAVE_SOCKPERF)) && start_sockperf_server; then
 		SP_SOCKPERF=$(sockperf_p50 rtt-sockperf-on-sockperf)
 		PP_SOCKPERF=$(pingpong_p50 rtt-pingpong-on-sockperf)
@@ -284,7 +298,7 @@ rtt_summary() {
 # ---- 2. throughput ------------------------------------------------------------------------------
 declare -A TP TPEFF TPCLI
 throughput() {
-	log "2/4 throughput: $CONNS connections x 64 B ping-pong, C reference vs epoll"
+	log "2/5 throughput: $CONNS connections x 64 B ping-pong, C reference vs epoll"
 	local srv
 	for srv in cref epoll; do
 		TP[$srv]=n/a TPEFF[$srv]=n/a TPCLI[$srv]=n/a
@@ -318,7 +332,7 @@ throughput_summary() {
 # ---- 3. byte counts -----------------------------------------------------------------------------
 declare -A BYTES
 bytes() {
-	log "3/4 byte counts: echobench against each model's own counters"
+	log "3/5 byte counts: echobench against each model's own counters"
 	local m json
 	for m in $MODELS; do
 		json=$OUT/bytes-$m.json
@@ -384,10 +398,10 @@ server_side() {
 }
 kali() {
 	if ! ((HAVE_TCPKALI)); then
-		log "4/4 tcpkali is not on PATH: skipped (this script never builds or fetches it)"
+		log "4/5 tcpkali is not on PATH: skipped (this script never builds or fetches it)"
 		return
 	fi
-	log "4/4 tcpkali vs echobench, from the server's side"
+	log "4/5 tcpkali vs echobench, from the server's side"
 	local msg c k skip rate_flag=()
 	msg=$(printf '%64s' '' | tr ' ' x)
 	[[ -n $KALI_CONNECT_RATE ]] && rate_flag=(--connect-rate "$KALI_CONNECT_RATE")
@@ -413,11 +427,77 @@ kali_summary() {
 	fi
 }
 
+# ---- 5. fixed rate ------------------------------------------------------------------------------
+RATE_TSV=$OUT/fixedrate.tsv
+fixedrate() {
+	log "5/5 fixed rate: $RATE_CONNS connections x 64 B at $RATES msgs/s (0 = closed loop), C reference vs $RATE_MODELS, $RATE_REPEATS repeats"
+	printf 'server\trate\trepeat\tmsgs_per_s\tserver_us_per_msg\tclient_us_per_msg\tclient_user_us_per_msg\tlag_p99_us\tp99_us\n' >"$RATE_TSV"
+	local rep rate srv order name json rate_flag
+	for rep in $(seq "$RATE_REPEATS"); do
+		order="cref $RATE_MODELS"
+		((rep % 2 == 0)) && order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
+		for rate in $RATES; do
+			for srv in $order; do
+				if [[ $srv == cref ]]; then
+					start_server cref bin/epoll_echo || continue
+				else
+					start_server "$srv" bin/echoserver -model "$srv" -quiet || continue
+				fi
+				name=rate-$srv-$rate-$rep json=$OUT/$name.json rate_flag=()
+				((rate > 0)) && rate_flag=(-rate "$rate")
+				echobench_addr "$name" -c "$RATE_CONNS" -pipeline 1 "${rate_flag[@]}"
+				stop_server
+				[[ -s $json ]] || continue
+				# CPU over the window per message of the window; the user share of the whole run
+				# applied to echobench's window CPU (the JSON splits user and system over the run).
+				jq -r --arg s "$srv" --arg r "$rate" --arg k "$rep" '.runs[0] as $x | ($x.messages) as $m |
+					if $m == 0 or $x.server == null then empty else
+					[$s, $r, $k, $x.msgs_per_s, ($x.server.window_cpu_s / $m * 1e6), ($x.client.window_cpu_s / $m * 1e6),
+					 ($x.client.window_cpu_s / $m * 1e6 * (if $x.client.cpu_s > 0 then $x.client.cpu_user_s / $x.client.cpu_s else 0 end)),
+					 ($x.schedule_lag.p99_us // "n/a"), $x.latency.p99_us] | @tsv end' "$json" >>"$RATE_TSV"
+			done
+		done
+	done
+}
+# rate_stat COLUMN: "server rate median min max" per (server, rate) from fixedrate.tsv
+rate_stat() {
+	tail -n +2 "$RATE_TSV" | awk -F'\t' -v col="$1" '$col != "n/a" { print $1 "\t" $2 "\t" $col }' | sort -t$'\t' -k1,1 -k2,2n -k3,3g |
+		awk -F'\t' '{ k = $1 "\t" $2; v[k, ++n[k]] = $3; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k } }
+		END { for (i = 1; i <= nk; i++) { k = keys[i]; c = n[k]
+			med = (c % 2) ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2
+			printf "%s\t%.3f\t%.3f\t%.3f\n", k, med, v[k, 1], v[k, c] } }'
+}
+fixedrate_summary() {
+	echo "5. Fixed rate, $RATE_CONNS conns x 64 B, open loop (rate 0 = closed loop), $RATE_REPEATS alternated repeats: median [min-max]"
+	[[ -s $RATE_TSV ]] || { echo "   no runs"; return; }
+	local col label
+	for col in 5 6 7 8 9; do
+		case $col in
+		5) label="server CPU us per message (x = median over the C reference's at that rate)" ;;
+		6) label="echobench CPU us per message" ;;
+		7) label="echobench user CPU us per message" ;;
+		8) label="echobench schedule lag p99, us (open loop only)" ;;
+		9) label="corrected latency p99, us" ;;
+		esac
+		echo "   $label"
+		rate_stat "$col" | awk -F'\t' -v ratio=$((col == 5)) '
+			{ row[$1] = row[$1] sprintf("  %8s: %9.2f [%.2f-%.2f]", ($2 == 0 ? "closed" : $2 "/s"), $3, $4, $5)
+			  med[$1, $2] = $3; if ($1 == "cref") cref[$2] = $3; rates[$2] = 1; if (!($1 in seen)) { seen[$1] = 1; names[++n] = $1 } }
+			END { for (i = 1; i <= n; i++) { s = names[i]; line = sprintf("     %-7s%s", s, row[s])
+				if (ratio && s != "cref") { line = line "   x C:"; for (r in rates) if (cref[r] > 0 && (s, r) in med) line = line sprintf(" %s %.2f", (r == 0 ? "closed" : r), med[s, r] / cref[r]) }
+				print line } }'
+	done
+	for rate in $RATES; do
+		fig "fixedrate.$rate" "$(rate_stat 5 | awk -F'\t' -v r="$rate" '$2 == r { printf "%s %.2f ", $1, $3 }')" "server us/msg medians"
+	done
+}
+
 # ---- run ----------------------------------------------------------------------------------------
 on 1 && rtt
 on 2 && throughput
 on 3 && bytes
 on 4 && kali
+on 5 && fixedrate
 {
 	cat "$OUT/conditions.txt"
 	echo "end          $(date -u +%FT%TZ), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -425,6 +505,7 @@ on 4 && kali
 	on 2 && { echo; throughput_summary; }
 	on 3 && { echo; bytes_summary; }
 	on 4 && { echo; kali_summary; }
+	on 5 && { echo; fixedrate_summary; }
 	echo
 	echo "raw outputs and figures.tsv: $OUT/"
 } | tee "$OUT/summary.txt"
