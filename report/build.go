@@ -31,6 +31,18 @@ func FromHistogram(h *hdrhistogram.Histogram, spectrum bool) Latency {
 	return l
 }
 
+// LagFromHistogram summarises a schedule-lag histogram in microseconds.
+func LagFromHistogram(h *hdrhistogram.Histogram) *ScheduleLag {
+	l := &ScheduleLag{Count: h.TotalCount()}
+	if l.Count > 0 {
+		l.P50us = float64(h.ValueAtQuantile(50))
+		l.P99us = float64(h.ValueAtQuantile(99))
+		l.P999us = float64(h.ValueAtQuantile(99.9))
+		l.MaxUs = float64(h.Max())
+	}
+	return l
+}
+
 // DiffPct is (server - client) / client in percent: 0 when both are 0, and 100 when the client
 // counted nothing but the server did (JSON has no infinity; the raw counts sit beside it).
 func DiffPct(server, client uint64) float64 {
@@ -74,6 +86,8 @@ func MeanCI95(xs []float64) (mean, stddev, low, high float64) {
 // Hists are the histograms of all runs merged, for the summary's percentiles.
 type Hists struct {
 	Latency, Connect *hdrhistogram.Histogram
+	// ScheduleLag is nil in closed loop, where there is no schedule to be late for.
+	ScheduleLag *hdrhistogram.Histogram
 }
 
 // Summarize fills r.Summary from r.Runs and the merged histograms.
@@ -128,6 +142,9 @@ func (r *Report) Summarize(model string, h Hists) {
 		s.LatencyP99us = float64(h.Latency.ValueAtQuantile(99))
 		s.LatencyP999us = float64(h.Latency.ValueAtQuantile(99.9))
 		s.LatencyMaxUs = float64(h.Latency.Max())
+	}
+	if h.Latency != nil && h.ScheduleLag != nil {
+		s.MeterLimited = JudgeMeter(LagFromHistogram(h.ScheduleLag), FromHistogram(h.Latency, false))
 	}
 	if h.Connect != nil && h.Connect.TotalCount() > 0 {
 		s.ConnectP50us = float64(h.Connect.ValueAtQuantile(50))

@@ -141,12 +141,15 @@ type Run struct {
 	ConnsEchoed int `json:"conns_echoed"`
 	// ScheduleLag (open loop only) is how late echobench itself got round to sends it was
 	// free to make. Far from zero, the client is part of what Latency measures.
-	ScheduleLag *ScheduleLag      `json:"schedule_lag,omitempty"`
-	IOErrors    map[string]int    `json:"io_errors,omitempty"`
-	PerSecond   []Second          `json:"per_second"`
-	Server      *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
-	Client      ClientAccounting  `json:"client"`
-	ByteCheck   *ByteCheck        `json:"byte_check,omitempty"`
+	ScheduleLag *ScheduleLag `json:"schedule_lag,omitempty"`
+	// MeterLimited (open loop only) is set when that lag is a material share of a reported
+	// latency percentile (JudgeMeter): the percentile then partly measures echobench.
+	MeterLimited *MeterLimited     `json:"meter_limited,omitempty"`
+	IOErrors     map[string]int    `json:"io_errors,omitempty"`
+	PerSecond    []Second          `json:"per_second"`
+	Server       *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
+	Client       ClientAccounting  `json:"client"`
+	ByteCheck    *ByteCheck        `json:"byte_check,omitempty"`
 	// ServerCounts is the server's own final count of connections and bytes (its "stats" line),
 	// when echobench started it. Rejected connections were accepted and closed at once without
 	// being served: select's fd ceiling, a thread ceiling, EMFILE.
@@ -158,7 +161,9 @@ type ScheduleLag struct {
 	Count int64   `json:"count"`
 	P50us float64 `json:"p50_us"`
 	P99us float64 `json:"p99_us"`
-	MaxUs float64 `json:"max_us"`
+	// P999us is absent from reports written before the meter-limited flag.
+	P999us float64 `json:"p99_9_us,omitempty"`
+	MaxUs  float64 `json:"max_us"`
 }
 
 // Conns is what happened to connections.
@@ -270,6 +275,9 @@ type Summary struct {
 	ClientCPUPct        float64 `json:"client_cpu_pct"`
 	ClientSaturated     bool    `json:"client_saturated"`
 	BothSaturated       bool    `json:"both_saturated"` // echobench and the server both ≥90%: the pair's limit
+	// MeterLimited applies JudgeMeter to the merged runs' schedule lag and latency, the same
+	// histograms the percentiles above come from; nil in closed loop.
+	MeterLimited *MeterLimited `json:"meter_limited,omitempty"`
 	// ConnsEchoed is how many connections completed at least one echo in the window (the fewest
 	// of any run): below ConnsEstablished when a pool keeps the rest in the backlog, or when
 	// starting a thread or process per connection cannot keep up.

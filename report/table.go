@@ -54,6 +54,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		row("latency µs", "p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f (all runs merged)", s.LatencyP50us, s.LatencyP99us, s.LatencyP999us, s.LatencyMaxUs)
 		row("server CPU", "%.2fs (%.0f%% of window), peak RSS %s, peak threads %d, processes %d", s.ServerCPUS, s.ServerCPUPct, bytesText(s.ServerPeakRSSBytes), s.ServerPeakThreads, s.ServerProcesses)
 		row("echobench CPU", "%.2fs (%.0f%% of window)", s.ClientCPUS, s.ClientCPUPct)
+		if m := s.MeterLimited; m != nil {
+			row("METER-LIMITED", "%s (all runs merged)", meterText(m))
+		}
 		row("verify failures", "%d in the windows, %d in the whole runs", s.VerifyFailures, s.VerifyFailuresTotal)
 		if s.Incomplete > 0 {
 			row("incomplete", "%d messages", s.Incomplete)
@@ -92,7 +95,10 @@ func writeRun(row func(string, string, ...any), run Run) {
 		row("incomplete", "%d messages due in the window had not completed when it ended", run.Incomplete)
 	}
 	if sl := run.ScheduleLag; sl != nil {
-		row("schedule lag µs", "p50 %.0f  p99 %.0f  max %.0f (echobench's own lateness; should stay near 0)", sl.P50us, sl.P99us, sl.MaxUs)
+		row("schedule lag µs", "p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f (echobench's own lateness; should stay near 0)", sl.P50us, sl.P99us, sl.P999us, sl.MaxUs)
+	}
+	if m := run.MeterLimited; m != nil {
+		row("METER-LIMITED", "%s", meterText(m))
 	}
 	if len(run.IOErrors) > 0 {
 		row("I/O errors", "%s", strings.TrimPrefix(countsText(run.IOErrors), " "))
@@ -118,6 +124,10 @@ func writeRun(row func(string, string, ...any), run Run) {
 	if run.Error != "" {
 		row("error", "%s", run.Error)
 	}
+}
+
+func meterText(m *MeterLimited) string {
+	return fmt.Sprintf("%s, above the %.0f%% that makes it meter-limited: that latency is partly echobench's own lateness, not the server's; give echobench more CPU or -workers, or lower -rate", m.Text(), MeterShare*100)
 }
 
 func ctxSourceText(s string) string {
