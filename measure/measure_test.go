@@ -78,3 +78,40 @@ func TestFromResultPerSecond(t *testing.T) {
 		t.Errorf("per second = %+v, want [%+v]", run.PerSecond, want)
 	}
 }
+
+// TestMeterLimitedRunAndSummary follows the flag from the engine's histograms to the run, the
+// summary over merged runs and the printed table; closed loop never carries it.
+func TestMeterLimitedRunAndSummary(t *testing.T) {
+	result := func(lagUs int64) *loadgen.Result {
+		lat, lag := loadgen.NewHistogram(), loadgen.NewHistogram()
+		for range 1000 {
+			lat.RecordValue(1000)
+			lag.RecordValue(lagUs)
+		}
+		return &loadgen.Result{Latency: lat, Uncorrected: lat, ScheduleLag: lag}
+	}
+	precise, late := result(20), result(600)
+	if m := FromResult(0, precise, true).MeterLimited; m != nil {
+		t.Errorf("lag 20 µs of 1000 flagged: %+v", m)
+	}
+	run := FromResult(1, late, true)
+	if m := run.MeterLimited; m == nil || m.Percentile != 99 || m.LagUs < 590 {
+		t.Errorf("lag 600 µs of 1000: flag %+v, want p99 at about 600 µs", m)
+	}
+	if closed := FromResult(0, late, false); closed.MeterLimited != nil {
+		t.Errorf("closed loop flagged: %+v", closed.MeterLimited)
+	}
+	var h report.Hists
+	AddHists(&h, precise)
+	AddHists(&h, late)
+	rep := report.Report{Settings: report.Settings{Rate: 1000}, Runs: []report.Run{FromResult(0, precise, true), run}}
+	rep.Summarize("m", h)
+	if m := rep.Summary.MeterLimited; m == nil || m.Percentile != 99 {
+		t.Errorf("summary of a precise and a late run: flag %+v, want p99 (half the sends were 600 µs late)", m)
+	}
+	var out strings.Builder
+	rep.WriteTable(&out)
+	if got := strings.Count(out.String(), "METER-LIMITED"); got != 2 {
+		t.Errorf("table shows METER-LIMITED %d times, want in run 2 and the summary:\n%s", got, out.String())
+	}
+}

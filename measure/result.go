@@ -43,12 +43,8 @@ func FromResult(index int, res *loadgen.Result, openLoop bool) report.Run {
 	r.Incomplete = res.Incomplete
 	r.ConnsEchoed = res.ConnsEchoed
 	if h := res.ScheduleLag; openLoop && h != nil {
-		r.ScheduleLag = &report.ScheduleLag{Count: h.TotalCount()}
-		if h.TotalCount() > 0 {
-			r.ScheduleLag.P50us = float64(h.ValueAtQuantile(50))
-			r.ScheduleLag.P99us = float64(h.ValueAtQuantile(99))
-			r.ScheduleLag.MaxUs = float64(h.Max())
-		}
+		r.ScheduleLag = report.LagFromHistogram(h)
+		r.MeterLimited = report.JudgeMeter(r.ScheduleLag, r.Latency)
 	}
 	r.IOErrors = res.IOErrors
 	for _, s := range res.PerSecond {
@@ -70,5 +66,12 @@ func AddHists(h *report.Hists, res *loadgen.Result) {
 	}
 	if res.ConnectLatency != nil {
 		h.Connect.Merge(res.ConnectLatency)
+	}
+	if res.ScheduleLag != nil {
+		// The engine keeps it only in open loop, so it stays nil in closed loop, as it must.
+		if h.ScheduleLag == nil {
+			h.ScheduleLag = loadgen.NewHistogram()
+		}
+		h.ScheduleLag.Merge(res.ScheduleLag)
 	}
 }
