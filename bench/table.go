@@ -75,7 +75,7 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 					ratio(m, base, func(s report.Summary) float64 { return s.MsgsPerSec }),
 					perUnit(cpu, m),
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.LatencyP50us })),
-					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.LatencyP99us })),
+					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.LatencyP99us }))+meterMark(r),
 					fmt.Sprintf("%.0f", cpu),
 					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.ClientCPUPct })),
 					rss,
@@ -111,6 +111,18 @@ func perUnit(cpuPct, perSec float64) string {
 	return fmt.Sprintf("%.1f", cpuPct/100*1e6/perSec)
 }
 
+// meterMarker follows a p99 that is meter-limited in some run (see noteMeter).
+const meterMarker = "*"
+
+func meterMark(r *Result) string {
+	for _, s := range r.Runs {
+		if s.MeterLimited != nil {
+			return meterMarker
+		}
+	}
+	return ""
+}
+
 // echoed is how many connections completed an echo in the window.
 func echoed(r *Result) string {
 	return fmt.Sprint(r.Runs[0].ConnsEchoed)
@@ -137,6 +149,7 @@ func (n *notes) add(kind, text string) {
 const (
 	noteBoth     = "both echobench and the server saturated their cores (loopback splits the kernel's work between them), so msgs/s is the pair's limit; compare srv µs/msg"
 	noteClient   = "echobench saturated its core while the server did not: msgs/s is a floor for the server; compare srv µs/msg"
+	noteMeter    = meterMarker + " meter-limited: echobench's own schedule lag is more than a tenth of the latency at p99 or p99.9 (report.JudgeMeter), so that latency is partly the load generator's"
 	noteBacklog  = "fewer connections echoed in the window than were established: the rest waited in the listen backlog (a pool, or thread or process creation too slow)"
 	noteRejected = "the server closed connections unserved, by its own count"
 	noteVerify   = "VERIFY FAILURES: the server echoed wrong bytes"
@@ -148,8 +161,11 @@ const (
 func (n *notes) qualify(row, cell string, r *Result) {
 	at := row + "/" + cell
 	var both, client, verify, rejected uint64
-	var failed []string
+	var failed, meter []string
 	for _, s := range r.Runs {
+		if m := s.MeterLimited; m != nil {
+			meter = append(meter, m.Text())
+		}
 		switch {
 		case s.BothSaturated:
 			both++
@@ -166,6 +182,9 @@ func (n *notes) qualify(row, cell string, r *Result) {
 		n.add(noteBoth, at)
 	} else if client > 0 {
 		n.add(noteClient, at)
+	}
+	if len(meter) > 0 {
+		n.add(noteMeter, fmt.Sprintf("%s (%d of %d runs; %s)", at, len(meter), len(r.Runs), meter[0]))
 	}
 	if s := r.Runs[0]; s.ConnsEchoed < s.ConnsEstablished && !strings.Contains(cell, "reconnect") {
 		n.add(noteBacklog, fmt.Sprintf("%s: %d of %d", at, s.ConnsEchoed, s.ConnsEstablished))
