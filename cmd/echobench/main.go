@@ -9,7 +9,8 @@
 // With -model, echobench starts the server as a child process (an echoserver binary next to it,
 // or itself re-executed), pins server and client to separate CPUs, and kills the child at the
 // end. The measurement model (closed and open loop, coordinated omission) is package loadgen's;
-// the JSON layout is package report's.
+// the JSON layout is package report's. In open loop, a latency percentile that echobench's own
+// schedule lag is a material share of is flagged METER-LIMITED, by the rule of report.MeterShare.
 package main
 
 import (
