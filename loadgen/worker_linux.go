@@ -17,8 +17,8 @@ import (
 // write per echoed message. Measured against the same server pinned to the other core (README.md,
 // "Engine choice"), the loop moved more messages per second for less CPU.
 //
-// Each worker owns its sockets, an epoll instance, a timerfd for the open-loop schedule and an
-// eventfd through which Run wakes it. It runs on a locked OS thread that it never unlocks, so the
+// Each worker owns its sockets, an epoll instance and an eventfd through which Run wakes it; the
+// open-loop schedule is kept by epoll_pwait2's nanosecond timeout (timers_linux.go). It runs on a locked OS thread that it never unlocks, so the
 // thread exits with the goroutine, unless that thread is the process's main thread, which the Go
 // runtime cannot end and instead parks for good (waitThreadsGone).
 
@@ -44,14 +44,10 @@ const (
 	readBufferSize = 256 << 10
 	// frameBufferSize is the scratch space frames are encoded into before a write.
 	frameBufferSize = 64 << 10
-	// spinThreshold: a deadline closer than this is waited for by polling epoll without sleeping,
-	// because arming the timerfd and being woken would overshoot it.
-	spinThreshold = 20 * time.Microsecond
 	// eventBatch is how many epoll events one epoll_wait returns at most.
 	eventBatch = 512
 
-	tokenTimer = -1 // epoll data of the timerfd
-	tokenWake  = -2 // epoll data of the eventfd
+	tokenWake = -2 // epoll data of the eventfd
 )
 
 // shared is the state Run and its workers share. Workers only read it, apart from the channels.
@@ -94,7 +90,6 @@ type worker struct {
 	addr    unix.Sockaddr
 	sources []unix.SockaddrInet4 // this worker's copies of the source addresses (Config.Sources)
 	epfd    int
-	timerfd int
 	wakefd  int
 	events  []unix.EpollEvent
 	conns   []conn
@@ -110,7 +105,7 @@ type worker struct {
 	echoed        []*conn // connections that got echoes in this epoll batch, to refill after it
 	open          int     // established sockets
 	sendQueue     sendQueue
-	armedFor      int64 // deadline the timerfd is armed for; 0 when disarmed
+	waitFor       unix.Timespec // the current epoll_pwait2 timeout, kept here so it is not allocated
 	lastScan      int64
 
 	measureStart, measureEnd int64
@@ -133,7 +128,6 @@ func newWorker(sh *shared, slots []int, maxConnecting int, live *liveCounters) (
 		addr:          sh.addr(),
 		sources:       sourceAddrs(sh.cfg.Sources),
 		epfd:          -1,
-		timerfd:       -1,
 		wakefd:        -1,
 		events:        make([]unix.EpollEvent, eventBatch),
 		readBuf:       make([]byte, readBufferSize),
@@ -162,20 +156,14 @@ func newWorker(sh *shared, slots []int, maxConnecting int, live *liveCounters) (
 	if w.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	if w.timerfd, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
-		w.closeFDs()
-		return nil, fmt.Errorf("timerfd_create: %w", err)
-	}
 	if w.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 		w.closeFDs()
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	for _, fd := range []struct{ fd, token int }{{w.timerfd, tokenTimer}, {w.wakefd, tokenWake}} {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd.token)}
-		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd.fd, &ev); err != nil {
-			w.closeFDs()
-			return nil, fmt.Errorf("epoll_ctl add fd %d: %w", fd.fd, err)
-		}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: tokenWake}
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, w.wakefd, &ev); err != nil {
+		w.closeFDs()
+		return nil, fmt.Errorf("epoll_ctl add fd %d: %w", w.wakefd, err)
 	}
 	return w, nil
 }
@@ -183,7 +171,7 @@ func newWorker(sh *shared, slots []int, maxConnecting int, live *liveCounters) (
 // closeFDs closes the worker's own descriptors. Run calls it after the worker has exited, because
 // Run may write to wakefd until then.
 func (w *worker) closeFDs() {
-	for _, fd := range []*int{&w.epfd, &w.timerfd, &w.wakefd} {
+	for _, fd := range []*int{&w.epfd, &w.wakefd} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1
@@ -202,6 +190,7 @@ func (w *worker) wake() {
 func (w *worker) run() {
 	runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
 	w.tid = unix.Gettid()
+	preciseTimeouts()
 	defer w.closeAllConns()
 	for {
 		now := w.sh.clock.now()
@@ -211,12 +200,15 @@ func (w *worker) run() {
 		if w.finished(now) {
 			return
 		}
-		n, err := unix.EpollWait(w.epfd, w.events, w.armTimer())
+		n, err := epollWait(w.epfd, w.events, w.timeout())
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue // a signal arrived; nothing is lost, wait again
 			}
-			w.st.err = fmt.Errorf("epoll_wait: %w", err)
+			if errors.Is(err, unix.ENOSYS) {
+				err = fmt.Errorf("%w (the engine needs Linux 5.11 or later)", err)
+			}
+			w.st.err = fmt.Errorf("epoll_pwait2: %w", err)
 			w.stop(w.sh.clock.now())
 			return
 		}
@@ -240,13 +232,7 @@ func (w *worker) run() {
 
 // dispatch handles one epoll event.
 func (w *worker) dispatch(ev unix.EpollEvent) {
-	switch ev.Fd {
-	case tokenTimer:
-		var ticks [8]byte
-		unix.Read(w.timerfd, ticks[:]) // clears the level-triggered readiness; EAGAIN is harmless
-		w.armedFor = 0
-		return
-	case tokenWake:
+	if ev.Fd == tokenWake {
 		var count [8]byte
 		unix.Read(w.wakefd, count[:])
 		return
