@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,18 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.Rate > 0 {
 		sh.interval = max(int64(float64(cfg.Conns)*float64(time.Second)/float64(cfg.Rate)), 1)
+	}
+
+	// Each worker's thread holds a P while it sleeps in epoll_pwait2, which the runtime sees as a
+	// blocking syscall. The runtime leaves such a P alone only while another P is idle; without
+	// one (GOMAXPROCS 1 with one worker, as -client-cpus 1 sets it) sysmon takes it away from
+	// every wait longer than its tick and hands it to another thread, and the wait's return has
+	// to get one back: futex wakes, sysmon's nanosleeps at its busiest rate, and another thread
+	// competing for the client's CPU at the moment the worker should send. One spare P keeps the
+	// workers' Ps theirs, and it runs Run's and the caller's goroutines (progress, CPU sampling).
+	if procs := runtime.GOMAXPROCS(0); procs <= cfg.Workers {
+		runtime.GOMAXPROCS(cfg.Workers + 1)
+		defer runtime.GOMAXPROCS(procs)
 	}
 
 	live := make([]liveCounters, cfg.Workers)
