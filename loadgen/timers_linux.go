@@ -120,11 +120,22 @@ func preciseTimeouts() {
 	unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
 }
 
+// maxRawWait is the longest wait made as a raw system call (see epollWait).
+const maxRawWait = time.Millisecond
+
 // epollWait is epoll_pwait2(2), epoll_wait with a nanosecond timeout (nil: none). x/sys has no
-// wrapper for it. Like unix.EpollWait it tells the runtime it may block (Syscall6, not
-// RawSyscall6), so the runtime can run the process's other goroutines while it sleeps.
+// wrapper for it. A wait of at most maxRawWait is a raw system call, which the runtime does not
+// see: it does not count the worker's P as blocked, so sysmon never takes it away and the return
+// needs no P back. The process's other goroutines run on the spare P that Run provides meanwhile,
+// and the runtime's preemption signal ends the wait with EINTR when it wants this goroutine to
+// stop (garbage collection). Longer waits, and waits without a timeout, tell the runtime they
+// may block, so that a loop idle for long holds nothing up even without that signal.
 func epollWait(epfd int, events []unix.EpollEvent, timeout *unix.Timespec) (int, error) {
-	n, _, errno := unix.Syscall6(unix.SYS_EPOLL_PWAIT2, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+	call := unix.Syscall6
+	if timeout != nil && timeout.Nano() <= int64(maxRawWait) {
+		call = unix.RawSyscall6
+	}
+	n, _, errno := call(unix.SYS_EPOLL_PWAIT2, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
 		uintptr(len(events)), uintptr(unsafe.Pointer(timeout)), 0, 0)
 	if errno != 0 {
 		return 0, errno
