@@ -6,24 +6,33 @@
 // # One echoed message
 //
 // In the common case a message costs two syscalls, read(2) and sendto(2) (sockutil's raw
-// non-blocking pair), plus a share of an epoll_wait (x/sys/unix makes it as epoll_pwait(2)): a
-// wait returns up to 256 ready connections, so under load one wait serves many messages, and
-// when idle it costs one per message. results/syscalls.md has the counts. No epoll_ctl is made
-// while a connection's echoes go out whole. When the kernel takes only part of an echo, the rest
-// is queued and the connection pays one epoll_ctl to arm EPOLLOUT, one send per 16 KiB queued
-// once the socket drains, and one epoll_ctl to disarm it.
+// non-blocking pair), plus a share of an epoll_wait (made as epoll_pwait(2)): a wait returns up to
+// 256 ready connections, so under load one wait serves many messages, and when idle it costs one
+// per message. results/syscalls.md has the counts. No epoll_ctl is made while a connection's echoes
+// go out whole. When the kernel takes only part of an echo, the rest is queued and the connection
+// pays one epoll_ctl to arm EPOLLOUT, one send per 16 KiB queued once the socket drains, and one
+// epoll_ctl to disarm it.
 //
 // Waiting happens in epoll_wait, in the kernel, one thread per loop. Copying happens in
 // read(2), which moves the bytes from the socket's receive queue into the loop's one read buffer
 // (sockutil.ReadBufferSize), and in sendto(2), which moves them from that same buffer to the
 // send queue. Only a partial write copies in user space, into the connection's outbound chunks.
 //
-// A loop that has just handled a batch first polls with a zero timeout and blocks only if
-// nothing is ready. A Go thread that blocks in a syscall has its P taken by the runtime's
-// sysmon, which wakes another thread to look for work, so blocking costs context switches and
-// futex calls that a C server never pays, and polling first avoids most of them under load. For
-// the same reason read, send and the zero-timeout poll, which cannot block, are raw syscalls that
-// skip the runtime's syscall bookkeeping (sockutil's package documentation says why).
+// A loop waits in a raw epoll_wait, one the runtime does not know about, for up to a
+// millisecond (heldWait), and only if nothing arrived in that time in the runtime's own
+// epoll_wait. A Go thread that blocks in a syscall the runtime knows about has its P taken by
+// sysmon, which wakes another thread to look for work, and must win a P back when it wakes: below
+// saturation, where most waits block, every wait would cost futex calls, sysmon's nanosleeps and
+// context switches that a C server never pays. The raw wait costs none of them and makes one
+// epoll_wait per wake, as a C loop does; read and send are raw for the same reason (sockutil's
+// package documentation says why). Its price is that the loop keeps its P while it sleeps. The
+// process's other goroutines (Close, Stats, cmd/echoserver's signal handling, the collector's
+// workers) then run when sysmon preempts the loop, which it does once the loop has run for
+// 10 ms (the runtime's forcePreemptNS), or when the loop has been idle for heldWait and waits
+// through the runtime. With GOMAXPROCS 1, a server pinned to one CPU, a busy server therefore
+// answers a signal within a few of those 10 ms periods rather than at once. A stop-the-world
+// does not wait for that: its preemption signal cuts the wait short with EINTR and the loop
+// yields at its next call.
 //
 // The event loop (loop_linux.go) reads top-down in data-flow order: listen → accept → wait
 // (run) → read → write (echo, flush, rearm) → close.

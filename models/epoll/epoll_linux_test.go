@@ -75,3 +75,40 @@ func TestEchoDoesNotAllocate(t *testing.T) {
 		t.Errorf("%d allocations in the process over %d echoed messages: the hot path allocates", allocs, rounds)
 	}
 }
+
+// TestServesWithOneP runs a loop with GOMAXPROCS 1, as a server pinned to one CPU does. The
+// loop keeps its P while it waits, so everything else in the process, here the client itself,
+// Stats and a garbage collection, runs only when the loop gives the P up or is preempted; each
+// must still get its turn, and Close must still stop the loop.
+func TestServesWithOneP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	srv := modeltest.Start(t, "epoll", server.Config{Loops: 1})
+	c, err := modeltest.Dial(srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const rounds = 200
+	msg, got := make([]byte, 64), make([]byte, 64)
+	for i := range rounds {
+		modeltest.Pattern(msg, 5, i*len(msg))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := modeltest.Verify(got, 5, i*len(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			runtime.GC()
+		}
+	}
+	if st := srv.Stats(); st.BytesIn != rounds*64 {
+		t.Errorf("server counts %d bytes in; want %d", st.BytesIn, rounds*64)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}

@@ -24,6 +24,13 @@ const (
 	// time: retrying at once would spin the loop. A connection closed by the loop itself ends
 	// the pause early, since it has just freed an fd. Clients wait in the listen backlog.
 	acceptBackoff = 50 * time.Millisecond
+
+	// heldWait, in milliseconds, is how long a loop waits for events while keeping its P
+	// before it falls back to a wait that gives the P up. A loop that is serving traffic is
+	// woken well within it, so it never pays the runtime's hand-off; an idle one hands its P
+	// back after this long, so the process's other goroutines and the garbage collector do
+	// not have to preempt it to run.
+	heldWait = 1
 )
 
 // conn is one client connection, owned by one loop.
@@ -172,7 +179,7 @@ func (l *loop) resumeAccept() {
 	l.acceptPaused = false
 }
 
-// waitTimeout is epoll_wait's timeout: forever, unless accepting is paused.
+// waitTimeout is epoll_wait's timeout in milliseconds: forever (-1), unless accepting is paused.
 func (l *loop) waitTimeout() int {
 	if !l.acceptPaused {
 		return -1
@@ -180,24 +187,30 @@ func (l *loop) waitTimeout() int {
 	return max(0, int(time.Until(l.acceptResume).Milliseconds())+1)
 }
 
-// wait returns the number of ready fds in l.events. After a batch, the next is often ready
-// already, so a busy loop first polls without blocking, and blocks in epoll_wait only when that
-// finds nothing: a blocking wait costs the runtime's P hand-off (doc.go says why), a poll that
-// does not block does not.
-func (l *loop) wait(busy bool) (int, error) {
-	if busy {
-		if n, err := pollEvents(l.epfd, l.events); n > 0 || (err != nil && err != unix.EINTR) {
-			return n, err
-		}
+// wait returns the number of ready fds in l.events. It first waits up to heldWait in a raw
+// epoll_wait that keeps the loop's P, and only if nothing arrived in that time in the
+// runtime's epoll_wait, which gives the P up while the loop sleeps. doc.go says what each costs
+// and what holding the P means for the process's other goroutines.
+func (l *loop) wait() (int, error) {
+	timeout := l.waitTimeout()
+	held := heldWait
+	if timeout >= 0 && timeout < held {
+		held = timeout
+	}
+	n, err := waitHoldingP(l.epfd, l.events, held)
+	if n > 0 || err != nil || held == timeout {
+		return n, err
 	}
 	return unix.EpollWait(l.epfd, l.events, l.waitTimeout())
 }
 
-// pollEvents is epoll_wait with a zero timeout: it returns the fds ready now, or none. It cannot
-// block, so it is a raw syscall for the reason sockutil's raw reads and sends are; it is made as
+// waitHoldingP is epoll_wait with a timeout in milliseconds, made as a raw syscall: the runtime
+// does not know the thread is in the kernel, so sysmon neither takes its P nor wakes another
+// thread to run it, and the loop comes back from the wait with its P in hand. It is made as
 // epoll_pwait with no signal mask, which every Linux architecture has.
-func pollEvents(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+func waitHoldingP(epfd int, events []unix.EpollEvent, timeoutMillis int) (int, error) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), uintptr(timeoutMillis), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -212,12 +225,13 @@ func (l *loop) run() {
 	defer runtime.UnlockOSThread()
 	defer l.srv.running.Done()
 	defer l.closeAll()
-	busy := false
 	for {
-		n, err := l.wait(busy)
-		busy = n > 0
+		n, err := l.wait()
 		if err == unix.EINTR {
-			continue // a signal arrived while we slept; nothing is lost, wait again
+			// A signal arrived while we slept; nothing is lost, wait again. The runtime's
+			// preemption requests come this way during a held wait, and the call to wait
+			// is where the loop yields to them.
+			continue
 		}
 		if err != nil {
 			l.srv.fail(fmt.Errorf("epoll: epoll_wait on epfd %d: %w", l.epfd, err))
