@@ -80,14 +80,16 @@
 // six opcodes, and with the ABI in front of the reader the shared rings, the memory barriers and
 // the buffer ring are part of what the model teaches. It also adds no dependency.
 //
-// Where it breaks. io_uring is often unavailable: disabled by kernel.io_uring_disabled, refused
-// by container seccomp profiles, absent before 5.7; Available says which, and the model does not
+// Where it breaks. io_uring is often unavailable: disabled by kernel.io_uring_disabled, refused by
+// container seccomp profiles, absent before 5.7; Available says which, and the model does not
 // start. Before Linux 5.12 the rings' memory (about 800 KiB per loop) is charged to RLIMIT_MEMLOCK,
 // often 64 KiB: Available, which sets up a tiny ring, passes, and Start fails with ENOMEM and says
 // to raise ulimit -l. Each loop is one thread, so one hot loop is one saturated core, and
 // SO_REUSEPORT hashing can leave loops unevenly loaded. Each loop maps 16 MiB of provided buffers
-// and touches all of them over time. The Go runtime still stands between the thread and the kernel:
-// every io_uring_enter that sleeps is a blocking syscall after which the goroutine must win back a
-// P (the hand-off the epoll model's doc.go describes). A client that does not read makes the server
-// copy its echo once into the outbound, up to the outbound limit.
+// and touches all of them over time. The loop waits in io_uring_enter as a raw syscall with a
+// timeout (IORING_ENTER_EXT_ARG, Linux 5.11) of a millisecond, keeping its P, and only then in one
+// the runtime knows about, as the epoll model does and for the same reason: its doc.go describes
+// the runtime's P hand-off this avoids and what keeping the P costs the process's other goroutines.
+// Before 5.11 every wait that sleeps pays that hand-off. A client that does not read makes the
+// server copy its echo once into the outbound, up to the outbound limit.
 package uring

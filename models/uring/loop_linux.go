@@ -38,6 +38,11 @@ const (
 	// acceptBackoff paces accept after EMFILE, ENFILE or ENOBUFS: re-arming at once would spin
 	// on an error that only goes away when some connection closes.
 	acceptBackoff = 50 * time.Millisecond
+	// heldWait is how long a loop waits for completions while keeping its P before it falls
+	// back to a wait that gives the P up (doc.go says why). A loop serving traffic is woken
+	// well within it; an idle one hands its P back after this long, so the process's other
+	// goroutines and the garbage collector need not preempt it to run.
+	heldWait = time.Millisecond
 )
 
 // opKind is what an operation was for. It sits in the low byte of the user data the kernel hands
@@ -182,7 +187,7 @@ func (l *loop) serve() error {
 		if l.bufs != nil {
 			l.bufs.publish()
 		}
-		if err := l.ring.submitAndWait(true); err != nil {
+		if err := l.wait(); err != nil {
 			// EINTR is a signal (the Go runtime sends them) cutting the wait short: the
 			// submissions went through, so go round again. EAGAIN and EBUSY mean the kernel
 			// wants us to reap completions before it takes more submissions.
@@ -200,6 +205,19 @@ func (l *loop) serve() error {
 		l.retryStarved()
 	}
 	return nil
+}
+
+// wait submits everything queued and waits for completions: up to heldWait in a raw
+// io_uring_enter that keeps the loop's P, then, if none came, in one that gives it up. Kernels
+// before 5.11 take no timeout for the wait and only ever make the second.
+func (l *loop) wait() error {
+	if l.ring.canHold() {
+		timedOut, err := l.ring.submitAndWaitHeld(heldWait)
+		if err != nil || !timedOut {
+			return err
+		}
+	}
+	return l.ring.submitAndWait(true)
 }
 
 func (l *loop) push(e sqe) {

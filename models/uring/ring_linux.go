@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,9 +33,11 @@ const (
 	setupSingleIssuer  = 1 << 12
 	setupDeferTaskrun  = 1 << 13
 	enterGetEvents     = 1 << 0
+	enterExtArg        = 1 << 3
 	featSingleMmap     = 1 << 0
 	featNoDrop         = 1 << 1
 	featFastPoll       = 1 << 5
+	featExtArg         = 1 << 8
 	cqeFBuffer         = 1 << 0
 	cqeFMore           = 1 << 1
 	cqeBufferShift     = 16
@@ -96,6 +99,15 @@ type params struct {
 
 type timespec struct{ sec, nsec int64 }
 
+// getEventsArg is struct io_uring_getevents_arg, what io_uring_enter reads with
+// IORING_ENTER_EXT_ARG (Linux 5.11): here only a timeout for the wait.
+type getEventsArg struct {
+	sigmask   uint64
+	sigmaskSz uint32
+	_         uint32
+	ts        uint64 // address of a timespec
+}
+
 func init() {
 	// A wrong layout would have the kernel read garbage; fail at once rather than mysteriously.
 	if unsafe.Sizeof(sqe{}) != 64 || unsafe.Sizeof(cqe{}) != 16 || unsafe.Sizeof(params{}) != 120 {
@@ -129,6 +141,11 @@ type ring struct {
 	cqHead, cqTail *uint32
 	cqMask         uint32
 	cqes           []cqe
+
+	// heldTimeout and heldArg are what a held wait hands the kernel. They live in the ring, on
+	// the heap, so the address in heldArg.ts stays valid and reachable.
+	heldTimeout timespec
+	heldArg     getEventsArg
 }
 
 // setupFlagSets are tried in order. The first is for Linux 6.1 and later: a single issuer with
@@ -168,6 +185,7 @@ func newRing(sqEntries, cqEntries uint32) (*ring, error) {
 		return nil, fmt.Errorf("io_uring_setup(%d entries): %w", sqEntries, err)
 	}
 	r := &ring{fd: fd, features: p.features}
+	r.heldArg.ts = uint64(uintptr(unsafe.Pointer(&r.heldTimeout)))
 	if err := r.mmap(&p); err != nil {
 		r.close()
 		return nil, err
@@ -252,23 +270,53 @@ func (r *ring) flushBacklog() {
 }
 
 // submitAndWait publishes every queued SQE and makes one io_uring_enter call that submits them
-// all and, when wait is true, sleeps until at least one completion is ready. This call is the
-// only place the loop blocks, and the only syscall on its data path.
+// all and, when wait is true, sleeps until at least one completion is ready. The call is one the
+// runtime knows about: while it sleeps, the runtime may give the thread's P to other goroutines.
 func (r *ring) submitAndWait(wait bool) error {
-	r.flushBacklog()
-	// The atomic store orders our writes of the SQEs before the tail the kernel reads.
-	atomic.StoreUint32(r.sqTail, r.tail)
-	toSubmit := r.tail - atomic.LoadUint32(r.sqHead)
-	var minComplete uintptr
-	if wait && len(r.backlog) == 0 {
-		minComplete = 1
-	}
+	toSubmit, minComplete := r.publish(wait)
 	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), minComplete,
 		enterGetEvents, 0, 0)
 	if errno != 0 {
 		return fmt.Errorf("io_uring_enter(submit %d, wait %d): %w", toSubmit, minComplete, errno)
 	}
 	return nil
+}
+
+// canHold reports whether the kernel takes a timeout for io_uring_enter's wait, which
+// submitAndWaitHeld needs.
+func (r *ring) canHold() bool { return r.features&featExtArg != 0 }
+
+// submitAndWaitHeld is submitAndWait(true) made as a raw syscall that waits at most timeout: the
+// runtime does not know the thread is in the kernel, so it neither takes the thread's P nor wakes
+// another thread to run it. It reports timedOut when the time ran out with nothing submitted.
+func (r *ring) submitAndWaitHeld(timeout time.Duration) (timedOut bool, err error) {
+	toSubmit, minComplete := r.publish(true)
+	r.heldTimeout = timespec{sec: int64(timeout / time.Second), nsec: int64(timeout % time.Second)}
+	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), minComplete,
+		enterGetEvents|enterExtArg, uintptr(unsafe.Pointer(&r.heldArg)), unsafe.Sizeof(r.heldArg))
+	switch {
+	case errno == unix.ETIME:
+		// With something submitted the call returns the count instead, and the loop finds
+		// no completion and comes back here; the next call times out with nothing to submit.
+		return true, nil
+	case errno != 0:
+		return false, fmt.Errorf("io_uring_enter(submit %d, wait %d, timeout %v): %w", toSubmit, minComplete, timeout, errno)
+	}
+	return false, nil
+}
+
+// publish moves the backlog into the submission queue and the queue's tail to the kernel, and
+// returns how many SQEs to submit and how many completions to wait for: none while the backlog
+// still holds entries, since the loop must come back at once to submit them.
+func (r *ring) publish(wait bool) (toSubmit uint32, minComplete uintptr) {
+	r.flushBacklog()
+	// The atomic store orders our writes of the SQEs before the tail the kernel reads.
+	atomic.StoreUint32(r.sqTail, r.tail)
+	toSubmit = r.tail - atomic.LoadUint32(r.sqHead)
+	if wait && len(r.backlog) == 0 {
+		minComplete = 1
+	}
+	return toSubmit, minComplete
 }
 
 // reap hands every completion that is ready to handle, then gives their slots back to the kernel.
