@@ -18,21 +18,20 @@
 // (sockutil.ReadBufferSize), and in sendto(2), which moves them from that same buffer to the
 // send queue. Only a partial write copies in user space, into the connection's outbound chunks.
 //
-// A loop waits in a raw epoll_wait, one the runtime does not know about, for up to a
-// millisecond (heldWait), and only if nothing arrived in that time in the runtime's own
-// epoll_wait. A Go thread that blocks in a syscall the runtime knows about has its P taken by
-// sysmon, which wakes another thread to look for work, and must win a P back when it wakes: below
-// saturation, where most waits block, every wait would cost futex calls, sysmon's nanosleeps and
-// context switches that a C server never pays. The raw wait costs none of them and makes one
-// epoll_wait per wake, as a C loop does; read and send are raw for the same reason (sockutil's
-// package documentation says why). Its price is that the loop keeps its P while it sleeps. The
-// process's other goroutines (Close, Stats, cmd/echoserver's signal handling, the collector's
-// workers) then run when sysmon preempts the loop, which it does once the loop has run for
-// 10 ms (the runtime's forcePreemptNS), or when the loop has been idle for heldWait and waits
-// through the runtime. With GOMAXPROCS 1, a server pinned to one CPU, a busy server therefore
-// answers a signal within a few of those 10 ms periods rather than at once. A stop-the-world
-// does not wait for that: its preemption signal cuts the wait short with EINTR and the loop
-// yields at its next call.
+// A loop waits in a raw epoll_wait, one the runtime does not know about, for up to 10 ms
+// (heldWait), and only if nothing arrived in that time in the runtime's own epoll_wait. A Go thread
+// that blocks in a syscall the runtime knows about has its P taken by sysmon, which wakes another
+// thread to look for work, and must win a P back when it wakes: below saturation, where most waits
+// block, every wait would cost futex calls, sysmon's nanosleeps and context switches that a C
+// server never pays. The raw wait costs none of them and makes one epoll_wait per wake, as a C loop
+// does; read and send are raw for the same reason (sockutil's package documentation says why). Its
+// price is that the loop keeps its P while it sleeps. The process's other goroutines (Close, Stats,
+// cmd/echoserver's signal handling, the collector's workers) then run when sysmon preempts the
+// loop, which it does once the loop has run for 10 ms (the runtime's forcePreemptNS), or when the
+// loop has been idle for heldWait and waits through the runtime. With GOMAXPROCS 1, a server pinned
+// to one CPU, a busy server therefore answers a signal within a few of those 10 ms periods rather
+// than at once. A stop-the-world does not wait for that: its preemption signal cuts the wait short
+// with EINTR and the loop yields at its next call.
 //
 // The event loop (loop_linux.go) reads top-down in data-flow order: listen → accept → wait
 // (run) → read → write (echo, flush, rearm) → close.

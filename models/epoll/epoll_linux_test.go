@@ -88,7 +88,7 @@ func TestServesWithOneP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	const rounds = 200
+	const rounds = 50
 	msg, got := make([]byte, 64), make([]byte, 64)
 	for i := range rounds {
 		modeltest.Pattern(msg, 5, i*len(msg))

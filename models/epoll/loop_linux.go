@@ -28,9 +28,11 @@ const (
 	// heldWait, in milliseconds, is how long a loop waits for events while keeping its P
 	// before it falls back to a wait that gives the P up. A loop that is serving traffic is
 	// woken well within it, so it never pays the runtime's hand-off; an idle one hands its P
-	// back after this long, so the process's other goroutines and the garbage collector do
-	// not have to preempt it to run.
-	heldWait = 1
+	// back after this long, so the process's other goroutines need not wait for sysmon to
+	// preempt it. It is no shorter than sysmon's preemption interval (10 ms) because the timer
+	// of a shorter wait is usually the CPU's next timer event, which the kernel then
+	// reprograms at every wait: a cost the C server, which waits without a timeout, never pays.
+	heldWait = 10
 )
 
 // conn is one client connection, owned by one loop.

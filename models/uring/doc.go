@@ -87,9 +87,9 @@
 // to raise ulimit -l. Each loop is one thread, so one hot loop is one saturated core, and
 // SO_REUSEPORT hashing can leave loops unevenly loaded. Each loop maps 16 MiB of provided buffers
 // and touches all of them over time. The loop waits in io_uring_enter as a raw syscall with a
-// timeout (IORING_ENTER_EXT_ARG, Linux 5.11) of a millisecond, keeping its P, and only then in one
-// the runtime knows about, as the epoll model does and for the same reason: its doc.go describes
-// the runtime's P hand-off this avoids and what keeping the P costs the process's other goroutines.
+// timeout (IORING_ENTER_EXT_ARG, Linux 5.11) of 10 ms, keeping its P, and only then in one the
+// runtime knows about, as the epoll model does and for the same reason: its doc.go describes the
+// runtime's P hand-off this avoids and what keeping the P costs the process's other goroutines.
 // Before 5.11 every wait that sleeps pays that hand-off. A client that does not read makes the
 // server copy its echo once into the outbound, up to the outbound limit.
 package uring

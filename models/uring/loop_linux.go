@@ -40,9 +40,10 @@ const (
 	acceptBackoff = 50 * time.Millisecond
 	// heldWait is how long a loop waits for completions while keeping its P before it falls
 	// back to a wait that gives the P up (doc.go says why). A loop serving traffic is woken
-	// well within it; an idle one hands its P back after this long, so the process's other
-	// goroutines and the garbage collector need not preempt it to run.
-	heldWait = time.Millisecond
+	// well within it; an idle one hands its P back after this long. It is as long as the
+	// epoll model's, and for the same reason: a shorter timeout is the CPU's next timer event,
+	// reprogrammed at every wait.
+	heldWait = 10 * time.Millisecond
 )
 
 // opKind is what an operation was for. It sits in the low byte of the user data the kernel hands
