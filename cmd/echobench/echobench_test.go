@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -286,40 +284,15 @@ func TestServerKilledMidRunModel(t *testing.T) {
 // TestVerifyFailureFailsRun loads a server that echoes every byte plus one: the run must end
 // with exit status 1, a loud warning and the failures counted.
 func TestVerifyFailureFailsRun(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); conns.Wait() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					for i := range buf[:n] {
-						buf[i]++
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			})
+	addr := startTestServer(t, func(buf []byte, _ int) []byte {
+		for i := range buf {
+			buf[i]++
 		}
-	}()
+		return buf
+	})
 	out := filepath.Join(t.TempDir(), "r.json")
 	var stdout, stderr bytes.Buffer
-	status := run([]string{"-addr", ln.Addr().String(), "-pin=false", "-c", "2", "-d", "500ms", "-warmup", "0", "-o", out}, &stdout, &stderr)
+	status := run([]string{"-addr", addr, "-pin=false", "-c", "2", "-d", "500ms", "-warmup", "0", "-o", out}, &stdout, &stderr)
 	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	if status != exitFail {
 		t.Fatalf("exit status %d, want %d when echoes are wrong", status, exitFail)

@@ -15,6 +15,20 @@ import (
 // after slowDelay: a server that is the slow part of every round trip and, at the slow echoes,
 // slower than the schedule, so that its connections fall behind and catch up.
 func startSlowEchoServer(t *testing.T, delay, slowDelay time.Duration) string {
+	return startTestServer(t, func(buf []byte, i int) []byte {
+		if i%4 == 0 {
+			time.Sleep(slowDelay)
+		} else {
+			time.Sleep(delay)
+		}
+		return buf
+	})
+}
+
+// startTestServer listens on loopback and answers each read of every connection with what
+// answer makes of it (the read's bytes and its 1-based count on that connection), until the
+// test ends: the skeleton of the misbehaving servers these tests load.
+func startTestServer(t *testing.T, answer func(read []byte, i int) []byte) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -37,12 +51,7 @@ func startSlowEchoServer(t *testing.T, delay, slowDelay time.Duration) string {
 					if err != nil {
 						return
 					}
-					if i%4 == 0 {
-						time.Sleep(slowDelay)
-					} else {
-						time.Sleep(delay)
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
+					if _, err := c.Write(answer(buf[:n], i)); err != nil {
 						return
 					}
 				}
