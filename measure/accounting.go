@@ -81,10 +81,14 @@ type side func(point) (cpu time.Duration, ok bool)
 func clientSide(p point) (time.Duration, bool) { return p.client.CPU(), true }
 func serverSide(p point) (time.Duration, bool) { return p.server.CPU(), p.serverOK }
 
-// cpuBetween is the CPU one side used between from and to, interpolating linearly between the
-// samples around each instant.
-func cpuBetween(points []point, from, to time.Time, s side) time.Duration {
-	return cpuAt(points, to, s) - cpuAt(points, from, s)
+// windowCPU is the CPU one side used between from and to, interpolating linearly between the
+// samples around each instant, in seconds and as a percentage of one core over that wall time.
+func windowCPU(points []point, from, to time.Time, s side) (seconds, pct float64) {
+	seconds = (cpuAt(points, to, s) - cpuAt(points, from, s)).Seconds()
+	if wall := to.Sub(from); wall > 0 {
+		pct = seconds / wall.Seconds() * 100
+	}
+	return seconds, pct
 }
 
 func cpuAt(points []point, t time.Time, s side) time.Duration {

@@ -248,11 +248,7 @@ func (c *cell) clientAccounting(points []point, windowStart, windowEnd time.Time
 		EngineThreads: min(threads, cfg.Conns),
 	}
 	a.CPUS = a.UserS + a.SysS
-	window := cpuBetween(points, windowStart, windowEnd, clientSide)
-	a.WindowCPUS = window.Seconds()
-	if wall := windowEnd.Sub(windowStart); wall > 0 {
-		a.CPUPct = window.Seconds() / wall.Seconds() * 100
-	}
+	a.WindowCPUS, a.CPUPct = windowCPU(points, windowStart, windowEnd, clientSide)
 	return a
 }
 
@@ -316,11 +312,7 @@ func serverAccounting(s *procstat.Sampler, pid int, points []point, windowStart,
 	a.UserS = (last.server.User - first.server.User).Seconds()
 	a.SysS = (last.server.Sys - first.server.Sys).Seconds()
 	a.CPUS = a.UserS + a.SysS
-	window := cpuBetween(points, windowStart, windowEnd, serverSide)
-	a.WindowCPUS = window.Seconds()
-	if wall := windowEnd.Sub(windowStart); wall > 0 {
-		a.CPUPct = window.Seconds() / wall.Seconds() * 100
-	}
+	a.WindowCPUS, a.CPUPct = windowCPU(points, windowStart, windowEnd, serverSide)
 	return a
 }
 
