@@ -93,10 +93,10 @@ type Result struct {
 	// drain), including messages that failed and never completed: any of them means the server
 	// is broken, whenever it happened.
 	VerifyFailuresTotal uint64
-	// Incomplete counts messages that were due in the window (sent, or scheduled to be sent in
-	// open loop) but had not completed when it ended, or were abandoned in it when their
-	// connection failed: a stalled server shows here even when it completes nothing at all. In open loop their latency up to the window's end is also
-	// recorded in Latency, so a stall cannot vanish from the percentiles.
+	// Incomplete counts messages that were due in the window (sent, or scheduled to be sent in open
+	// loop) but had not completed when it ended, or were abandoned in it when their connection failed:
+	// a stalled server shows here even when it completes nothing at all. In open loop their latency up
+	// to the window's end is also recorded in Latency, so a stall cannot vanish from the percentiles.
 	Incomplete uint64
 	// ConnsEchoed counts connection slots that completed at least one echo inside the window. Below
 	// Conns it shows connections that were established but not served: a pool keeping them in

@@ -43,10 +43,10 @@ const (
 	stateDead                        // given up on: failed connect or IO error without Reconnect
 )
 
-// message is one echo in flight. It is written and read once per message, and a streaming run
-// keeps Conns × Pipeline of them, far more than the caches hold (at 100 × 1024, 4.9 MB when it
-// took 48 bytes), so it is kept to 32 bytes: what can be derived is not stored. Its sequence number is its position in the ring
-// counted back from msgIndex (seqAt), its start is end - size.
+// message is one echo in flight. It is written and read once per message, and a streaming run keeps
+// Conns × Pipeline of them, far more than the caches hold (at 100 × 1024, 4.9 MB when it took 48
+// bytes), so it is kept to 32 bytes: what can be derived is not stored. Its sequence number is its
+// position in the ring counted back from msgIndex (seqAt), its start is end - size.
 type message struct {
 	end      uint64 // stream offset just past its last byte
 	queuedAt int64  // when it was queued for writing: the actual send

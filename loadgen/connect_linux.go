@@ -1,6 +1,7 @@
 package loadgen
 
-// Connecting: the non-blocking connect of a slot, its completion, and what a failure costs the slot.
+// Connecting: the non-blocking connect of a slot, its completion, and what a failure costs the
+// slot.
 
 import (
 	"errors"

@@ -18,9 +18,10 @@ import (
 // "Engine choice"), the loop moved more messages per second for less CPU.
 //
 // Each worker owns its sockets, an epoll instance and an eventfd through which Run wakes it; the
-// open-loop schedule is kept by epoll_pwait2's nanosecond timeout (timers_linux.go). It runs on a locked OS thread that it never unlocks, so the
-// thread exits with the goroutine, unless that thread is the process's main thread, which the Go
-// runtime cannot end and instead parks for good (waitThreadsGone).
+// open-loop schedule is kept by epoll_pwait2's nanosecond timeout (timers_linux.go). It runs on a
+// locked OS thread that it never unlocks, so the thread exits with the goroutine, unless that
+// thread is the process's main thread, which the Go runtime cannot end and instead parks for good
+// (waitThreadsGone).
 
 const (
 	// connectsInFlight bounds the non-blocking connects one run has outstanding during the initial

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// TestParseStraceCapturedSummary reads a summary strace 6.1 wrote on this project's machine (strace -f
-// -c -q -o FILE -- sh -c ...): rows with and without an errors column, and a total row.
+// TestParseStraceCapturedSummary reads a summary strace 6.1 wrote on this project's machine (strace
+// -f -c -q -o FILE -- sh -c ...): rows with and without an errors column, and a total row.
 func TestParseStraceCapturedSummary(t *testing.T) {
 	f, err := os.Open("testdata/strace-c-sh.txt")
 	if err != nil {
