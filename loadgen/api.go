@@ -55,6 +55,9 @@ type Second struct {
 	Messages uint64  `json:"messages"`
 	Bytes    uint64  `json:"bytes"`
 	P99us    float64 `json:"p99_us"`
+	// Latency is the second's latency histogram (two significant digits, µs): what an
+	// HdrHistogram interval log (.hlog) holds per interval.
+	Latency *hdrhistogram.Histogram `json:"-"`
 }
 
 // Result is what one run measured. Counts and histograms cover the measured window only, except

@@ -289,7 +289,7 @@ func merge(sh *shared, workers []*worker) *Result {
 	}
 	res.PerSecond = make([]Second, len(seconds))
 	for i, s := range seconds {
-		res.PerSecond[i] = Second{Messages: s.messages, Bytes: s.bytes, P99us: float64(s.latency.ValueAtQuantile(99))}
+		res.PerSecond[i] = Second{Messages: s.messages, Bytes: s.bytes, P99us: float64(s.latency.ValueAtQuantile(99)), Latency: s.latency}
 	}
 	return res
 }

@@ -27,6 +27,28 @@ type Report struct {
 	// then partial. Empty on success.
 	Error    string   `json:"error,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Knee is the -knee search: the highest open-loop rate whose corrected p99 held the bound,
+	// and every probe that found it. Runs and Summary are then those of the knee's own probe.
+	Knee *Knee `json:"knee,omitempty"`
+}
+
+// Knee is the result of a -knee search.
+type Knee struct {
+	BoundUs float64 `json:"bound_us"` // the corrected-p99 bound searched against
+	// RateMsgsPerS is the highest probed rate that held the bound; 0 if even the lowest did not.
+	RateMsgsPerS float64     `json:"rate_msgs_per_s"`
+	Probes       []KneeProbe `json:"probes"`         // in the order they ran
+	Note         string      `json:"note,omitempty"` // why the search stopped where it did
+}
+
+// KneeProbe is one open-loop run of a knee search.
+type KneeProbe struct {
+	Rate         float64 `json:"rate_msgs_per_s"` // offered
+	MsgsPerSec   float64 `json:"msgs_per_s"`      // achieved
+	P99us        float64 `json:"latency_p99_us"`  // coordinated-omission corrected
+	Held         bool    `json:"held"`            // p99 within the bound and the rate achieved
+	MeterLimited bool    `json:"meter_limited,omitempty"`
+	DurationS    float64 `json:"duration_s"`
 }
 
 // Second is one second of the measured window: messages and bytes echoed in it and its p99
