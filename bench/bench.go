@@ -35,11 +35,25 @@ func (r Row) Args() []string {
 	return append([]string{"-model", r.Model}, r.Server.Args()...)
 }
 
-// Cell is one load shape every row is measured under.
+// Cell is one load shape every row is measured under. Cells of one sweep differ in one
+// parameter, X on that sweep's axis; tables and plots group them by Sweep.
 type Cell struct {
-	Name string   // "1000x64B", "reconnect"
-	Args []string // echobench flags for the load
+	Name  string   // "conns=1000", "size=16KiB", "rate=30000", "reconnect"
+	Sweep string   // one of the Sweep constants
+	X     float64  // the swept value: connections, bytes, pipeline depth, offered msgs/s
+	Args  []string // echobench flags for the load
 }
+
+// The sweeps of the matrix: the axis a cell's X is on.
+const (
+	SweepConns     = "conns"     // closed loop, 64 B, pipeline 1; X = connections
+	SweepSize      = "size"      // closed loop, 100 connections; X = message bytes
+	SweepPipeline  = "pipeline"  // closed loop, 1,000 × 64 B; X = messages in flight per connection
+	SweepReconnect = "reconnect" // one echo per connection; X = connections
+	SweepIdle      = "idle"      // mostly idle connections, for RSS per connection; X = connections
+	SweepRate      = "rate"      // open loop, 1,000 × 64 B; X = offered msgs/s
+	SweepKnee      = "knee"      // -knee search; X = the p99 bound in µs
+)
 
 // Baseline is the row every ratio is taken against: what a Go user writes without thinking about
 // IO models.
@@ -69,8 +83,8 @@ func DefaultRows() []Row {
 func DefaultCells(warmup, duration time.Duration) []Cell {
 	common := []string{"-size", "64", "-warmup", warmup.String(), "-d", duration.String()}
 	return []Cell{
-		{Name: "1000x64B", Args: append([]string{"-c", "1000"}, common...)},
-		{Name: "reconnect", Args: append([]string{"-c", "100", "-reconnect", "1"}, common...)},
+		{Name: "1000x64B", Sweep: SweepConns, X: 1000, Args: append([]string{"-c", "1000"}, common...)},
+		{Name: "reconnect", Sweep: SweepReconnect, X: 100, Args: append([]string{"-c", "100", "-reconnect", "1"}, common...)},
 	}
 }
 
@@ -93,6 +107,7 @@ type Result struct {
 	Row     Row
 	Cell    string
 	Runs    []report.Summary // one per repeat that produced a report
+	Rounds  []int            // the repeat round of each of Runs, to pair it with other rows' runs of that round
 	NA      string           // why the row could not run the cell; empty if it did
 	Files   []string         // the JSON files behind it
 	Warning string           // echobench's warnings, for the notes under the table
@@ -181,6 +196,7 @@ func runCell(ctx context.Context, cfg Config, row Row, cell Cell, rep int, r *Re
 			r.NA = firstLine(s.Error)
 		} else {
 			r.Runs = append(r.Runs, s)
+			r.Rounds = append(r.Rounds, rep)
 			r.Files = append(r.Files, out)
 		}
 		if len(rep1.Warnings) > 0 {
