@@ -108,6 +108,7 @@ type Result struct {
 	Cell    string
 	Runs    []report.Summary // one per repeat that produced a report
 	Rounds  []int            // the repeat round of each of Runs, to pair it with other rows' runs of that round
+	Knees   []report.Knee    // SweepKnee cells: each run's -knee search (its JSON "knee")
 	NA      string           // why the row could not run the cell; empty if it did
 	Files   []string         // the JSON files behind it
 	Warning string           // echobench's warnings, for the notes under the table
