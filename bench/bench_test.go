@@ -9,11 +9,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"echobench/internal/affinity"
-	"echobench/internal/child"
 	"echobench/internal/reexec"
 	"echobench/loadgen"
 	"echobench/measure"
@@ -75,12 +75,13 @@ const (
 	benchWindow = time.Second
 )
 
-// statsTimeout bounds the wait for a server child's answer to SIGUSR1.
-const statsTimeout = 5 * time.Second
+// logHeadBytes is how much of a server child's stderr a cell keeps: its first lines say why it
+// refused connections, and the rest would only repeat them.
+const logHeadBytes = 4096
 
-// BenchmarkEcho is the comparison inside `go test -bench`: every model runs as its own process,
-// pinned to CPU 0, while this process drives it from CPU 1 through package measure, as echobench
-// does. Sub-benchmarks are named model=X/conns=N/size=S; one iteration is one measured second of
+// BenchmarkEcho is the comparison inside `go test -bench`: every iteration starts the model as
+// its own process, pinned to CPU 0, while this process drives it from CPU 1 through package
+// measure, as echobench -model does. Sub-benchmarks are named model=X/conns=N/size=S; one iteration is one measured second of
 // closed-loop ping-pong (benchWindow, after benchWarmup). Every metric is per echoed message or
 // over the measured windows, so benchstat compares models and commits directly: ns/op is wall
 // time per echoed message (the inverse of msgs/s), msgs/s the echoed messages per second, p99-µs
@@ -156,20 +157,15 @@ func envInts(name string, def []int) ([]int, error) {
 	return list, nil
 }
 
-// benchCell measures through package measure, as echobench does, against one server child
-// that serves every iteration of the cell.
+// benchCell measures the cell through package measure exactly as echobench -model does: every
+// iteration starts its own server child and stops it after, so no iteration meets the threads,
+// processes or sockets the one before it left winding down.
 func benchCell(b *testing.B, model string, pins measure.Pinning, conns, size int) {
-	srv, err := child.Start(child.Options{Model: model, CPUs: pins.Server})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Stop(measure.DefaultStopGrace)
+	var serverLog logHead
 	spec := measure.Spec{
-		// The child is passed as an external server so that it serves every iteration: one
-		// start-up per cell, not per second measured. Its CPU is sampled from /proc all the same.
-		ServerPID: srv.PID, ServerCPUs: pins.Server, ClientCPUs: pins.Client,
+		Model: model, ServerCPUs: pins.Server, ClientCPUs: pins.Client, Stderr: &serverLog,
 		Load: loadgen.Config{
-			Addr: srv.Addr, Conns: conns, Warmup: benchWarmup, Duration: benchWindow,
+			Conns: conns, Warmup: benchWarmup, Duration: benchWindow,
 			Sizes: []int{size}, Pipeline: 1, Verify: true,
 		},
 	}
@@ -188,16 +184,10 @@ func benchCell(b *testing.B, model string, pins measure.Pinning, conns, size int
 		if res.VerifyFailuresTotal > 0 {
 			b.Fatalf("%s: %d messages came back different from what was sent", model, res.VerifyFailuresTotal)
 		}
-		if i == 0 {
+		if sc := out.Run.ServerCounts; sc != nil && sc.Rejected > 0 {
 			// A server that closes connections unserved would be measured on the ones it
 			// kept: the cell is beyond it, and its own log says why.
-			st, err := srv.RequestStats(statsTimeout)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if st.Rejected > 0 {
-				b.Skipf("%s rejected %d of %d connections, so it cannot serve this cell; its log: %s", model, st.Rejected, conns, srv.StderrTail())
-			}
+			b.Skipf("%s rejected %d of %d connections, so it cannot serve this cell; its log: %s", model, sc.Rejected, conns, serverLog.String())
 		}
 		messages += res.Messages
 		elapsed += res.Elapsed
@@ -231,4 +221,25 @@ func benchCell(b *testing.B, model string, pins measure.Pinning, conns, size int
 	b.ReportMetric(float64(messages)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(latency.ValueAtQuantile(99)), "p99-µs")
 	b.ReportMetric(serverCPU*1e9/float64(messages), "server-ns/msg")
+}
+
+// logHead keeps the first logHeadBytes written to it: the server child's stderr, which the
+// child's reader goroutine writes while the cell reads it after the run.
+type logHead struct {
+	mu   sync.Mutex
+	head []byte
+}
+
+func (h *logHead) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	room := logHeadBytes - len(h.head)
+	h.head = append(h.head, p[:max(0, min(len(p), room))]...)
+	return len(p), nil
+}
+
+func (h *logHead) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.TrimSpace(string(h.head))
 }
