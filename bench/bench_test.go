@@ -69,7 +69,8 @@ var (
 )
 
 // benchWarmup and benchWindow are one iteration: a warmup the figures leave out, then the
-// measured window. A second keeps `-benchtime 2x` over every cell within minutes on two cores.
+// measured window. A second keeps `-benchtime 2x` over all 48 cells to a few minutes on two
+// cores, short enough for one turn of a shared machine.
 const (
 	benchWarmup = 300 * time.Millisecond
 	benchWindow = time.Second

@@ -60,6 +60,18 @@ func TestProcIOByteCheckExternalServer(t *testing.T) {
 	if math.Abs(bc.InDiffPct) > procIOTolerancePct || math.Abs(bc.OutDiffPct) > procIOTolerancePct || len(warnings) > 0 {
 		t.Errorf("byte check %+v, warnings %q: want rchar and wchar within %g%% of echobench's counts", bc, warnings, procIOTolerancePct)
 	}
+	rep := report.Report{Runs: []report.Run{*r}}
+	rep.Summarize("", report.Hists{})
+	var table strings.Builder
+	rep.WriteTable(&table)
+	for _, want := range []string{"echobench bytes", "rchar/wchar of the server tree"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if s := rep.Summary; s.ByteCheckSource != "proc-io" || s.BytesSentTotal != r.BytesSentTotal {
+		t.Errorf("summary: byte check source %q, %d bytes sent; want proc-io and %d", s.ByteCheckSource, s.BytesSentTotal, r.BytesSentTotal)
+	}
 	own, err := srv.RequestStats(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -40,7 +40,8 @@ type Spec struct {
 	Server       server.Config
 	ServerBinary string
 	// ServerPID, without Model, is the root of an external server's process tree at Load.Addr,
-	// to account it as the server; 0 leaves the server unaccounted.
+	// to account it as the server, its byte check from the tree's kernel counters
+	// (procIOByteCheck); 0 leaves the server unaccounted.
 	ServerPID int
 	// Load is the load; with Model its Addr is the child's, and Sources is set by SourcesFor
 	// from MaxSources.
