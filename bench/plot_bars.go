@@ -123,11 +123,19 @@ type hbars struct {
 	palette palette
 }
 
+// top is the longest bar, or its whisker if that reaches at most a third further: a wider
+// interval (two runs give wide ones) is cut at the panel's edge rather than shrinking every bar.
 func (h *hbars) top() float64 {
 	top := 0.0
 	for _, b := range h.bars {
 		if b.ok {
-			top = max(top, b.est.Mid, b.est.Hi)
+			top = max(top, b.est.Mid)
+		}
+	}
+	limit := top * 4 / 3
+	for _, b := range h.bars {
+		if b.ok && b.est.N >= 2 {
+			top = max(top, min(b.est.Hi, limit))
 		}
 	}
 	return top
@@ -156,7 +164,7 @@ func (h *hbars) Plot(c draw.Canvas, plt *plot.Plot) {
 			c.FillPolygon(h.palette.of(b.row).color, []vg.Point{{X: x0, Y: y - half}, {X: x1, Y: y - half}, {X: x1, Y: y + half}, {X: x0, Y: y + half}})
 			end = x1
 			if b.est.N >= 2 {
-				lo, hi := trX(max(b.est.Lo, 0)), trX(b.est.Hi)
+				lo, hi := trX(max(b.est.Lo, 0)), min(trX(b.est.Hi), c.Max.X)
 				// A white halo under the whisker keeps it visible on a dark bar (the black C-ref).
 				for _, sty := range []draw.LineStyle{halo, whisker} {
 					c.StrokeLine2(sty, lo, y, hi, y)
@@ -167,7 +175,7 @@ func (h *hbars) Plot(c draw.Canvas, plt *plot.Plot) {
 			}
 		}
 		// On a white ground, so that the reference line behind it does not strike it through.
-		at := vg.Point{X: end + vg.Points(5), Y: y}
+		at := vg.Point{X: min(end+vg.Points(5), c.Max.X-barLabelStyle.Width(b.label)), Y: y}
 		box := barLabelStyle.Rectangle(b.label).Add(at)
 		c.FillPolygon(color.White, []vg.Point{{X: box.Min.X - 1, Y: box.Min.Y}, {X: box.Max.X + 1, Y: box.Min.Y},
 			{X: box.Max.X + 1, Y: box.Max.Y}, {X: box.Min.X - 1, Y: box.Max.Y}})

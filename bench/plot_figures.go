@@ -30,8 +30,8 @@ func headlineFigure(d *plotData, dir string) (*Figure, error) {
 		base:  "headline",
 		title: "The headline cell, " + c.Name + ": throughput and what it cost the server",
 		howToRead: "Rows are ranked by throughput; read across to the server's CPU per message, the steadier " +
-			"comparison when the server and echobench saturate their cores together, and against the dashed " +
-			"C reference line, the floor any model can reach; a whisker is the 95 % interval of repeated runs.",
+			"comparison when the server and echobench saturate their cores together" + d.floorClause() +
+			"; a whisker is the 95 % interval of repeated runs.",
 		cells: []Cell{c},
 		panels: []barPanel{
 			{title: "echoed messages per second", xLabel: "msgs/s", ratio: true,
@@ -41,8 +41,16 @@ func headlineFigure(d *plotData, dir string) (*Figure, error) {
 				value: d.barValue(c, cpuPerMessage, noCPU),
 				label: func(e Estimate) string { return fmt.Sprintf("%.1f µs", e.Mid) }},
 		},
-		notes: d.saturationNotes([]Cell{c}),
+		notes: d.pointNotes([]Cell{c}, true),
 	}.draw(d, dir)
+}
+
+// floorClause points the reader at the C reference's dashed line, where the run has one.
+func (d *plotData) floorClause() string {
+	if !contains(d.rows, ReferenceRow) {
+		return ""
+	}
+	return ", and against the dashed line of the C reference server (" + ReferenceRow + "), the floor a model can approach"
 }
 
 // barValue is a bar panel's value for the rows at one cell.
@@ -57,14 +65,15 @@ func (d *plotData) barValue(c Cell, metric func(report.Summary) float64, lacking
 	}
 }
 
-// saturationNotes name the points whose throughput is a limit of the meter rather than of the
-// server alone, and any wrong bytes.
-func (d *plotData) saturationNotes(cells []Cell) []string {
-	var both, client, verify []string
+// pointNotes name the points that need a word beside them: where throughput is a limit of the
+// meter rather than of the server alone (when the figure shows throughput), where the server
+// served only some of the connections, and where it echoed wrong bytes.
+func (d *plotData) pointNotes(cells []Cell, throughput bool) []string {
+	var both, client, verify, unserved []string
 	for _, c := range cells {
 		for _, row := range d.rows {
 			r := d.result(row, c)
-			if r == nil {
+			if r == nil || len(r.Runs) == 0 {
 				continue
 			}
 			at := row + " at " + c.Name
@@ -81,14 +90,31 @@ func (d *plotData) saturationNotes(cells []Cell) []string {
 			if v {
 				verify = append(verify, at)
 			}
+			// The fewest served of any run: a pool's backlog, or connections the server closed.
+			s := r.Runs[0]
+			for _, o := range r.Runs[1:] {
+				if o.ConnsEchoed < s.ConnsEchoed {
+					s = o
+				}
+			}
+			if c.Sweep != SweepReconnect && s.ConnsEchoed < s.ConnsEstablished {
+				unserved = append(unserved, fmt.Sprintf("%s (%d of %d)", at, s.ConnsEchoed, s.ConnsEstablished))
+			}
 		}
 	}
 	var notes []string
+	if !throughput {
+		both, client = nil, nil
+	}
 	if len(both) > 0 {
 		notes = append(notes, "the server and echobench both saturated their cores, so msgs/s is the pair's limit (compare CPU per message): "+strings.Join(both, ", "))
 	}
 	if len(client) > 0 {
 		notes = append(notes, "echobench saturated while the server did not, so msgs/s is a floor for the server: "+strings.Join(client, ", "))
+	}
+	if len(unserved) > 0 {
+		notes = append(notes, "served fewer connections than were established, so the point is what a few connections got while "+
+			"the rest waited in the backlog or were closed unserved: "+strings.Join(unserved, ", "))
 	}
 	if len(verify) > 0 {
 		notes = append(notes, "VERIFY FAILURES, the server echoed wrong bytes: "+strings.Join(verify, ", "))
@@ -119,7 +145,7 @@ func throughputConnsFigure(d *plotData, dir string) (*Figure, error) {
 			value: func(r *Result, c Cell) (linePoint, string) {
 				return estimatePoint(r, c, msgsPerSec, true, "no messages echoed")
 			}}},
-		notes: d.saturationNotes(cells),
+		notes: d.pointNotes(cells, true),
 	}.draw(d, dir)
 }
 
@@ -139,6 +165,7 @@ func cpuConnsFigure(d *plotData, dir string) (*Figure, error) {
 			value: func(r *Result, c Cell) (linePoint, string) {
 				return estimatePoint(r, c, cpuPerMessage, true, noCPU)
 			}}},
+		notes: d.pointNotes(cells, false),
 	}.draw(d, dir)
 }
 
@@ -202,7 +229,7 @@ func rssConnsFigure(d *plotData, dir string) (*Figure, error) {
 	}
 	f, err := fig.draw(d, dir)
 	if f != nil {
-		f.Notes = append(f.Notes, notes...) // filled while drawing
+		f.Notes = append(append(f.Notes, notes...), d.pointNotes(append(busy, idle...), false)...) // notes: filled while drawing
 	}
 	return f, err
 }
@@ -235,7 +262,7 @@ func throughputSizeFigure(d *plotData, dir string) (*Figure, error) {
 			value: func(r *Result, c Cell) (linePoint, string) {
 				return estimatePoint(r, c, func(s report.Summary) float64 { return s.MBPerSec }, true, "no bytes echoed")
 			}}},
-		notes: d.saturationNotes(cells),
+		notes: d.pointNotes(cells, true),
 	}.draw(d, dir)
 }
 
@@ -296,7 +323,7 @@ func latencyRateFigure(d *plotData, dir string) (*Figure, error) {
 			value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP99us }, &notes, noted)}},
 	}.draw(d, dir)
 	if f != nil {
-		f.Notes = notes
+		f.Notes = append(notes, d.pointNotes(cells, false)...) // notes: filled while drawing
 	}
 	return f, err
 }
@@ -323,7 +350,7 @@ func latencyRateTailsFigure(d *plotData, dir string) (*Figure, error) {
 		},
 	}.draw(d, dir)
 	if f != nil {
-		f.Notes = notes
+		f.Notes = append(notes, d.pointNotes(cells, false)...) // notes: filled while drawing
 	}
 	return f, err
 }
@@ -349,6 +376,7 @@ func reconnectFigure(d *plotData, dir string) (*Figure, error) {
 				value: d.barValue(c, cpuPerConnection, noCPU),
 				label: func(e Estimate) string { return fmt.Sprintf("%.0f µs", e.Mid) }},
 		},
+		notes: d.pointNotes([]Cell{c}, true),
 	}.draw(d, dir)
 }
 

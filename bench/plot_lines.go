@@ -17,9 +17,10 @@ import (
 
 // linePoint is one row's value at one cell of a sweep.
 type linePoint struct {
-	x   float64
-	est Estimate
-	ok  bool
+	x    float64
+	cell string // the cell's name, for the notes
+	est  Estimate
+	ok   bool
 	// ringed points get a grey ring: drawn, but qualified (a meter-limited latency); the
 	// figure's notes say why.
 	ringed bool
@@ -70,8 +71,9 @@ func (d *plotData) series(cells []Cell, value pointFunc) ([]lineSeries, []string
 			} else {
 				why = missing(r, "")
 			}
+			pt.cell = c.Name
 			if !pt.ok {
-				pt = linePoint{x: c.X}
+				pt = linePoint{x: c.X, cell: c.Name}
 				if _, seen := where[why]; !seen {
 					reasons = append(reasons, why)
 				}
@@ -155,23 +157,35 @@ func (f lineFigure) draw(d *plotData, dir string) (*Figure, error) {
 	}
 
 	leg := newLegend()
+	notes := append([]string(nil), f.notes...)
 	var panels []*plot.Plot
 	var yLabels []string
 	drawnRows := map[string]bool{}
 	for i, pn := range f.panels {
 		p := newPanel(pn.title, f.xLabel)
 		yLabels = append(yLabels, pn.yLabel)
-		f.setX(p, xs)
-		p.Y.Min, p.Y.Max = yRanges[i][0], yRanges[i][1]
 		if pn.logY {
 			p.Y.Scale = plot.LogScale{}
 			p.Y.Tick.Marker = logTicks
 		} else {
 			p.Y.Tick.Marker = siTicks
 		}
-		if err := d.addLines(p, panelSeries[i], p.Y.Min, drawnRows); err != nil {
+		tooWide, err := d.addLines(p, panelSeries[i], yRanges[i][0], drawnRows)
+		if err != nil {
 			return nil, fmt.Errorf("plot %s: %w", f.base, err)
 		}
+		if len(tooWide) > 0 {
+			prefix := ""
+			if len(f.panels) > 1 {
+				prefix = pn.title + ": "
+			}
+			notes = append(notes, fmt.Sprintf("%sintervals wider than ±%.0f %% of the mean are not drawn as bands (too few runs "+
+				"to bound them; the CSV has them): %s", prefix, maxBandHalfWidth*100, strings.Join(tooWide, ", ")))
+		}
+		// The ranges are set after the lines are added, because adding a plotter widens the axes
+		// to its data, bands included.
+		f.setX(p, xs)
+		p.Y.Min, p.Y.Max = yRanges[i][0], yRanges[i][1]
 		if !anyPoint(panelSeries[i]) {
 			noData(p, "(no row has a value here: see the gaps)")
 		}
@@ -188,7 +202,7 @@ func (f lineFigure) draw(d *plotData, dir string) (*Figure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plot %s: %w", f.base, err)
 	}
-	return &Figure{File: png, SVG: svg, Title: f.title, HowToRead: f.howToRead, Gaps: gaps, Notes: f.notes}, nil
+	return &Figure{File: png, SVG: svg, Title: f.title, HowToRead: f.howToRead, Gaps: gaps, Notes: notes}, nil
 }
 
 func (f lineFigure) setX(p *plot.Plot, xs []float64) {
@@ -234,19 +248,16 @@ func anyPoint(series []lineSeries) bool {
 	return false
 }
 
-// yRange spans every drawn value and interval: from 0 on a linear axis, in whole decades on a
-// log one.
+// yRange spans every drawn value (the lines, not their bands: with two or three runs a 95 %
+// interval can be many times its mean, and an axis stretched to hold it squashes every line
+// into a corner; a band that leaves the axis is cut at its edge). A linear axis starts at 0, a
+// log one leaves room for the markers.
 func yRange(series []lineSeries, logY bool) [2]float64 {
 	lo, hi := math.Inf(1), 0.0
 	for _, s := range series {
 		for _, pt := range s.points {
-			if !pt.ok {
-				continue
-			}
-			for _, v := range []float64{pt.est.Mid, pt.est.Lo, pt.est.Hi} {
-				if v > 0 {
-					lo, hi = min(lo, v), max(hi, v)
-				}
+			if pt.ok && pt.est.Mid > 0 {
+				lo, hi = min(lo, pt.est.Mid), max(hi, pt.est.Mid)
 			}
 		}
 	}
@@ -257,7 +268,7 @@ func yRange(series []lineSeries, logY bool) [2]float64 {
 	if hi <= 0 {
 		return [2]float64{0, 1}
 	}
-	return [2]float64{0, hi * 1.08}
+	return [2]float64{0, hi * 1.12}
 }
 
 // legendOrder lists rows as their lines end on the right, highest first, so the legend reads
@@ -287,18 +298,33 @@ func legendOrder(series []lineSeries, rows []string) []string {
 	return ordered
 }
 
+// maxBandHalfWidth is the widest interval, relative to its mean, drawn as a band. With two runs
+// Student's t is 12.7, so any real spread gives an interval wider than the mean itself; ten
+// such bands cover the whole panel and hide every line. Those points are listed in the notes
+// instead, and the CSV keeps their intervals.
+const maxBandHalfWidth = 0.5
+
 // addLines draws every row's bands, then lines, then markers, so that no band covers a line;
-// the reference row goes last, on top, as the floor the others are read against.
-func (d *plotData) addLines(p *plot.Plot, series []lineSeries, floor float64, drawn map[string]bool) error {
+// the reference row goes last, on top, as the floor the others are read against. It returns
+// the points whose interval was too wide to draw.
+func (d *plotData) addLines(p *plot.Plot, series []lineSeries, floor float64, drawn map[string]bool) ([]string, error) {
 	ordered := append([]lineSeries(nil), series...)
 	sort.SliceStable(ordered, func(i, j int) bool { return ordered[j].row == ReferenceRow && ordered[i].row != ReferenceRow })
 	var bands, lines, markers []plot.Plotter
+	var tooWide []string
 	for _, s := range ordered {
 		style := d.palette.of(s.row)
 		for _, seg := range segments(s.points) {
+			for i, pt := range seg {
+				e := pt.est
+				if e.N >= 2 && (e.Hi-e.Mid > maxBandHalfWidth*e.Mid || e.Mid-e.Lo > maxBandHalfWidth*e.Mid) {
+					tooWide = append(tooWide, fmt.Sprintf("%s at %s (%s–%s)", s.row, pt.cell, si(e.Lo), si(e.Hi)))
+					seg[i].est.Lo, seg[i].est.Hi = e.Mid, e.Mid
+				}
+			}
 			drawn[s.row] = true
 			if b, err := band(seg, style, floor); err != nil {
-				return err
+				return nil, err
 			} else if b != nil {
 				bands = append(bands, b)
 			}
@@ -309,14 +335,14 @@ func (d *plotData) addLines(p *plot.Plot, series []lineSeries, floor float64, dr
 			if len(seg) > 1 {
 				line, err := plotter.NewLine(xys)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				line.LineStyle = style.line()
 				lines = append(lines, line)
 			}
 			sc, err := plotter.NewScatter(xys)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			sc.GlyphStyle = style.marker()
 			markers = append(markers, sc)
@@ -324,7 +350,7 @@ func (d *plotData) addLines(p *plot.Plot, series []lineSeries, floor float64, dr
 				if pt.ringed {
 					ring, err := plotter.NewScatter(plotter.XYs{{X: pt.x, Y: pt.est.Mid}})
 					if err != nil {
-						return err
+						return nil, err
 					}
 					ring.GlyphStyle = draw.GlyphStyle{Color: color.Gray{Y: 90}, Radius: vg.Points(7), Shape: draw.RingGlyph{}}
 					markers = append(markers, ring)
@@ -335,7 +361,7 @@ func (d *plotData) addLines(p *plot.Plot, series []lineSeries, floor float64, dr
 	p.Add(bands...)
 	p.Add(lines...)
 	p.Add(markers...)
-	return nil
+	return tooWide, nil
 }
 
 // segments splits a row's points at its gaps: a line never bridges a cell the row could not run.

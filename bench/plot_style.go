@@ -127,6 +127,6 @@ func (s rowStyle) marker() draw.GlyphStyle {
 // close models stay readable and the lines on top stay sharp.
 func (s rowStyle) band() color.Color {
 	c := s.color
-	const alpha = 41 // of 255: about 16 %
+	const alpha = 33 // of 255: 13 %, so three overlapping bands still let the grid show
 	return color.NRGBA{R: c.R, G: c.G, B: c.B, A: alpha}
 }
