@@ -154,33 +154,55 @@ func (h *hbars) any() bool {
 func (h *hbars) Plot(c draw.Canvas, plt *plot.Plot) {
 	trX, trY := plt.Transforms(&c)
 	half := vg.Points(8)
-	whisker := draw.LineStyle{Color: color.Gray{Y: 40}, Width: vg.Points(1.2)}
-	halo := draw.LineStyle{Color: color.White, Width: vg.Points(3)}
 	for i, b := range h.bars {
 		y := trY(float64(len(h.bars) - 1 - i))
 		end := trX(0)
 		if b.ok && b.est.Mid > 0 {
+			fill := h.palette.of(b.row).color
 			x0, x1 := trX(0), trX(b.est.Mid)
-			c.FillPolygon(h.palette.of(b.row).color, []vg.Point{{X: x0, Y: y - half}, {X: x1, Y: y - half}, {X: x1, Y: y + half}, {X: x0, Y: y + half}})
+			c.FillPolygon(fill, []vg.Point{{X: x0, Y: y - half}, {X: x1, Y: y - half}, {X: x1, Y: y + half}, {X: x0, Y: y + half}})
 			end = x1
 			if b.est.N >= 2 {
-				lo, hi := trX(max(b.est.Lo, 0)), min(trX(b.est.Hi), c.Max.X)
-				// A white halo under the whisker keeps it visible on a dark bar (the black C-ref).
-				for _, sty := range []draw.LineStyle{halo, whisker} {
-					c.StrokeLine2(sty, lo, y, hi, y)
-					c.StrokeLine2(sty, lo, y-half/2, lo, y+half/2)
-					c.StrokeLine2(sty, hi, y-half/2, hi, y+half/2)
+				// Dark grey, but white where it crosses a dark bar (the black C-ref), so the whisker
+				// shows on the bar and beside it alike.
+				outside := draw.LineStyle{Color: color.Gray{Y: 40}, Width: vg.Points(1.2)}
+				inside := outside
+				if luminance(fill) < 0.35 {
+					inside.Color = color.White
 				}
-				end = max(end, hi)
+				at := func(x vg.Length) draw.LineStyle {
+					if x <= x1 {
+						return inside
+					}
+					return outside
+				}
+				lo, hi := trX(max(b.est.Lo, 0)), trX(b.est.Hi)
+				cut := hi > c.Max.X // an interval wider than the panel runs off its edge, without a cap
+				hi = min(hi, c.Max.X)
+				c.StrokeLine2(inside, lo, y, min(hi, x1), y)
+				if hi > x1 {
+					c.StrokeLine2(outside, max(lo, x1), y, hi, y)
+				}
+				c.StrokeLine2(at(lo), lo, y-half/2, lo, y+half/2)
+				if !cut {
+					c.StrokeLine2(at(hi), hi, y-half/2, hi, y+half/2)
+					end = max(end, hi)
+				}
 			}
 		}
-		// On a white ground, so that the reference line behind it does not strike it through.
+		// On a white ground, so that the reference line or a long whisker does not strike it through.
 		at := vg.Point{X: min(end+vg.Points(5), c.Max.X-barLabelStyle.Width(b.label)), Y: y}
 		box := barLabelStyle.Rectangle(b.label).Add(at)
 		c.FillPolygon(color.White, []vg.Point{{X: box.Min.X - 1, Y: box.Min.Y}, {X: box.Max.X + 1, Y: box.Min.Y},
 			{X: box.Max.X + 1, Y: box.Max.Y}, {X: box.Min.X - 1, Y: box.Max.Y}})
 		c.FillText(barLabelStyle, at, b.label)
 	}
+}
+
+// luminance is a colour's relative brightness, 0 black to 1 white.
+func luminance(c color.Color) float64 {
+	r, g, b, _ := c.RGBA()
+	return (0.2126*float64(r) + 0.7152*float64(g) + 0.0722*float64(b)) / 0xffff
 }
 
 // DataRange implements plot.DataRanger.
