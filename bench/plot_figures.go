@@ -185,53 +185,83 @@ func rssConnsFigure(d *plotData, dir string) (*Figure, error) {
 	if len(busy) == 0 && len(idle) == 0 {
 		return nil, nil
 	}
+	var notes, bases []string
+	var specs []linePanel
+	for _, sw := range []struct {
+		title string
+		cells []Cell
+	}{{"busy: 64 B ping-pong", busy}, {"mostly idle connections", idle}} {
+		if len(sw.cells) == 0 {
+			continue
+		}
+		pn, base := d.rssPanel(sw.title, sw.cells, &notes)
+		if len(pn.cells) == 0 {
+			continue // only baseline-sized cells: nothing per connection to draw
+		}
+		if base != "" {
+			bases = append(bases, base)
+		}
+		specs = append(specs, pn)
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	how := "Lower is leaner; a thread or process per connection shows as a line one or two decades above the " +
+		"event loops"
+	if len(specs) == 2 {
+		how += ", and the gap between a model's busy (left) and idle (right) line is memory it spends only on " +
+			"active connections"
+	}
+	how += "."
+	if len(bases) > 0 {
+		how += fmt.Sprintf(" Each row's peak RSS at %s is subtracted first, so a point is what one more connection "+
+			"costs (counts below %d are left out: there RSS's own noise is larger than the connections).",
+			strings.Join(bases, " and "), rssMinConns)
+	}
+	f, err := lineFigure{
+		base:   "rss-conns",
+		title:  "Server memory per connection (peak RSS over the process tree)",
+		xLabel: "connections (log scale)", logX: true, xTick: connsLabel, sameY: true,
+		howToRead: how, panels: specs,
+	}.draw(d, dir)
+	if f != nil {
+		f.Notes = append(append(f.Notes, notes...), d.pointNotes(append(busy, idle...), false)...) // notes: filled while drawing
+	}
+	return f, err
+}
+
+// rssPanel is one panel of the RSS figure: a sweep's cells from rssMinConns connections up, each
+// row's peak RSS less its own at the sweep's smallest cell (when that is small enough to stand
+// for the bare server), over the connections. It also returns the baseline cell's name.
+func (d *plotData) rssPanel(title string, cells []Cell, notes *[]string) (linePanel, string) {
 	var baseCell *Cell
-	if len(busy) > 0 && busy[0].X <= rssBaselineMaxConns {
-		baseCell = &busy[0]
+	if cells[0].X <= rssBaselineMaxConns {
+		baseCell = &cells[0]
 	}
-	for len(busy) > 0 && busy[0].X < rssMinConns {
-		busy = busy[1:]
+	for len(cells) > 0 && cells[0].X < rssMinConns {
+		cells = cells[1:]
 	}
-	var notes []string
 	if baseCell == nil {
-		notes = append(notes, fmt.Sprintf("no conns cell at %d connections or fewer to take a baseline from, so points are peak RSS / connections", rssBaselineMaxConns))
+		*notes = append(*notes, fmt.Sprintf("%s: no cell at %d connections or fewer to take a baseline from, so "+
+			"points are peak RSS / connections", title, rssBaselineMaxConns))
 	}
 	noBase := map[string]bool{}
 	perConn := func(r *Result, c Cell) (linePoint, string) {
 		base := d.rssBase(r.Row.Name, baseCell)
 		if base == 0 && baseCell != nil && !noBase[r.Row.Name] {
 			noBase[r.Row.Name] = true
-			notes = append(notes, fmt.Sprintf("%s has no RSS at %s (n/a there), so its points are peak RSS / connections", r.Row.Name, baseCell.Name))
+			*notes = append(*notes, fmt.Sprintf("%s: %s has no RSS at %s (n/a there), so its points are peak RSS / "+
+				"connections", title, r.Row.Name, baseCell.Name))
 		}
 		metric := func(s report.Summary) float64 { return (float64(s.ServerPeakRSSBytes) - base) / c.X }
 		return estimatePoint(r, c, metric, true,
 			"peak RSS not above the baseline: the connections' memory is below what /proc sampling resolves")
 	}
-	how := "Lower is leaner; the left panel is busy ping-pong connections, the right mostly idle ones, so the " +
-		"gap between a model's two lines is memory it spends only on active connections, and a thread or " +
-		"process per connection shows as a line one or two decades above the event loops."
-	if baseCell != nil {
-		how += fmt.Sprintf(" Each row's peak RSS at %s is subtracted first, so a point is what one more connection costs "+
-			"(counts below %d are left out: there RSS's own noise is larger than the connections).", baseCell.Name, rssMinConns)
+	pn := linePanel{title: title, yLabel: "bytes per connection (log scale)", logY: true, cells: cells, value: perConn}
+	if baseCell == nil {
+		return pn, ""
 	}
-	var panels []linePanel
-	if len(busy) > 0 {
-		panels = append(panels, linePanel{title: "busy: 64 B ping-pong", yLabel: "bytes per connection (log scale)", logY: true, cells: busy, value: perConn})
-	}
-	if len(idle) > 0 {
-		panels = append(panels, linePanel{title: "mostly idle connections", yLabel: "bytes per connection (log scale)", logY: true, cells: idle, value: perConn})
-	}
-	fig := lineFigure{
-		base:   "rss-conns",
-		title:  "Server memory per connection (peak RSS over the process tree)",
-		xLabel: "connections (log scale)", logX: true, xTick: connsLabel, sameY: true,
-		howToRead: how, panels: panels,
-	}
-	f, err := fig.draw(d, dir)
-	if f != nil {
-		f.Notes = append(append(f.Notes, notes...), d.pointNotes(append(busy, idle...), false)...) // notes: filled while drawing
-	}
-	return f, err
+	return pn, baseCell.Name
 }
 
 // rssBase is a row's mean peak RSS at the baseline cell, or 0 if it has none.

@@ -41,6 +41,7 @@ func syntheticCells() []Cell {
 	add(SweepPipeline, "pipeline=1", 1)
 	add(SweepPipeline, "pipeline=16", 16)
 	add(SweepReconnect, "reconnect", 100)
+	add(SweepIdle, "idle=1", 1)
 	add(SweepIdle, "idle=1000", 1000)
 	add(SweepIdle, "idle=10000", 10000)
 	for _, r := range []float64{10000, 30000, 60000, 100000, 150000} {
@@ -246,7 +247,7 @@ func TestPlotsMatrix(t *testing.T) {
 			t.Errorf("no figure notes %q", want)
 		}
 	}
-	if !strings.Contains(figs[3].HowToRead, "peak RSS at conns=1 is subtracted") {
+	if !strings.Contains(figs[3].HowToRead, "peak RSS at conns=1 and idle=1 is subtracted") {
 		t.Errorf("the RSS figure does not say which baseline it subtracts: %q", figs[3].HowToRead)
 	}
 
