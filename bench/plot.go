@@ -128,9 +128,14 @@ func (d *plotData) sweep(name string) []Cell {
 	return picked
 }
 
-// headline is the cell the ranked bars show: 1,000 connections × 64 B ping-pong, the cell every
-// earlier comparison was made at, or the first cell when the matrix has no such one.
+// headline is the cell the ranked bars show: the matrix's Headline cell, or failing that
+// (an older matrix: DefaultCells) 1,000 connections × 64 B ping-pong, or the first cell.
 func (d *plotData) headline() Cell {
+	for _, c := range d.cells {
+		if c.Name == Headline {
+			return c
+		}
+	}
 	for _, c := range d.cells {
 		if c.Sweep == SweepConns && c.X == 1000 {
 			return c

@@ -85,8 +85,8 @@ func (f barFigure) draw(d *plotData, dir string) (*Figure, error) {
 		}
 		p := newPanel(pn.title, pn.xLabel)
 		p.X.Tick.Marker = siTicks
-		if ref, ok := values[i][ReferenceRow]; ok && ref.ok {
-			p.Add(floorLine{x: ref.est.Mid, style: d.palette.of(ReferenceRow)}) // behind the bars
+		if ref, ok := values[i][CRefName]; ok && ref.ok {
+			p.Add(floorLine{x: ref.est.Mid, style: d.palette.of(CRefName)}) // behind the bars
 		}
 		p.Add(bars)
 		names := make([]string, len(order))

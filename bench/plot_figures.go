@@ -47,10 +47,10 @@ func headlineFigure(d *plotData, dir string) (*Figure, error) {
 
 // floorClause points the reader at the C reference's dashed line, where the run has one.
 func (d *plotData) floorClause() string {
-	if !contains(d.rows, ReferenceRow) {
+	if !contains(d.rows, CRefName) {
 		return ""
 	}
-	return ", and against the dashed line of the C reference server (" + ReferenceRow + "), the floor a model can approach"
+	return ", and against the dashed line of the C reference server (" + CRefName + "), the floor a model can approach"
 }
 
 // barValue is a bar panel's value for the rows at one cell.
@@ -452,9 +452,11 @@ func (d *plotData) kneeValue(c Cell, notes *[]string) func(string) (Estimate, st
 			return Estimate{}, missing(r, "no knee search in the reports")
 		}
 		knees := &Result{Row: r.Row, Cell: r.Cell, Rounds: r.Rounds}
+		seen := map[string]bool{}
 		for _, k := range r.Knees {
 			knees.Runs = append(knees.Runs, report.Summary{MsgsPerSec: k.RateMsgsPerS})
-			if k.Note != "" {
+			if k.Note != "" && !seen[k.Note] { // each run's search may stop for the same reason
+				seen[k.Note] = true
 				*notes = append(*notes, fmt.Sprintf("%s at %s: %s", row, c.Name, k.Note))
 			}
 		}

@@ -309,7 +309,7 @@ const maxBandHalfWidth = 0.5
 // the points whose interval was too wide to draw.
 func (d *plotData) addLines(p *plot.Plot, series []lineSeries, floor float64, drawn map[string]bool) ([]string, error) {
 	ordered := append([]lineSeries(nil), series...)
-	sort.SliceStable(ordered, func(i, j int) bool { return ordered[j].row == ReferenceRow && ordered[i].row != ReferenceRow })
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[j].row == CRefName && ordered[i].row != CRefName })
 	var bands, lines, markers []plot.Plotter
 	var tooWide []string
 	for _, s := range ordered {

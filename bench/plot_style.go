@@ -9,10 +9,6 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// ReferenceRow is the row name of the C reference server (bench/reference/), which every chart
-// draws as the floor: black and dashed, so the models read against it.
-const ReferenceRow = "C-ref"
-
 // rowStyle is how one row is drawn in every figure: the same colour, marker and dashes in the
 // throughput, cost, latency and knee plots, so a reader who found "epoll" once finds it again.
 type rowStyle struct {
@@ -73,7 +69,7 @@ func newPalette(results []*Result) palette {
 		}
 		seen[name] = true
 		switch slot, ok := knownSlots[name]; {
-		case name == ReferenceRow:
+		case name == CRefName:
 			p[name] = rowStyle{color: color.RGBA{A: 255}, glyph: draw.CircleGlyph{}, dashes: refDashes, width: vg.Points(2.2)}
 		case ok:
 			p[name] = slotStyle(slot)

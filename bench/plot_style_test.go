@@ -31,7 +31,7 @@ func TestPaletteDistinguishes(t *testing.T) {
 		}
 		seen[key] = n
 	}
-	if ref := p.of(ReferenceRow); ref.color != (color.RGBA{A: 255}) || len(ref.dashes) == 0 {
+	if ref := p.of(CRefName); ref.color != (color.RGBA{A: 255}) || len(ref.dashes) == 0 {
 		t.Errorf("the C reference is %v dashes %v, want black and dashed", ref.color, ref.dashes)
 	}
 }

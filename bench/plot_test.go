@@ -53,7 +53,7 @@ func syntheticCells() []Cell {
 }
 
 var syntheticRows = []string{"stdnet", "epoll", "async", "uring", "select", "nonblocking", "blocking",
-	"blocking/128", "process", "prefork/128", ReferenceRow, "my-library-with-a-long-name/v2"}
+	"blocking/128", "process", "prefork/128", CRefName, "my-library-with-a-long-name/v2"}
 
 func newSynthetic(t *testing.T) *synthetic {
 	sy := &synthetic{t: t, dir: t.TempDir(), cells: syntheticCells()}
@@ -133,7 +133,7 @@ func (sy *synthetic) result(row string, c Cell, runs int, capacity float64) *Res
 		}
 		s.ServerPeakRSSBytes = uint64(rss * jitter)
 		s.ServerCPUPct = 90 * jitter
-		if row == ReferenceRow {
+		if row == CRefName {
 			s.ServerCPUPct = 60 * jitter
 		}
 		r.Runs = append(r.Runs, s)
@@ -333,7 +333,7 @@ func TestPlotsWithoutData(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var results []*Result
-			for _, row := range []string{"stdnet", "epoll", ReferenceRow} {
+			for _, row := range []string{"stdnet", "epoll", CRefName} {
 				for _, c := range cells {
 					if tc.result != nil {
 						results = append(results, tc.result(row, c))
