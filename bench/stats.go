@@ -148,31 +148,43 @@ func RatioKnee(r, base *Result) (Estimate, bool) {
 }
 
 func ratioOf(s, base sample) (Estimate, bool) {
-	logs, baseLogs := positiveLogs(s), positiveLogs(base)
-	if len(logs.values) == 0 || len(baseLogs.values) == 0 {
+	s, base = positive(s), positive(base)
+	switch {
+	case len(s.values) == 0 || len(base.values) == 0:
 		return Estimate{}, false
+	case len(s.values) == 1 && len(base.values) == 1:
+		// One run each: the plain quotient, which the detour through logarithms would round
+		// in its last digit.
+		q := s.values[0] / base.values[0]
+		return Estimate{Mid: q, Lo: q, Hi: q, N: 1}, true
 	}
+	logs, baseLogs := logOf(s), logOf(base)
 	if d := pairedDiffs(logs, baseLogs); len(d) >= 2 {
-		e := meanInterval(d)
-		return expEstimate(e), true
+		return expEstimate(meanInterval(d)), true
 	}
 	return expEstimate(welch(logs.values, baseLogs.values)), true
 }
 
-// positiveLogs is the natural logarithm of every positive value, keeping its round.
-func positiveLogs(s sample) sample {
-	var l sample
+// positive keeps the values above zero, with their rounds: only they have a logarithm.
+func positive(s sample) sample {
+	var p sample
 	for i, v := range s.values {
 		if v <= 0 {
 			continue
 		}
-		l.values = append(l.values, math.Log(v))
+		p.values = append(p.values, v)
 		if s.rounds != nil {
-			l.rounds = append(l.rounds, s.rounds[i])
+			p.rounds = append(p.rounds, s.rounds[i])
 		}
 	}
-	if s.rounds == nil {
-		l.rounds = nil
+	return p
+}
+
+// logOf is the natural logarithm of every value, keeping its round.
+func logOf(s sample) sample {
+	l := sample{rounds: s.rounds}
+	for _, v := range s.values {
+		l.values = append(l.values, math.Log(v))
 	}
 	return l
 }
