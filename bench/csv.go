@@ -75,11 +75,11 @@ func writeCSV(w *csv.Writer, results []*Result, cells []Cell) error {
 	return nil
 }
 
-// number is a value in the shortest form that reads back exactly; empty for one that does not
-// exist.
+// number is a value in the shortest decimal that reads back exactly, without an exponent (so
+// that spreadsheets see a number); empty for one that does not exist.
 func number(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return ""
 	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }

@@ -160,16 +160,19 @@ func (g *grid) ranked(w io.Writer, c Cell, st Statistic, n *notes) {
 		}
 		rows = append(rows, rr)
 	}
-	byRatio := base != nil
-	for _, rr := range rows {
-		byRatio = byRatio && rr.hasR
-	}
-	if byRatio {
-		for i := range rows {
+	for i := range rows {
+		if rows[i].hasR {
 			rows[i].key = rows[i].ratio
 		}
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].key.Mid > rows[j].key.Mid })
+	// Rows with a ratio first; a row without one (its figure is zero, or there is no baseline)
+	// cannot be placed among them, so it follows, by its own figure.
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].hasR != rows[j].hasR {
+			return rows[i].hasR
+		}
+		return rows[i].key.Mid > rows[j].key.Mid
+	})
 
 	perMsg, perUnit, p99, p99Head := StatServerUsMsg, "srv µs/msg", StatP99, "p99 µs"
 	if st.Name == StatNewConns.Name {
@@ -180,7 +183,11 @@ func (g *grid) ranked(w io.Writer, c Cell, st Statistic, n *notes) {
 	single := false
 	for i, rr := range rows {
 		rank := fmt.Sprint(i + 1)
-		if i > 0 && rr.key.Overlaps(rows[i-1].key) && rr.key.Interval() && rows[i-1].key.Interval() {
+		above := rankedRow{}
+		if i > 0 {
+			above = rows[i-1]
+		}
+		if i > 0 && rr.hasR == above.hasR && rr.key.Interval() && above.key.Interval() && rr.key.Overlaps(above.key) {
 			rank = tieMark
 		}
 		single = single || !rr.value.Interval()
@@ -454,11 +461,19 @@ func fmtPlusMinus(e Estimate) string {
 }
 
 // fmtRatio is a ratio with its interval: "1.23 (1.18–1.29)"; "1.23 (1 run)" without one.
+// Below 0.1 two decimals would round a process-per-connection row's 0.013 to 0.01, so such a
+// ratio keeps two significant figures instead.
 func fmtRatio(e Estimate) string {
-	if !e.Interval() {
-		return fmt.Sprintf("%.2f (1 run)", e.Mid)
+	f := func(v float64) string {
+		if v < 0.095 {
+			return fmt.Sprintf("%.2g", v)
+		}
+		return fmt.Sprintf("%.2f", v)
 	}
-	return fmt.Sprintf("%.2f (%.2f–%.2f)", e.Mid, e.Lo, e.Hi)
+	if !e.Interval() {
+		return f(e.Mid) + " (1 run)"
+	}
+	return fmt.Sprintf("%s (%s–%s)", f(e.Mid), f(e.Lo), f(e.Hi))
 }
 
 // fmtStat formats a statistic's value for a compact table cell.
