@@ -108,11 +108,41 @@ func (n *notes) qualify(row string, c Cell, r *Result) {
 	}
 	// echobench's other warnings (a server that had to be killed after SIGTERM, -c beyond the
 	// ephemeral ports) are passed on; saturation and verify failures are noted above already.
-	for _, w := range strings.Split(r.Warning, "; ") {
-		if w != "" && !strings.Contains(w, "saturated") && !strings.Contains(w, "of its") && !strings.Contains(w, "VERIFY") {
+	for _, w := range warnings(r) {
+		if !strings.Contains(w, "saturated") && !strings.Contains(w, "of its") && !strings.Contains(w, "VERIFY") {
 			n.add(noteWarning, c.Name, row+": "+w)
 		}
 	}
+}
+
+// warnings are echobench's warnings over a result's runs, each once. They are read from the
+// reports, because Result.Warning joins them with "; ", which some warnings contain themselves
+// (the client-saturation one ends "; give echobench more CPUs"), so splitting it would pass on
+// the tail of a warning whose head was filtered out. Without readable reports (synthetic
+// results), Result.Warning is split after all.
+func warnings(r *Result) []string {
+	var all []string
+	read := false
+	for _, f := range r.Files {
+		rep, err := readReport(f)
+		if err != nil {
+			continue
+		}
+		read = true
+		all = append(all, rep.Warnings...)
+	}
+	if !read {
+		all = strings.Split(r.Warning, "; ")
+	}
+	var unique []string
+	seen := map[string]bool{}
+	for _, w := range all {
+		if w != "" && !seen[w] {
+			seen[w] = true
+			unique = append(unique, w)
+		}
+	}
+	return unique
 }
 
 func (n *notes) print(w io.Writer) {
@@ -132,7 +162,7 @@ func (n *notes) print(w io.Writer) {
 		var lists []string
 		cellsOf := map[string][]string{}
 		for _, g := range n.groups[kind] {
-			list := strings.Join(n.items[[2]string{kind, g}], ", ")
+			list := joinItems(n.items[[2]string{kind, g}])
 			if _, ok := cellsOf[list]; !ok {
 				lists = append(lists, list)
 			}
@@ -142,6 +172,18 @@ func (n *notes) print(w io.Writer) {
 			printWrapped(w, "    "+strings.Join(cellsOf[list], ", ")+": "+list, "      ")
 		}
 	}
+}
+
+// joinItems lists a note's rows; items that hold commas themselves (warnings, errors) are set
+// apart by semicolons instead.
+func joinItems(items []string) string {
+	sep := ", "
+	for _, it := range items {
+		if strings.Contains(it, ",") {
+			sep = "; "
+		}
+	}
+	return strings.Join(items, sep)
 }
 
 func printWrapped(w io.Writer, s, indent string) {

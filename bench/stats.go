@@ -25,7 +25,8 @@ func (e Estimate) Interval() bool { return e.N >= 2 }
 
 // Overlaps reports whether two estimates' intervals share a point: then the data do not order
 // the two, and the ranked table prints ≈ between them. A single run is a point, which overlaps
-// only an interval containing it.
+// only an interval containing it; the table calls no tie for one, since a point says nothing
+// about the spread that would make two rows indistinguishable.
 func (e Estimate) Overlaps(o Estimate) bool {
 	return e.N > 0 && o.N > 0 && e.Lo <= o.Hi && o.Lo <= e.Hi
 }

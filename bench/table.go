@@ -143,6 +143,8 @@ type rankedRow struct {
 // ranked prints one cell's rows ordered by st. Rows are ranked on their ratio to the baseline
 // where it exists, because that ratio is paired by round and so free of the drift between rounds
 // that every row's own interval carries; without a baseline in the cell, on their own estimates.
+// The ratio's middle is a geometric mean of per-round ratios, the figure beside it an arithmetic
+// mean of runs, so two rows close enough to be ≈ can appear out of the order of their means.
 func (g *grid) ranked(w io.Writer, c Cell, st Statistic, n *notes) {
 	base := g.base(c, st)
 	var rows []rankedRow

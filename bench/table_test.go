@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -233,5 +236,29 @@ func TestWrap(t *testing.T) {
 		if utf8.RuneCountInString(l) > 12 {
 			t.Errorf("line %q over 12 runes", l)
 		}
+	}
+}
+
+// TestNotesReadWholeWarnings checks that a warning holding "; " itself is judged whole, from
+// the report, so the advice at its tail is not passed on after its head (a saturation warning,
+// noted elsewhere) was filtered out; and that other warnings are passed on.
+func TestNotesReadWholeWarnings(t *testing.T) {
+	saturated := "echobench used 95% of its 1 usable core(s): the load generator is the bottleneck; give echobench more CPUs or -workers, or lower the load"
+	other := "the server ignored SIGTERM and was killed"
+	b, err := json.Marshal(report.Report{Runs: []report.Run{{}}, Warnings: []string{saturated, other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "epoll.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cells := DefaultCells(0, 0)[:1]
+	results := []*Result{{Row: Row{Name: "epoll"}, Cell: cells[0].Name, Runs: []report.Summary{{MsgsPerSec: 1}},
+		Files: []string{path}, Warning: saturated + "; " + other}}
+	var out strings.Builder
+	Table(&out, results, cells)
+	if strings.Contains(out.String(), "give echobench more CPUs") || !strings.Contains(out.String(), "epoll: "+other) {
+		t.Errorf("want the SIGTERM warning and not the saturation advice:\n%s", out.String())
 	}
 }
