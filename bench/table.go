@@ -45,17 +45,17 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 			fmt.Fprintln(w)
 		}
 		first = false
-		fmt.Fprintln(w, title)
+		printWrapped(w, title, "  ")
 	}
 	head := headlineCell(cells)
 	ranked := map[string]bool{head.Name: true}
 	section(fmt.Sprintf("%s: ranked by msgs/s; ±, (lo–hi): 95%% intervals; ≈: the interval overlaps the row above's", head.Name))
-	g.ranked(w, head, StatMsgsPerSec, &n)
+	g.ranked(w, head, StatMsgsPerSec)
 	for _, c := range cells {
 		if c.Sweep == SweepReconnect && !ranked[c.Name] {
 			ranked[c.Name] = true
 			section(fmt.Sprintf("%s: ranked by new connections/s", c.Name))
-			g.ranked(w, c, StatNewConns, &n)
+			g.ranked(w, c, StatNewConns)
 		}
 	}
 	for _, st := range sweepTables {
@@ -69,7 +69,7 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 			continue // its one cell already has a ranked table
 		}
 		section(st.title)
-		g.sweep(w, swept, st, &n)
+		g.sweep(w, swept, st)
 	}
 	for _, c := range cells {
 		for _, row := range g.rows {
@@ -145,7 +145,7 @@ type rankedRow struct {
 // that every row's own interval carries; without a baseline in the cell, on their own estimates.
 // The ratio's middle is a geometric mean of per-round ratios, the figure beside it an arithmetic
 // mean of runs, so two rows close enough to be ≈ can appear out of the order of their means.
-func (g *grid) ranked(w io.Writer, c Cell, st Statistic, n *notes) {
+func (g *grid) ranked(w io.Writer, c Cell, st Statistic) {
 	base := g.base(c, st)
 	var rows []rankedRow
 	var missing []string
@@ -230,18 +230,20 @@ type sweepTable struct {
 	marginal bool
 }
 
-// sweepTables are the compact tables in the order they print.
+// sweepTables are the compact tables in the order they print. Their titles name the statistic
+// and the axis only: the load each cell ran (size, connections, loop) is in its caption, read
+// from its reports.
 var sweepTables = []sweepTable{
-	{sweep: SweepConns, stat: StatMsgsPerSec, title: "msgs/s by connections (64 B, closed loop)"},
-	{sweep: SweepConns, stat: StatServerUsMsg, title: "server CPU µs per message by connections (64 B, closed loop)"},
-	{sweep: SweepSize, stat: StatMBPerSec, title: "MB/s by message size (100 connections, closed loop)"},
-	{sweep: SweepPipeline, stat: StatMsgsPerSec, title: "msgs/s by pipeline depth (1,000 × 64 B)"},
+	{sweep: SweepConns, stat: StatMsgsPerSec, title: "msgs/s by connections"},
+	{sweep: SweepConns, stat: StatServerUsMsg, title: "server CPU µs per message by connections"},
+	{sweep: SweepSize, stat: StatMBPerSec, title: "MB/s by message size"},
+	{sweep: SweepPipeline, stat: StatMsgsPerSec, title: "msgs/s by pipeline depth"},
 	{sweep: SweepIdle, stat: StatRSSPerConn, title: "server RSS per connection, mostly idle connections", marginal: true},
-	{sweep: SweepRate, stat: StatP99, title: "p99 latency (corrected for coordinated omission) by offered msgs/s, 1,000 connections"},
+	{sweep: SweepRate, stat: StatP99, title: "p99 latency (corrected for coordinated omission) by offered msgs/s"},
 	{sweep: SweepKnee, stat: StatKneeRate, title: "knee: the highest offered msgs/s whose corrected p99 held the bound"},
 }
 
-func (g *grid) sweep(w io.Writer, cells []Cell, st sweepTable, n *notes) {
+func (g *grid) sweep(w io.Writer, cells []Cell, st sweepTable) {
 	sort.SliceStable(cells, func(i, j int) bool { return cells[i].X < cells[j].X })
 	t := table{header: []string{"model"}, left: 1}
 	for _, c := range cells {
