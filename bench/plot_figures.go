@@ -442,28 +442,23 @@ func kneeFigure(d *plotData, dir string) (*Figure, error) {
 	}.draw(d, dir)
 }
 
-// kneeValue is a row's knee at one bound: the knee rates of its runs, whose interval the stats
-// code computes as for any other statistic (through a result whose runs carry the knee as their
-// rate). A search's note on why it stopped is kept for the figure's notes.
+// kneeValue is a row's knee at one bound, the mean of its searches with their interval
+// (EstimatedKnee, as the tables have it). A search's note on why it stopped is kept for the
+// figure's notes.
 func (d *plotData) kneeValue(c Cell, notes *[]string) func(string) (Estimate, string) {
 	return func(row string) (Estimate, string) {
 		r := d.result(row, c)
 		if r == nil || len(r.Knees) == 0 {
 			return Estimate{}, missing(r, "no knee search in the reports")
 		}
-		knees := &Result{Row: r.Row, Cell: r.Cell, Rounds: r.Rounds}
 		seen := map[string]bool{}
 		for _, k := range r.Knees {
-			knees.Runs = append(knees.Runs, report.Summary{MsgsPerSec: k.RateMsgsPerS})
 			if k.Note != "" && !seen[k.Note] { // each run's search may stop for the same reason
 				seen[k.Note] = true
 				*notes = append(*notes, fmt.Sprintf("%s at %s: %s", row, c.Name, k.Note))
 			}
 		}
-		if len(knees.Runs) != len(r.Rounds) {
-			knees.Rounds = nil
-		}
-		e := Estimated(knees, msgsPerSec)
+		e := EstimatedKnee(r)
 		if math.IsNaN(e.Mid) {
 			return Estimate{}, "no knee rate"
 		}
