@@ -7,8 +7,6 @@ import (
 	"sort"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/font"
-	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -39,7 +37,7 @@ type barFigure struct {
 	gaps, notes            []string
 }
 
-var barLabelStyle = text.Style{Font: font.From(plot.DefaultFont, 10), Handler: plot.DefaultTextHandler, YAlign: draw.YCenter}
+var barLabelStyle = textStyle(10, draw.XLeft, draw.YCenter)
 
 // naLabelLen bounds the n/a reason printed beside an empty bar, so one long error message cannot
 // push the chart off the figure; the full reason is in the figure's gaps in index.md.
@@ -107,7 +105,8 @@ func (f barFigure) draw(d *plotData, dir string) (*Figure, error) {
 		panels = append(panels, p)
 	}
 	height := vg.Length(len(order))*0.36*vg.Inch + 1.1*vg.Inch
-	l := layout{title: f.title, caption: d.sweepCaption(f.cells, "bar: their mean, whisker: its 95 % interval"), panels: panels,
+	caption := d.sweepCaption(f.cells, "bar: their mean, whisker: its 95 % interval")
+	l := layout{title: f.title, caption: caption, panels: panels,
 		width: 6*vg.Inch*vg.Length(len(panels)) + 1.2*vg.Inch, height: height}
 	png, svg, err := l.save(dir, f.base)
 	if err != nil {
@@ -160,7 +159,8 @@ func (h *hbars) Plot(c draw.Canvas, plt *plot.Plot) {
 		if b.ok && b.est.Mid > 0 {
 			fill := h.palette.of(b.row).color
 			x0, x1 := trX(0), trX(b.est.Mid)
-			c.FillPolygon(fill, []vg.Point{{X: x0, Y: y - half}, {X: x1, Y: y - half}, {X: x1, Y: y + half}, {X: x0, Y: y + half}})
+			c.FillPolygon(fill, []vg.Point{{X: x0, Y: y - half}, {X: x1, Y: y - half},
+				{X: x1, Y: y + half}, {X: x0, Y: y + half}})
 			end = x1
 			if b.est.N >= 2 {
 				// Dark grey, but white where it crosses a dark bar (the black C-ref), so the whisker

@@ -54,7 +54,8 @@ func (d *plotData) floorClause() string {
 }
 
 // barValue is a bar panel's value for the rows at one cell.
-func (d *plotData) barValue(c Cell, metric func(report.Summary) float64, lacking string) func(string) (Estimate, string) {
+func (d *plotData) barValue(c Cell, metric func(report.Summary) float64,
+	lacking string) func(string) (Estimate, string) {
 	return func(row string) (Estimate, string) {
 		r := d.result(row, c)
 		if r == nil || len(r.Runs) == 0 {
@@ -107,13 +108,16 @@ func (d *plotData) pointNotes(cells []Cell, throughput bool) []string {
 		both, client = nil, nil
 	}
 	if len(both) > 0 {
-		notes = append(notes, "the server and echobench both saturated their cores, so msgs/s is the pair's limit (compare CPU per message): "+strings.Join(both, ", "))
+		notes = append(notes, "the server and echobench both saturated their cores, so msgs/s is the pair's "+
+			"limit (compare CPU per message): "+strings.Join(both, ", "))
 	}
 	if len(client) > 0 {
-		notes = append(notes, "echobench saturated while the server did not, so msgs/s is a floor for the server: "+strings.Join(client, ", "))
+		notes = append(notes, "echobench saturated while the server did not, so msgs/s is a floor for the "+
+			"server: "+strings.Join(client, ", "))
 	}
 	if len(unserved) > 0 {
-		notes = append(notes, "served fewer connections than were established, so the point is what a few connections got while "+
+		notes = append(notes, "served fewer connections than were established, so the point is what a few "+
+			"connections got while "+
 			"the rest waited in the backlog or were closed unserved: "+strings.Join(unserved, ", "))
 	}
 	if len(verify) > 0 {
@@ -161,7 +165,8 @@ func cpuConnsFigure(d *plotData, dir string) (*Figure, error) {
 			"connections it watches, and a line that climbs is paying per connection (a scan of every fd, a " +
 			"thread or process to switch to) on every message.",
 		xLabel: "connections (log scale)", logX: true, xTick: connsLabel,
-		panels: []linePanel{{title: "server CPU per echoed message", yLabel: "µs per message (log scale)", logY: true, cells: cells,
+		panels: []linePanel{{title: "server CPU per echoed message", yLabel: "µs per message (log scale)",
+			logY: true, cells: cells,
 			value: func(r *Result, c Cell) (linePoint, string) {
 				return estimatePoint(r, c, cpuPerMessage, true, noCPU)
 			}}},
@@ -225,7 +230,8 @@ func rssConnsFigure(d *plotData, dir string) (*Figure, error) {
 		howToRead: how, panels: specs,
 	}.draw(d, dir)
 	if f != nil {
-		f.Notes = append(append(f.Notes, notes...), d.pointNotes(append(busy, idle...), false)...) // notes: filled while drawing
+		// notes were filled while drawing.
+		f.Notes = append(append(f.Notes, notes...), d.pointNotes(append(busy, idle...), false)...)
 	}
 	return f, err
 }
@@ -349,7 +355,8 @@ func latencyRateFigure(d *plotData, dir string) (*Figure, error) {
 			"saturates: the further right a model's bend, the more load it takes before its tail latency " +
 			"explodes; a grey ring marks a point where echobench's own lateness is a material part of the latency.",
 		xLabel: "offered load, msgs/s",
-		panels: []linePanel{{title: "p99 latency, coordinated-omission corrected", yLabel: "µs (log scale)", logY: true, cells: cells,
+		panels: []linePanel{{title: "p99 latency, coordinated-omission corrected", yLabel: "µs (log scale)",
+			logY: true, cells: cells,
 			value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP99us }, &notes, noted)}},
 	}.draw(d, dir)
 	if f != nil {

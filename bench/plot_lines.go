@@ -92,7 +92,8 @@ func (d *plotData) series(cells []Cell, value pointFunc) ([]lineSeries, []string
 
 // estimatePoint is the common pointFunc body: the estimate of metric over the runs, at the
 // cell's X, if every run has a finite value (and a positive one on a log axis).
-func estimatePoint(r *Result, c Cell, metric func(report.Summary) float64, positive bool, lacking string) (linePoint, string) {
+func estimatePoint(r *Result, c Cell, metric func(report.Summary) float64, positive bool,
+	lacking string) (linePoint, string) {
 	kept := &Result{Row: r.Row, Cell: r.Cell, Rounds: r.Rounds}
 	for _, s := range r.Runs {
 		v := metric(s)
@@ -179,8 +180,9 @@ func (f lineFigure) draw(d *plotData, dir string) (*Figure, error) {
 			if len(f.panels) > 1 {
 				prefix = pn.title + ": "
 			}
-			notes = append(notes, fmt.Sprintf("%sintervals wider than ±%.0f %% of the mean are not drawn as bands (too few runs "+
-				"to bound them; the CSV has them): %s", prefix, maxBandHalfWidth*100, strings.Join(tooWide, ", ")))
+			notes = append(notes, fmt.Sprintf("%sintervals wider than ±%.0f %% of the mean are not drawn as "+
+				"bands (too few runs to bound them; the CSV has them): %s",
+				prefix, maxBandHalfWidth*100, strings.Join(tooWide, ", ")))
 		}
 		// The ranges are set after the lines are added, because adding a plotter widens the axes
 		// to its data, bands included.
@@ -196,7 +198,8 @@ func (f lineFigure) draw(d *plotData, dir string) (*Figure, error) {
 	}
 
 	width := 7.5*vg.Inch*vg.Length(len(f.panels)) + leg.width() + vg.Points(30)
-	l := layout{title: f.title, caption: d.sweepCaption(allCells, "line: their mean, band: its 95 % interval"), panels: panels, yLabels: yLabels, legend: leg,
+	caption := d.sweepCaption(allCells, "line: their mean, band: its 95 % interval")
+	l := layout{title: f.title, caption: caption, panels: panels, yLabels: yLabels, legend: leg,
 		width: width, height: max(5.5*vg.Inch, vg.Length(len(d.rows)+2)*17)}
 	png, svg, err := l.save(dir, f.base)
 	if err != nil {

@@ -31,10 +31,19 @@ type layout struct {
 }
 
 var (
-	titleStyle   = text.Style{Font: font.From(plot.DefaultFont, 15), Handler: plot.DefaultTextHandler, XAlign: draw.XCenter, YAlign: draw.YTop}
-	yLabelStyle  = text.Style{Font: font.From(plot.DefaultFont, 12), Handler: plot.DefaultTextHandler, XAlign: draw.XCenter, YAlign: draw.YBottom, Rotation: math.Pi / 2}
-	captionStyle = text.Style{Font: font.From(plot.DefaultFont, 10), Handler: plot.DefaultTextHandler, XAlign: draw.XCenter, YAlign: draw.YTop}
+	titleStyle   = textStyle(15, draw.XCenter, draw.YTop)
+	captionStyle = textStyle(10, draw.XCenter, draw.YTop)
+	yLabelStyle  = rotated(textStyle(12, draw.XCenter, draw.YBottom))
 )
+
+func textStyle(size font.Length, x draw.XAlignment, y draw.YAlignment) text.Style {
+	return text.Style{Font: font.From(plot.DefaultFont, size), Handler: plot.DefaultTextHandler, XAlign: x, YAlign: y}
+}
+
+func rotated(s text.Style) text.Style {
+	s.Rotation = math.Pi / 2
+	return s
+}
 
 const headerPad = vg.Length(8) // points around the title and the caption
 
