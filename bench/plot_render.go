@@ -45,6 +45,11 @@ func rotated(s text.Style) text.Style {
 	return s
 }
 
+// pngDPI is the PNG's resolution: 110 dots per inch makes a 10-inch figure about 1,100 pixels
+// wide, sharp on a laptop screen and in a GitHub page. Tests that only check a figure is drawn
+// lower it, since rasterising is most of their time under -race.
+var pngDPI = 110
+
 const headerPad = vg.Length(8) // points around the title and the caption
 
 func (l layout) headerHeight() vg.Length {
@@ -104,7 +109,7 @@ func (l *legend) width() vg.Length {
 func (l layout) save(dir, base string) (png, svg string, err error) {
 	height := l.height + l.headerHeight()
 	png, svg = base+".png", base+".svg"
-	img := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(l.width, height), vgimg.UseDPI(110))}
+	img := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(l.width, height), vgimg.UseDPI(pngDPI))}
 	l.draw(draw.New(img))
 	if err := writeFile(filepath.Join(dir, png), img); err != nil {
 		return "", "", err
