@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,11 +252,17 @@ func loadFacts(rep *report.Report) []string {
 
 // envLine is where a report ran: pinning, machine and the code.
 func envLine(e report.Env) string {
-	pinning := "unpinned"
-	if e.Pinning.Enabled {
-		pinning = fmt.Sprintf("server on CPU %s, echobench on CPU %s", e.Pinning.ServerCPUs, e.Pinning.ClientCPUs)
-	} else if e.Pinning.Reason != "" {
-		pinning = "unpinned (" + e.Pinning.Reason + ")"
+	pin := e.Pinning
+	var pinning string
+	switch {
+	case pin.Enabled && pin.ServerCPUs != "":
+		pinning = fmt.Sprintf("server on CPU %s, echobench on CPU %s", pin.ServerCPUs, pin.ClientCPUs)
+	case pin.Enabled: // echobench pinned itself but not a server it did not start (-addr)
+		pinning = fmt.Sprintf("echobench on CPU %s, %s", pin.ClientCPUs, cmp.Or(pin.Reason, "server unpinned"))
+	case pin.Reason != "":
+		pinning = "unpinned (" + pin.Reason + ")"
+	default:
+		pinning = "unpinned"
 	}
 	commit := e.Commit
 	if len(commit) > 12 {
@@ -270,6 +277,7 @@ func envLine(e report.Env) string {
 // stand behind each point and how they are summarised (drawn, as "line: their mean").
 func (d *plotData) sweepCaption(cells []Cell, drawn string) string {
 	var reps []*report.Report
+	var repRows []string // the row of each of reps
 	minRuns, maxRuns := math.MaxInt, 0
 	for _, c := range cells {
 		for _, row := range d.rows {
@@ -281,6 +289,7 @@ func (d *plotData) sweepCaption(cells []Cell, drawn string) string {
 			for _, f := range r.Files {
 				if rep := d.reports[f]; rep != nil {
 					reps = append(reps, rep)
+					repRows = append(repRows, row)
 				}
 			}
 		}
@@ -306,18 +315,45 @@ func (d *plotData) sweepCaption(cells []Cell, drawn string) string {
 			shared = append(shared, f)
 		}
 	}
-	env := envLine(reps[0].Env)
-	for _, rep := range reps[1:] {
-		if envLine(rep.Env) != env {
-			env += "\nCONDITIONS DIFFER BETWEEN ROWS: see the JSON reports"
-			break
-		}
-	}
+	env := envCaption(reps, repRows)
 	runs := fmt.Sprintf("%d run(s) per point", maxRuns)
 	if minRuns < maxRuns {
 		runs = fmt.Sprintf("%d–%d runs per point", minRuns, maxRuns)
 	}
 	return fmt.Sprintf("%s; %s (%s); %s\n%s", strings.Join(shared, ", "), runs, drawn, reps[0].Env.Start, env)
+}
+
+// envCaption is the environment most of the reports ran in, then, for rows that ran in another
+// (the C reference, which echobench did not start and so did not pin itself), what differs, so
+// that a difference is stated rather than hidden behind the first row's conditions.
+func envCaption(reps []*report.Report, rows []string) string {
+	var lines []string
+	byLine := map[string][]string{}
+	for i, rep := range reps {
+		l := envLine(rep.Env)
+		if _, ok := byLine[l]; !ok {
+			lines = append(lines, l)
+		}
+		if !contains(byLine[l], rows[i]) {
+			byLine[l] = append(byLine[l], rows[i])
+		}
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return len(byLine[lines[i]]) > len(byLine[lines[j]]) })
+	caption := lines[0]
+	common := map[string]bool{}
+	for _, part := range strings.Split(lines[0], "; ") {
+		common[part] = true
+	}
+	for _, l := range lines[1:] {
+		var differs []string
+		for _, part := range strings.Split(l, "; ") {
+			if !common[part] {
+				differs = append(differs, part)
+			}
+		}
+		caption += fmt.Sprintf("\nexcept %s: %s", strings.Join(byLine[l], ", "), strings.Join(differs, "; "))
+	}
+	return caption
 }
 
 func seconds(s float64) string {
