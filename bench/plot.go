@@ -320,7 +320,11 @@ func (d *plotData) sweepCaption(cells []Cell, drawn string) string {
 	if minRuns < maxRuns {
 		runs = fmt.Sprintf("%d–%d runs per point", minRuns, maxRuns)
 	}
-	return fmt.Sprintf("%s; %s (%s); %s\n%s", strings.Join(shared, ", "), runs, drawn, reps[0].Env.Start, env)
+	first := fmt.Sprintf("%s (%s); %s", runs, drawn, reps[0].Env.Start)
+	if len(shared) > 0 {
+		first = strings.Join(shared, ", ") + "; " + first
+	}
+	return first + "\n" + env
 }
 
 // envCaption is the environment most of the reports ran in, then, for rows that ran in another
