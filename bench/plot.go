@@ -33,7 +33,8 @@ type Figure struct {
 // order. A figure is drawn when its sweep has cells: the headline cell (ranked bars of msgs/s
 // and server CPU per message), throughput, server CPU per message and RSS per connection against
 // connections, throughput against message size, latency against offered rate (p99, then p50 and
-// p99.9), reconnect (ranked bars) and the knee per model.
+// p99.9), reconnect (ranked bars) and the knee per model. The pipeline sweep is left to the
+// tables: two depths per row make a pair of numbers, not a curve.
 //
 // Every row keeps one style (colour, marker, dashes) across all figures, the C reference is
 // drawn black and dashed as the floor, and every figure carries the conditions it was measured

@@ -74,8 +74,8 @@ func (l layout) draw(c draw.Canvas) {
 	}
 	tiles := draw.Tiles{Rows: 1, Cols: len(l.panels), PadX: vg.Points(28), PadLeft: vg.Points(6),
 		PadRight: vg.Points(6), PadBottom: vg.Points(6), PadTop: vg.Points(2)}
-	// Plain tiles rather than plot.Align: the panels share their title and x axis, so their data
-	// areas line up anyway, and Align pads log-scaled panels with unexplained room at the top.
+	// Plain tiles: the panels share their title and x axis, so their data areas line up without
+	// plot.Align.
 	for i, p := range l.panels {
 		tile := tiles.At(body, i, 0)
 		if i < len(l.yLabels) && l.yLabels[i] != "" {
