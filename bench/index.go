@@ -40,6 +40,9 @@ func WriteIndex(dir string, title string, tables string, figs []Figure, notes []
 	if len(figs) == 0 {
 		b.WriteString("No figures were drawn for this run.\n")
 	}
+	if len(figs) > 0 {
+		b.WriteString(figureKey)
+	}
 	for _, f := range figs {
 		fmt.Fprintf(&b, "- [%s](#%s)\n", oneLine(f.Title), anchor(f.Title))
 	}
@@ -71,6 +74,13 @@ func WriteIndex(dir string, title string, tables string, figs []Figure, notes []
 	}
 	return nil
 }
+
+// figureKey says once what every figure has in common, so the sentences under each can say
+// only what to look for in it.
+const figureKey = "Every row keeps one colour and marker in every figure; the C reference server (" + CRefName +
+	") is the dashed black line or bar, the floor a model can approach. A line or bar is the mean of its " +
+	"point's runs, and a band or whisker its 95 % interval where the point has two runs or more. A gap is " +
+	"a point the row could not run; the reason is listed under the figure.\n\n"
 
 // oneLine keeps a text on one Markdown line: a reason copied from an error message may carry a
 // newline that would otherwise end its list item.
