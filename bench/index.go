@@ -78,7 +78,8 @@ func WriteIndex(dir string, title string, tables string, figs []Figure, notes []
 // figureKey says once what every figure has in common, so the sentences under each can say
 // only what to look for in it.
 const figureKey = "Every row keeps one colour and marker in every figure; the C reference server (" + CRefName +
-	") is the dashed black line or bar, the floor a model can approach. A line or bar is the mean of its " +
+	") is black: a dashed line in the line figures, a black bar and a dashed line across the bar figures, the " +
+	"floor a model can approach. A line or bar is the mean of its " +
 	"point's runs, and a band or whisker its 95 % interval where the point has two runs or more. A gap is " +
 	"a point the row could not run; the reason is listed under the figure.\n\n"
 
