@@ -355,8 +355,8 @@ func latencyRateFigure(d *plotData, dir string) (*Figure, error) {
 			"saturates: the further right a model's bend, the more load it takes before its tail latency " +
 			"explodes; a grey ring marks a point where echobench's own lateness is a material part of the latency.",
 		xLabel: "offered load, msgs/s",
-		panels: []linePanel{{title: "p99 latency, coordinated-omission corrected", yLabel: "µs (log scale)",
-			logY: true, cells: cells,
+		panels: []linePanel{{title: "p99 latency, coordinated-omission corrected", yLabel: "latency (log scale)",
+			logY: true, yTick: microseconds, cells: cells,
 			value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP99us }, &notes, noted)}},
 	}.draw(d, dir)
 	if f != nil {
@@ -380,9 +380,9 @@ func latencyRateTailsFigure(d *plotData, dir string) (*Figure, error) {
 			"thread-per-connection or a scan of every fd does under load.",
 		xLabel: "offered load, msgs/s", sameY: true,
 		panels: []linePanel{
-			{title: "p50 latency", yLabel: "µs (log scale)", logY: true, cells: cells,
+			{title: "p50 latency", yLabel: "latency (log scale)", logY: true, yTick: microseconds, cells: cells,
 				value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP50us }, &notes, noted)},
-			{title: "p99.9 latency", yLabel: "µs (log scale)", logY: true, cells: cells,
+			{title: "p99.9 latency", yLabel: "latency (log scale)", logY: true, yTick: microseconds, cells: cells,
 				value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP999us }, &notes, noted)},
 		},
 	}.draw(d, dir)

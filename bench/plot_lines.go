@@ -39,6 +39,7 @@ type pointFunc func(r *Result, c Cell) (linePoint, string)
 type linePanel struct {
 	title, yLabel string
 	logY          bool
+	yTick         func(float64) string // labels a log axis's ticks; nil: k and M suffixes
 	cells         []Cell
 	value         pointFunc
 }
@@ -168,6 +169,9 @@ func (f lineFigure) draw(d *plotData, dir string) (*Figure, error) {
 		if pn.logY {
 			p.Y.Scale = plot.LogScale{}
 			p.Y.Tick.Marker = logTicks
+			if pn.yTick != nil {
+				p.Y.Tick.Marker = logTicksLabelled(pn.yTick)
+			}
 		} else {
 			p.Y.Tick.Marker = siTicks
 		}

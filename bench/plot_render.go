@@ -212,10 +212,19 @@ var siTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
 	return ticks
 })
 
-// logTicks labels each decade, and 2 and 5 within it when the axis spans less than two decades,
+// logTicks labels each decade, and 2 and 5 within it when the axis spans less than three decades,
 // and every step when it spans less than one, so that a narrow axis still has labels; minor
 // ticks fall in between.
-var logTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
+var logTicks = logTicksLabelled(si)
+
+// logTicksLabelled is logTicks with its own labels (durations for latency axes).
+func logTicksLabelled(label func(float64) string) plot.Ticker {
+	return plot.TickerFunc(func(min, max float64) []plot.Tick {
+		return decadeTicks(min, max, label)
+	})
+}
+
+func decadeTicks(min, max float64, label func(float64) string) []plot.Tick {
 	var ticks []plot.Tick
 	for d := math.Pow(10, math.Floor(math.Log10(min))); d <= max*1.0001; d *= 10 {
 		for k := 1.0; k < 10; k++ {
@@ -224,14 +233,26 @@ var logTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
 				continue
 			}
 			t := plot.Tick{Value: v}
-			if k == 1 || max/min < 100 && (k == 2 || k == 5) || max/min < 10 {
-				t.Label = si(v)
+			if k == 1 || max/min < 1000 && (k == 2 || k == 5) || max/min < 10 {
+				t.Label = label(v)
 			}
 			ticks = append(ticks, t)
 		}
 	}
 	return ticks
-})
+}
+
+// microseconds writes a latency in µs, ms or s, as a reader says it: 500µs, 2ms, 1.5s.
+func microseconds(us float64) string {
+	switch {
+	case us >= 1e6:
+		return fmt.Sprintf("%.3gs", us/1e6)
+	case us >= 1e3:
+		return fmt.Sprintf("%.3gms", us/1e3)
+	default:
+		return fmt.Sprintf("%.3gµs", us)
+	}
+}
 
 // logRange is the axis range of positive values on a log scale, with room for the markers. With
 // no positive value it is an empty decade, since a log axis cannot span an empty range.
