@@ -439,13 +439,16 @@ func kneeFigure(d *plotData, dir string) (*Figure, error) {
 			ratio: true,
 		})
 	}
+	how := "A longer bar is a model that serves more open-loop load before its corrected p99 passes the bound"
+	if len(cells) > 1 {
+		how += "; the gap between a model's bars is how much more it takes if its users can wait longer, and a " +
+			"model ranked lower at the tight bound than at the loose one has a long tail"
+	}
+	how += "."
 	return barFigure{
-		base:  "knee",
-		title: "The knee: the most load each model takes while keeping its p99 within a bound",
-		howToRead: "A longer bar is a model that serves more open-loop load before its corrected p99 passes the " +
-			"bound; the gap between a model's two bars is how much more it takes if its users can wait ten times " +
-			"longer, and a model ranked lower at the tight bound than at the loose one has a long tail.",
-		cells: cells, panels: panels, notes: notes,
+		base:      "knee",
+		title:     "The knee: the most load each model takes while keeping its p99 within a bound",
+		howToRead: how, cells: cells, panels: panels, notes: notes,
 	}.draw(d, dir)
 }
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -54,6 +55,14 @@ const headerPad = vg.Length(8) // points around the title and the caption
 
 func (l layout) headerHeight() vg.Length {
 	return titleStyle.Height(l.title) + captionStyle.Height(l.caption) + 3*headerPad
+}
+
+func (l layout) headerWidth() vg.Length {
+	w := titleStyle.Width(l.title)
+	for _, line := range strings.Split(l.caption, "\n") {
+		w = max(w, captionStyle.Width(line))
+	}
+	return w
 }
 
 // draw lays the figure out on c.
@@ -107,6 +116,9 @@ func (l *legend) width() vg.Length {
 
 // save writes the figure as dir/base.png and dir/base.svg and returns their names.
 func (l layout) save(dir, base string) (png, svg string, err error) {
+	// Wide enough for the header, however few the panels: a caption cut at both edges loses
+	// the conditions it is there to state.
+	l.width = max(l.width, l.headerWidth()+vg.Inch/2)
 	height := l.height + l.headerHeight()
 	png, svg = base+".png", base+".svg"
 	img := vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(l.width, height), vgimg.UseDPI(pngDPI))}
