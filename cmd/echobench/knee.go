@@ -139,6 +139,9 @@ func (s *kneeSearch) run() (report.Knee, int, error) {
 			k.MeterLimited = true
 			note += "; the knee's own probe was METER-LIMITED: its p99 is partly echobench's own schedule lag, so the knee is a floor for the server"
 		}
+		if n := len(k.Probes); pick < 0 && n > 0 && k.Probes[n-1].MeterLimited {
+			note += "; the lowest probe was METER-LIMITED: echobench's own schedule lag is a material share of its p99, so the bound may be below what this machine can measure now; give echobench more CPU, or loosen the bound"
+		}
 		k.Note = note
 		return k, pick, err
 	}

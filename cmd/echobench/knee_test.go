@@ -204,6 +204,7 @@ func TestKneeFlags(t *testing.T) {
 		{"-knee", "1ms", "-knee-probes", "0"},
 		{"-knee", "1ms", "-knee-min", "500", "-knee-max", "500"},
 		{"-knee", "-1ms"},
+		{"-knee-max", "5000"}, // without -knee
 	} {
 		if _, err := parseFlags(append([]string{"-model", "epoll"}, args...), &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)

@@ -128,6 +128,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := checkKneeFlags(o); err != nil {
 		return nil, bad("%v", err)
 	}
+	var stray string
+	fs.Visit(func(f *flag.Flag) {
+		if o.knee.bound == 0 && strings.HasPrefix(f.Name, "knee-") {
+			stray = f.Name
+		}
+	})
+	if stray != "" {
+		return nil, bad("-%s goes with -knee", stray)
+	}
 	if o.model != "" {
 		if _, err := server.Lookup(o.model); err != nil {
 			return nil, bad("%v", err)
