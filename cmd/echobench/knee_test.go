@@ -141,14 +141,17 @@ func startPacedServer(t *testing.T, perSecond int) string {
 
 // TestKneeHoldsBelowAndFailsAbove is issue #16's test of the knee: at 0.8× the reported knee a
 // fresh run must hold the bound, at 1.25× it must not. The server's capacity is fixed by pacing
-// at a rate any machine keeps up with under -race, and the bound is long against the client's
-// scheduling delays, so the outcome depends on the search, not on the machine's speed. It runs
+// at a rate any machine keeps up with under -race, and the bound is long against the stalls of
+// a loaded machine (30-70 ms of p99 were seen at 0.5-0.8× the capacity with a 20 ms bound, on
+// the two shared cores, under -race, beside other loads): above the capacity the backlog fails
+// the achieved-rate rule within a second whatever the bound, so a long bound costs the test
+// nothing and keeps the outcome on the search, not on the machine's speed. It runs
 // both ways of finding the top of the bracket: a closed-loop probe, which against this server
 // finds its capacity and holds there, and -knee-max above the capacity, which the search must
 // bisect down from.
 func TestKneeHoldsBelowAndFailsAbove(t *testing.T) {
 	const capacity = 3000
-	const bound = 20 * time.Millisecond
+	const bound = 100 * time.Millisecond
 	addr := startPacedServer(t, capacity)
 	load := []string{"-addr", addr, "-pin=false", "-c", "10", "-warmup", "300ms", "-d", "1s"}
 	for _, search := range [][]string{
