@@ -250,7 +250,9 @@ func searchKnee(ctx context.Context, o *options, spec measure.Spec, stderr io.Wr
 	if pick >= 0 {
 		chosen = open[pick]
 	}
-	if err != nil {
+	if err != nil && res.knee.Note == "" {
+		res.knee.Note = err.Error()
+	} else if err != nil {
 		res.knee.Note += ": " + err.Error()
 	}
 	if chosen >= 0 {
