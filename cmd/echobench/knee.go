@@ -97,7 +97,7 @@ type kneeSearch struct {
 // The search so runs at most one closed-loop probe and -knee-probes open-loop ones, each
 // bounded by -warmup and -d, and stops by itself.
 func (s *kneeSearch) run() (report.Knee, int, error) {
-	k := report.Knee{BoundUs: float64(s.bound.Microseconds()), Tolerance: s.tolerance, ProbeBudget: s.probes}
+	k := report.Knee{BoundUs: float64(s.bound.Microseconds()), Tolerance: s.tolerance, ProbeBudget: s.probes, Probes: []report.KneeProbe{}}
 	pick := -1
 	lowest := int(math.Ceil(minKneeMessages / s.window.Seconds()))
 	top := s.max
