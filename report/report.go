@@ -37,8 +37,10 @@ type Knee struct {
 	BoundUs float64 `json:"bound_us"` // the corrected-p99 bound searched against
 	// RateMsgsPerS is the highest probed rate that held the bound; 0 if even the lowest did not.
 	RateMsgsPerS float64     `json:"rate_msgs_per_s"`
-	Probes       []KneeProbe `json:"probes"`         // in the order they ran
-	Note         string      `json:"note,omitempty"` // why the search stopped where it did
+	Probes       []KneeProbe `json:"probes"` // in the order they ran
+	// Note says why the search stopped early (budget spent, top held, no probe held, a probe
+	// failed) and whether a meter-limited probe decided it; empty when it converged.
+	Note string `json:"note,omitempty"`
 	// MeterLimited is set when the knee's own probe was meter-limited (KneeProbe.MeterLimited):
 	// its p99 is then partly echobench's, and the knee a floor for the server.
 	MeterLimited bool `json:"meter_limited,omitempty"`

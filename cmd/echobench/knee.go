@@ -133,16 +133,22 @@ func (s *kneeSearch) run() (report.Knee, int, error) {
 		s.log("knee: probe %d at %d msgs/s: achieved %.0f, p99 %.0f µs: %s", len(k.Probes), rate, run.MsgsPerSec, run.Latency.P99us, verdict)
 		return ok, nil
 	}
+	// finish ends the search with note, empty when it converged, to which a meter-limited probe
+	// that decided the outcome adds its warning.
 	finish := func(note string, err error) (report.Knee, int, error) {
 		k.RateMsgsPerS = float64(held)
+		var notes []string
+		if note != "" {
+			notes = append(notes, note)
+		}
 		if pick >= 0 && k.Probes[pick].MeterLimited {
 			k.MeterLimited = true
-			note += "; the knee's own probe was METER-LIMITED: its p99 is partly echobench's own schedule lag, so the knee is a floor for the server"
+			notes = append(notes, "the knee's own probe was METER-LIMITED: its p99 is partly echobench's own schedule lag, so the knee is a floor for the server")
 		}
 		if n := len(k.Probes); pick < 0 && n > 0 && k.Probes[n-1].MeterLimited {
-			note += "; the lowest probe was METER-LIMITED: echobench's own schedule lag is a material share of its p99, so the bound may be below what this machine can measure now; give echobench more CPU, or loosen the bound"
+			notes = append(notes, "the lowest probe was METER-LIMITED: echobench's own schedule lag is a material share of its p99, so the bound may be below what this machine can measure now; give echobench more CPU, or loosen the bound")
 		}
-		k.Note = note
+		k.Note = strings.Join(notes, "; ")
 		return k, pick, err
 	}
 
@@ -185,7 +191,9 @@ func (s *kneeSearch) run() (report.Knee, int, error) {
 			return finish("stopped by a failed probe", err)
 		}
 	}
-	return finish(fmt.Sprintf("between %d (held) and %d msgs/s (failed), %.1f%% apart, within the tolerance of %g%%", held, failed, bracketPct(held, failed), s.tolerance*100), nil)
+	// Converged: no note, which is how the harness (package bench) tells a search that stopped
+	// early from one that did not; the bracket is in the probes.
+	return finish("", nil)
 }
 
 func bracketPct(held, failed int) float64 {
@@ -262,6 +270,17 @@ func searchKnee(ctx context.Context, o *options, spec measure.Spec, stderr io.Wr
 	return res
 }
 
+// lowestFailedAbove is the lowest probed rate above the knee, all of which failed; 0 if none.
+func lowestFailedAbove(k *report.Knee) float64 {
+	var failed float64
+	for _, p := range k.Probes {
+		if p.Rate > k.RateMsgsPerS && (failed == 0 || p.Rate < failed) {
+			failed = p.Rate
+		}
+	}
+	return failed
+}
+
 func rateText(rate int) string {
 	if rate == 0 {
 		return "closed loop"
@@ -295,6 +314,9 @@ func writeKnee(w io.Writer, k *report.Knee) {
 		fmt.Fprintf(w, "knee: %.0f msgs/s\n", k.RateMsgsPerS)
 	default:
 		fmt.Fprintf(w, "knee: none found\n")
+	}
+	if failed := lowestFailedAbove(k); k.RateMsgsPerS > 0 && failed > 0 {
+		fmt.Fprintf(w, "  between %.0f (held) and %.0f msgs/s (failed), %.1f%% apart\n", k.RateMsgsPerS, failed, (failed/k.RateMsgsPerS-1)*100)
 	}
 	if k.Note != "" {
 		fmt.Fprintf(w, "  %s\n", k.Note)
