@@ -37,8 +37,18 @@ type Knee struct {
 	BoundUs float64 `json:"bound_us"` // the corrected-p99 bound searched against
 	// RateMsgsPerS is the highest probed rate that held the bound; 0 if even the lowest did not.
 	RateMsgsPerS float64     `json:"rate_msgs_per_s"`
-	Probes       []KneeProbe `json:"probes"`         // in the order they ran
-	Note         string      `json:"note,omitempty"` // why the search stopped where it did
+	Probes       []KneeProbe `json:"probes"` // in the order they ran
+	// Note says why the search stopped early (budget spent, top held, no probe held, a probe
+	// failed) and whether a meter-limited probe decided it; empty when it converged.
+	Note string `json:"note,omitempty"`
+	// MeterLimited is set when the knee's own probe was meter-limited (KneeProbe.MeterLimited):
+	// its p99 is then partly echobench's, and the knee a floor for the server.
+	MeterLimited bool `json:"meter_limited,omitempty"`
+	// SaturationMsgsPerS is the closed-loop probe's throughput, the top of the bracket; 0 when
+	// -knee-max gave the top instead.
+	SaturationMsgsPerS float64 `json:"saturation_msgs_per_s,omitempty"`
+	Tolerance          float64 `json:"tolerance"`    // relative width of the final bracket, 0.05 = 5 %
+	ProbeBudget        int     `json:"probe_budget"` // most open-loop probes allowed
 }
 
 // KneeProbe is one open-loop run of a knee search.
@@ -49,6 +59,8 @@ type KneeProbe struct {
 	Held         bool    `json:"held"`            // p99 within the bound and the rate achieved
 	MeterLimited bool    `json:"meter_limited,omitempty"`
 	DurationS    float64 `json:"duration_s"`
+	Incomplete   uint64  `json:"incomplete"`    // messages due in the window that had not completed
+	Why          string  `json:"why,omitempty"` // why it did not hold
 }
 
 // Second is one second of the measured window: messages and bytes echoed in it and its p99
