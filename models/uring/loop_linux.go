@@ -3,6 +3,7 @@ package uring
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"syscall"
 	"time"
@@ -82,10 +83,11 @@ type conn struct {
 	slot int32
 	gen  uint32
 
-	recvArmed bool
-	sendArmed bool
-	sendFrom  int // fromOutbound, fromOwn or a provided buffer id
-	sendLen   int
+	recvArmed     bool
+	recvMultishot bool // the armed recv is multishot: it stays armed across completions
+	sendArmed     bool
+	sendFrom      int // fromOutbound, fromOwn or a provided buffer id
+	sendLen       int
 
 	// outbound holds echoed bytes the socket would not take at once, within the outbound bound
 	// (sockutil.Pool states the rule). Queued bytes never move, so a send in flight reads them
@@ -125,6 +127,9 @@ type loop struct {
 	generation uint32
 
 	multishotAccept bool
+	// multishotRecv is whether recvs may be multishot with a byte limit (Linux 6.17); it is
+	// turned off for good when the kernel refuses one.
+	multishotRecv bool
 	// accepting is kindAccept while an accept is in flight, kindBackoff while its backoff
 	// timeout is, and 0 otherwise.
 	accepting opKind
@@ -175,6 +180,7 @@ func (l *loop) setup() error {
 		}
 	}
 	l.multishotAccept = !disableMultishot
+	l.multishotRecv = l.bufs != nil && !disableMultishotRecv
 	l.backoff = timespec{nsec: int64(acceptBackoff)}
 	return nil
 }
@@ -359,6 +365,13 @@ func (l *loop) open(fd int) {
 // armRecv posts a recv for c if it may read: not while the kernel sends from the buffer the recv
 // would fill, not after the client's EOF, and not while the outbound is full (backpressure: the
 // unread bytes stay in the socket and TCP flow control stops the client).
+//
+// With provided buffers and room for at least one buffer, the recv is multishot: it stays armed
+// and completes once per arrival, so a message costs no recv submission and no new poll of the
+// socket. Its byte limit keeps the bound: the kernel ends it once it has received room-bufSize+1
+// bytes, and the completion that crosses that limit holds at most one buffer more, so it never
+// delivers more than room, however many echoes are still queued meanwhile. Less room than a buffer
+// (a small -outbound, or a client that is not keeping up) gets a single recv capped at the room.
 func (l *loop) armRecv(c *conn, pollFirst bool) {
 	if c.recvArmed || c.readClosed || c.closing || (c.sendArmed && c.sendFrom != fromOutbound) {
 		return
@@ -368,10 +381,15 @@ func (l *loop) armRecv(c *conn, pollFirst bool) {
 		return // sent re-arms the recv once the client has drained some of its echo
 	}
 	ud := userData(kindRecv, c.slot, c.gen)
-	if l.bufs != nil {
+	c.recvMultishot = l.multishotRecv && room >= bufSize
+	switch {
+	case c.recvMultishot:
+		limit := uint32(min(room-bufSize+1, math.MaxUint32))
+		l.push(recvMultishotSQE(c.fd, l.bufs.group, limit, pollFirst, ud))
+	case l.bufs != nil:
 		// The length caps what the kernel copies, so a recv never overfills the outbound.
 		l.push(recvSelectSQE(c.fd, min(bufSize, room), l.bufs.group, pollFirst, ud))
-	} else {
+	default:
 		if c.own == nil {
 			c.own = make([]byte, bufSize)
 		}
@@ -394,7 +412,9 @@ func (l *loop) retryStarved() {
 // received handles a recv completion: by now the kernel has both waited for the data and copied
 // it into our memory.
 func (l *loop) received(c *conn, e cqe) {
-	c.recvArmed = false
+	if e.flags&cqeFMore == 0 {
+		c.recvArmed = false // a multishot recv stays armed while the kernel sets F_MORE
+	}
 	bid := fromOwn
 	if e.flags&cqeFBuffer != 0 {
 		bid = int(e.flags >> cqeBufferShift)
@@ -421,6 +441,16 @@ func (l *loop) received(c *conn, e cqe) {
 				l.starved = append(l.starved, c.slot)
 			}
 		case unix.EINTR, unix.EAGAIN:
+			l.armRecv(c, false)
+		case unix.EINVAL:
+			if !c.recvMultishot || c.closing {
+				l.abort(c)
+				return
+			}
+			// A kernel before 6.17 has no byte limit for a multishot recv (before 6.0, no
+			// multishot recv): from now on this loop posts one recv per arrival.
+			l.s.cfg.Log("uring: loop %d: multishot recv with a byte limit unsupported (%v); using single recvs", l.id, syscall.Errno(-e.res))
+			l.multishotRecv = false
 			l.armRecv(c, false)
 		default:
 			// ECONNRESET, ETIMEDOUT, or ECANCELED from our own cancel: the connection is over.

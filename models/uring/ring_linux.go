@@ -43,6 +43,7 @@ const (
 	cqeBufferShift     = 16
 	acceptMultishot    = 1 << 0 // in sqe.ioprio
 	recvsendPollFirst  = 1 << 0 // in sqe.ioprio
+	recvMultishot      = 1 << 1 // in sqe.ioprio
 	registerProbe      = 8
 	registerPbufRing   = 22
 	unregisterPbufRing = 23
@@ -66,7 +67,7 @@ type sqe struct {
 	userData    uint64
 	bufGroup    uint16
 	personality uint16
-	spliceFdIn  int32
+	spliceFdIn  int32 // also optlen: a multishot recv's byte limit
 	addr3       uint64
 	_           uint64
 }
@@ -455,6 +456,22 @@ func recvSelectSQE(fd int, n int, group uint16, pollFirst bool, userData uint64)
 	e := sqe{opcode: opRecv, fd: int32(fd), len: uint32(n), flags: sqeBufferSelect, bufGroup: group, userData: userData}
 	if pollFirst {
 		e.ioprio = recvsendPollFirst
+	}
+	return e
+}
+
+// recvMultishotSQE is a recv that stays armed (IORING_RECV_MULTISHOT, Linux 6.0): each time data
+// arrives the kernel takes a buffer from group, fills it and posts a completion with
+// IORING_CQE_F_MORE, without a new submission. limit (sqe.optlen, Linux 6.17) ends it once that
+// many bytes have been received in all; the completion that crosses the limit may overshoot it by
+// up to one buffer, and it comes without F_MORE. Kernels without the limit refuse a nonzero optlen
+// with EINVAL, as kernels before 6.0 refuse the multishot flag. Each completion holds at most one
+// buffer (len 0: the buffer's size).
+func recvMultishotSQE(fd int, group uint16, limit uint32, pollFirst bool, userData uint64) sqe {
+	e := sqe{opcode: opRecv, fd: int32(fd), flags: sqeBufferSelect, bufGroup: group, ioprio: recvMultishot,
+		spliceFdIn: int32(limit), userData: userData}
+	if pollFirst {
+		e.ioprio |= recvsendPollFirst
 	}
 	return e
 }

@@ -13,11 +13,13 @@ import (
 )
 
 // Test hooks, set before Start: the first two exercise the paths kernels older than 5.19 take,
-// the third shrinks the provided-buffer pool so that recvs find it empty.
+// the third the one of kernels before 6.17, the fourth shrinks the provided-buffer pool so that
+// recvs find it empty.
 var (
-	disableBufRing   bool   // receive into per-connection buffers instead of provided buffers
-	disableMultishot bool   // post one accept per connection
-	poolBuffers      uint16 = bufCount
+	disableBufRing       bool   // receive into per-connection buffers instead of provided buffers
+	disableMultishot     bool   // post one accept per connection
+	disableMultishotRecv bool   // post one recv per arrival, into a provided buffer
+	poolBuffers          uint16 = bufCount
 )
 
 type srv struct {

@@ -26,6 +26,14 @@ func TestConformanceOldKernelPaths(t *testing.T) {
 	modeltest.Run(t, "uring", modeltest.Options{})
 }
 
+// TestConformanceSingleRecv runs the suite the way a kernel before 6.17 is served: one recv into a
+// provided buffer per arrival, with no multishot recv.
+func TestConformanceSingleRecv(t *testing.T) {
+	disableMultishotRecv = true
+	t.Cleanup(func() { disableMultishotRecv = false })
+	modeltest.Run(t, "uring", modeltest.Options{})
+}
+
 // TestConformanceTinyOutbound runs the suite on one loop with an outbound limit smaller than one
 // provided buffer, so that every recv is capped by the room left and backpressure is constant.
 func TestConformanceTinyOutbound(t *testing.T) {
@@ -243,5 +251,82 @@ func TestAcceptEMFILE(t *testing.T) {
 	}
 	if pauses != 1 {
 		t.Errorf("EMFILE logged %d times in one storm, want once", pauses)
+	}
+}
+
+// TestMultishotRecvLimit checks the kernel behaviour armRecv's bound rests on: a multishot recv
+// with a byte limit completes once per arrival with F_MORE, each completion in one provided
+// buffer, and ends (no F_MORE) with the completion that reaches the limit, even when that one
+// overshoots it. It skips on kernels without the limit, where the model posts single recvs.
+func TestMultishotRecvLimit(t *testing.T) {
+	if err := available(); err != nil {
+		t.Skip(err)
+	}
+	runtime.LockOSThread() // a single-issuer ring belongs to the thread that made it
+	defer runtime.UnlockOSThread()
+	r, err := newRing(8, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	bufs, err := newBufRing(r, bufGroup, 4, bufSize)
+	if err != nil {
+		t.Skip(err) // before Linux 5.19
+	}
+	defer bufs.unmap()
+	defer bufs.unregister(r)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	f, err := accepted.(*net.TCPConn).File() // a blocking duplicate the ring may use
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	const limit, piece = 150, 100
+	r.push(recvMultishotSQE(int(f.Fd()), bufGroup, limit, false, 1))
+	next := func() cqe {
+		t.Helper()
+		var got []cqe
+		for len(got) == 0 {
+			if err := r.submitAndWait(true); err != nil && !errors.Is(err, unix.EINTR) {
+				t.Fatal(err)
+			}
+			r.reap(func(e cqe) { got = append(got, e) })
+		}
+		if len(got) != 1 {
+			t.Fatalf("%d completions at once, want 1: %+v", len(got), got)
+		}
+		return got[0]
+	}
+	for i, wantMore := range []bool{true, false} { // 100 bytes, then 200 >= 150: the end
+		if _, err := client.Write(bytes.Repeat([]byte{byte('a' + i)}, piece)); err != nil {
+			t.Fatal(err)
+		}
+		e := next()
+		if i == 0 && e.res == -int32(unix.EINVAL) {
+			t.Skip("this kernel has no byte limit for multishot recv (Linux 6.17): the model posts single recvs")
+		}
+		more := e.flags&cqeFMore != 0
+		if e.res != piece || e.flags&cqeFBuffer == 0 || more != wantMore {
+			t.Fatalf("completion %d: res %d flags %#x, want %d bytes in a provided buffer, F_MORE %v", i, e.res, e.flags, piece, wantMore)
+		}
+		if got := bufs.buf(uint16(e.flags >> cqeBufferShift))[:piece]; got[0] != byte('a'+i) || got[piece-1] != byte('a'+i) {
+			t.Errorf("completion %d: buffer holds %q..., want the bytes sent", i, got[:4])
+		}
 	}
 }
