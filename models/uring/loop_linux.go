@@ -20,8 +20,10 @@ const (
 	// next io_uring_enter. 4096 SQEs are 256 KiB of shared memory.
 	sqEntries = 4096
 	// cqEntries is the completion queue. Every connection has at most four operations in
-	// flight (a recv, a send, and the two cancels abort posts for them), and usually only two,
-	// so 32768 slots hold the completions of at least eight thousand connections before the
+	// flight (a recv, a send, and the two cancels abort posts for them), and usually only two.
+	// A multishot recv completes more than once, but each completion but its last holds a
+	// provided buffer, so all of them together hold at most the pool's bufCount more. 32768
+	// slots thus hold the completions of at least eight thousand connections before the
 	// kernel has to park the rest on its overflow list (FEAT_NODROP), which loses nothing but
 	// costs an allocation per completion; 512 KiB.
 	cqEntries = 32768
@@ -45,6 +47,11 @@ const (
 	// epoll model's, and for the same reason: a shorter timeout is the CPU's next timer event,
 	// reprogrammed at every wait.
 	heldWait = 10 * time.Millisecond
+	// inlineWaitMax is how many echoes of one batch may be submitted with ring.pushInline, so
+	// that the wait after them sleeps at once. Their buffers go back to the pool only when the
+	// loop next wakes, so this keeps three quarters of the pool free for the recvs meanwhile;
+	// a larger batch has its echoes' completions reaped before the loop sleeps, as any other.
+	inlineWaitMax = bufCount / 4
 )
 
 // opKind is what an operation was for. It sits in the low byte of the user data the kernel hands
@@ -88,6 +95,7 @@ type conn struct {
 	sendArmed     bool
 	sendFrom      int // fromOutbound, fromOwn or a provided buffer id
 	sendLen       int
+	sendInline    bool // the send went in with ring.pushInline: its completion waits for the next wake
 
 	// outbound holds echoed bytes the socket would not take at once, within the outbound bound
 	// (sockutil.Pool states the rule). Queued bytes never move, so a send in flight reads them
@@ -412,6 +420,11 @@ func (l *loop) retryStarved() {
 // received handles a recv completion: by now the kernel has both waited for the data and copied
 // it into our memory.
 func (l *loop) received(c *conn, e cqe) {
+	if c.sendArmed && c.sendInline {
+		// More for c in this batch: whatever it brings (an echo to queue behind the send, the
+		// end of the recv, EOF) needs the send's completion, so the loop must not sleep on it.
+		l.ring.dropInline()
+	}
 	if e.flags&cqeFMore == 0 {
 		c.recvArmed = false // a multishot recv stays armed while the kernel sets F_MORE
 	}
@@ -468,7 +481,16 @@ func (l *loop) echo(c *conn, bid int, n int) {
 	data := l.recvBuf(c, bid)[:n]
 	if !c.sendArmed && c.queued() == 0 {
 		c.sendArmed, c.sendFrom, c.sendLen = true, bid, n
-		l.push(sendSQE(c.fd, data, unix.MSG_DONTWAIT, userData(kindSend, c.slot, c.gen)))
+		e := sendSQE(c.fd, data, unix.MSG_DONTWAIT, userData(kindSend, c.slot, c.gen))
+		l.pending++
+		// Only while a multishot recv stays armed does nothing of c wait for this send's
+		// completion; received drops the wait if a later completion of c changes that.
+		c.sendInline = c.recvArmed && c.recvMultishot && l.ring.inlineQueued() < inlineWaitMax
+		if c.sendInline {
+			l.ring.pushInline(e)
+		} else {
+			l.ring.push(e)
+		}
 		return
 	}
 	c.outbound.Append(data)
@@ -503,7 +525,7 @@ func (l *loop) sendOutbound(c *conn) {
 
 // sent handles a send completion: the kernel has copied res bytes into the socket.
 func (l *loop) sent(c *conn, e cqe) {
-	c.sendArmed = false
+	c.sendArmed, c.sendInline = false, false
 	n := int(e.res)
 	if e.res < 0 {
 		n = 0

@@ -131,6 +131,9 @@ type ring struct {
 	sqEntries      uint32
 	sqes           []sqe
 	tail           uint32 // our tail: SQEs written but not yet published
+	// inline counts the SQEs queued since the last publish whose completions the kernel posts
+	// while it submits them (pushInline), which the next wait does not count as news.
+	inline uint32
 
 	// backlog holds SQEs prepared while the submission queue was full. It is moved into the
 	// queue before each io_uring_enter. Each connection has at most four operations in flight
@@ -260,6 +263,22 @@ func (r *ring) push(e sqe) {
 	r.backlog = append(r.backlog, e)
 }
 
+// pushInline is push for an SQE the kernel completes during its submission, whatever happens: a
+// send with MSG_DONTWAIT, which never waits for the socket. The next wait waits for one completion
+// beyond those, so a batch of echoes costs one io_uring_enter that submits them and sleeps, rather
+// than one that returns at once with their completions and a second that sleeps.
+func (r *ring) pushInline(e sqe) {
+	r.push(e)
+	r.inline++
+}
+
+// inlineQueued is how many pushInline entries the next publish submits.
+func (r *ring) inlineQueued() uint32 { return r.inline }
+
+// dropInline makes the next wait return as soon as anything completes, as if nothing had been
+// pushed inline: for when the loop must handle one of those completions before it sleeps.
+func (r *ring) dropInline() { r.inline = 0 }
+
 // flushBacklog moves backlogged SQEs into the free slots of the submission queue.
 func (r *ring) flushBacklog() {
 	n := 0
@@ -307,16 +326,21 @@ func (r *ring) submitAndWaitHeld(timeout time.Duration) (timedOut bool, err erro
 }
 
 // publish moves the backlog into the submission queue and the queue's tail to the kernel, and
-// returns how many SQEs to submit and how many completions to wait for: none while the backlog
-// still holds entries, since the loop must come back at once to submit them.
+// returns how many SQEs to submit and how many completions to wait for: one more than the
+// submission itself completes inline, or none while the backlog still holds entries, since the
+// loop must come back at once to submit them. The loop reaps every completion before it
+// publishes, and with DEFER_TASKRUN none is posted between two io_uring_enter calls, so the
+// queue is empty when the count starts. Counting too few costs only a call that returns early;
+// hence the count is dropped, not carried over, when some entries stay in the backlog.
 func (r *ring) publish(wait bool) (toSubmit uint32, minComplete uintptr) {
 	r.flushBacklog()
 	// The atomic store orders our writes of the SQEs before the tail the kernel reads.
 	atomic.StoreUint32(r.sqTail, r.tail)
 	toSubmit = r.tail - atomic.LoadUint32(r.sqHead)
 	if wait && len(r.backlog) == 0 {
-		minComplete = 1
+		minComplete = 1 + uintptr(r.inline)
 	}
+	r.inline = 0
 	return toSubmit, minComplete
 }
 

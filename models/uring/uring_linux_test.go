@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -328,5 +329,82 @@ func TestMultishotRecvLimit(t *testing.T) {
 		if got := bufs.buf(uint16(e.flags >> cqeBufferShift))[:piece]; got[0] != byte('a'+i) || got[piece-1] != byte('a'+i) {
 			t.Errorf("completion %d: buffer holds %q..., want the bytes sent", i, got[:4])
 		}
+	}
+}
+
+// TestInlineWait checks what publish's count of inline completions rests on: an io_uring_enter
+// that submits a MSG_DONTWAIT send with pushInline and waits sleeps past the send's completion,
+// which the kernel posts during the submission, until the next one arrives (here the peer's
+// reply), and returns both; dropInline and a backlog make the wait count nothing inline.
+func TestInlineWait(t *testing.T) {
+	if err := available(); err != nil {
+		t.Skip(err)
+	}
+	runtime.LockOSThread() // a single-issuer ring belongs to the thread that made it
+	defer runtime.UnlockOSThread()
+	r, err := newRing(4, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	f, err := accepted.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	peerDone := make(chan error, 1)
+	go func() { // the peer reads the send, then replies
+		buf := make([]byte, 10)
+		_, err := io.ReadFull(client, buf)
+		if err == nil {
+			_, err = client.Write(buf[:5])
+		}
+		peerDone <- err
+	}()
+
+	sendBuf := []byte("0123456789")
+	recvBuf := make([]byte, 64)
+	r.push(recvSQE(int(f.Fd()), recvBuf, 1))
+	r.pushInline(sendSQE(int(f.Fd()), sendBuf, unix.MSG_DONTWAIT, 2))
+	if err := r.submitAndWait(true); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]int32{}
+	r.reap(func(e cqe) { got[e.userData] = e.res })
+	if got[2] != int32(len(sendBuf)) || got[1] != 5 || len(got) != 2 {
+		t.Errorf("one wait returned %v (user data: res), want the send's 10 bytes and the reply's 5", got)
+	}
+	runtime.KeepAlive(sendBuf)
+	runtime.KeepAlive(recvBuf)
+	if err := <-peerDone; err != nil {
+		t.Fatal(err)
+	}
+
+	r.pushInline(timeoutSQE(&backlogTimeout, 3))
+	r.dropInline()
+	if _, minComplete := r.publish(true); minComplete != 1 {
+		t.Errorf("after dropInline: wait for %d completions, want 1", minComplete)
+	}
+	for i := range 6 { // published, not submitted: the 4-entry queue has room for 3 of them
+		r.pushInline(timeoutSQE(&backlogTimeout, uint64(10+i)))
+	}
+	if _, minComplete := r.publish(true); minComplete != 0 {
+		t.Errorf("with a backlog: wait for %d completions, want 0", minComplete)
 	}
 }
