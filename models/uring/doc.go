@@ -17,12 +17,15 @@
 // kernel: the recv is multishot and stays armed, so it is not submitted again per message, and
 // the kernel does not poll the socket again either. The loop makes one io_uring_enter per batch:
 // it submits everything the last batch prepared and waits for the next completions in the same
-// call. A single ping-pong connection costs two io_uring_enter per message (one submits the send,
-// whose completion is ready at once; the next sleeps until the next message); many connections
-// share each call, so the count per message falls below one as the batch grows. The epoll model
-// pays a share of an epoll_wait per batch too, but then two syscalls per message, read(2) and
-// sendto(2). results/syscalls.md has the counts of the single-recv loop this model had before;
-// results/2026-12-01-uring-30k has both loops' at a fixed rate.
+// call. The echoes' sends complete during that submission (MSG_DONTWAIT, below), so the call
+// waits for one completion beyond theirs and sleeps at once, rather than returning with them and
+// sleeping in a second call. A single ping-pong connection thus costs one io_uring_enter per
+// message; many connections share each call, so the count per message falls below one as the
+// batch grows. (Where the recv is not multishot, the send's completion is what re-arms it, and
+// the loop takes it before it sleeps: two calls per wake.) The epoll model pays a share of an
+// epoll_wait per batch too, but then two syscalls per message, read(2) and sendto(2).
+// results/syscalls.md has the counts of the loop this model had before (a recv submitted per
+// message, two calls per wake); results/2026-12-01-uring-30k has both loops' at a fixed rate.
 //
 // The loop, in data-flow order (loop_linux.go):
 //   - listen: one SO_REUSEPORT listener per loop (sockutil.ListenGroup), so the kernel spreads
