@@ -393,7 +393,11 @@ func (l *loop) armRecv(c *conn, pollFirst bool) {
 	switch {
 	case c.recvMultishot:
 		limit := uint32(min(room-bufSize+1, math.MaxUint32))
-		l.push(recvMultishotSQE(c.fd, l.bufs.group, limit, pollFirst, ud))
+		e := recvMultishotSQE(c.fd, l.bufs.group, limit, pollFirst, ud)
+		if refuseMultishotRecv {
+			e.ioprio |= 1 << 15 // a flag no kernel knows: EINVAL, as from a kernel before 6.17
+		}
+		l.push(e)
 	case l.bufs != nil:
 		// The length caps what the kernel copies, so a recv never overfills the outbound.
 		l.push(recvSelectSQE(c.fd, min(bufSize, room), l.bufs.group, pollFirst, ud))
@@ -461,9 +465,13 @@ func (l *loop) received(c *conn, e cqe) {
 				return
 			}
 			// A kernel before 6.17 has no byte limit for a multishot recv (before 6.0, no
-			// multishot recv): from now on this loop posts one recv per arrival.
-			l.s.cfg.Log("uring: loop %d: multishot recv with a byte limit unsupported (%v); using single recvs", l.id, syscall.Errno(-e.res))
-			l.multishotRecv = false
+			// multishot recv): from now on this loop posts one recv per arrival. Every
+			// multishot recv of the batch fails alike; the first says so.
+			if l.multishotRecv {
+				l.s.cfg.Log("uring: loop %d: multishot recv with a byte limit unsupported (%v); using single recvs",
+					l.id, syscall.Errno(-e.res))
+				l.multishotRecv = false
+			}
 			l.armRecv(c, false)
 		default:
 			// ECONNRESET, ETIMEDOUT, or ECANCELED from our own cancel: the connection is over.

@@ -35,6 +35,18 @@ func TestConformanceSingleRecv(t *testing.T) {
 	modeltest.Run(t, "uring", modeltest.Options{})
 }
 
+// TestConformanceMultishotRefused runs the suite with every multishot recv refused (EINVAL), as
+// by a kernel before 6.17: the loops must say so and serve on with single recvs.
+func TestConformanceMultishotRefused(t *testing.T) {
+	refuseMultishotRecv = true
+	t.Cleanup(func() { refuseMultishotRecv = false })
+	logs := &modeltest.LogLines{T: t, Contains: "multishot recv with a byte limit unsupported"}
+	modeltest.Run(t, "uring", modeltest.Options{Config: server.Config{Logf: logs.Logf}})
+	if n := logs.Count(); n == 0 {
+		t.Error("no loop reported the refused multishot recv")
+	}
+}
+
 // TestConformanceTinyOutbound runs the suite on one loop with an outbound limit smaller than one
 // provided buffer, so that every recv is capped by the room left and backpressure is constant.
 func TestConformanceTinyOutbound(t *testing.T) {
