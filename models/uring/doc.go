@@ -27,7 +27,7 @@
 // results/syscalls.md has the counts of the loop this model had before (a recv submitted per
 // message, two calls per wake); results/2026-12-01-uring-30k has both loops' at a fixed rate.
 //
-// The loop, in data-flow order (loop_linux.go):
+// The loop, in data-flow order (loop_linux.go, with the accept step in accept_linux.go):
 //   - listen: one SO_REUSEPORT listener per loop (sockutil.ListenGroup), so the kernel spreads
 //     connections over the loops by a hash of their addresses and no loop ever touches another's
 //     connections. (This model always does so; -reuseport is implied. The first listener binds the
