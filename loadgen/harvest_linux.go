@@ -23,9 +23,10 @@ package loadgen
 //     a converted arrival outside [the message's send, the read] is a step or a missing stamp: the
 //     read's time is used instead.
 //   - A window that looks full only because its echo is unread. A connection whose window is full
-//     keeps its place in the send queue in harvest mode, so the loop wakes at its next turn and
-//     harvests before it fills; if the echo is still out then, the server is late, and the
-//     connection leaves the queue as it always did.
+//     keeps its place in the send queue in harvest mode, so the loop wakes at its next turn; the
+//     sends due for connections with room go out first, then the harvest, whose refill sends that
+//     connection's message if its echo was in. If the echo is still out, the server is late, and
+//     the connection leaves the queue as it always did.
 //   - Long gaps, closed loop, the drain: when the next deadline is more than maxRawWait away, or
 //     there is none, or the run is stopping, the loop waits on the sockets as before.
 //

@@ -62,43 +62,51 @@ func startDelayServer(t *testing.T, delay time.Duration) string {
 // mode really timed its echoes by the kernel's timestamps and reports the same latency. 20
 // connections at 4,000 msgs/s put a send due every 250 µs, so harvest mode sleeps on the clock
 // alone and reads each echo up to 250 µs after it arrived; with 5 ms between one connection's
-// sends its window is free again long before its next turn. The tolerance is wide (a loaded
-// machine delays the server's sleep and both clients' wakes), but a clock converted wrongly
-// would be off by far more, or fall back to the read's time and not count as kernel-timed.
+// sends its window is free again long before its next turn. The tolerance is wide, and a pair
+// that misses it is run again (up to three pairs): a loaded machine delays the server's sleep and
+// either client's wakes, by milliseconds at times, and can only make one run of a pair slower. A
+// clock converted wrongly would be off by far more in every pair, or fall back to the read's time
+// and not count as kernel-timed.
 func TestHarvestTimesEchoesLikeWakingForThem(t *testing.T) {
 	const delay = 2 * time.Millisecond
 	const tolerance = time.Millisecond
 	addr := startDelayServer(t, delay)
-	p50 := map[bool]time.Duration{}
-	for _, wakeOnEcho := range []bool{false, true} {
-		res, err := runChecked(t, context.Background(), Config{
-			Addr: addr, Conns: 20, Sizes: []int{64}, Pipeline: 1, Rate: 4000, Verify: true,
-			Warmup: 200 * time.Millisecond, Duration: time.Second, WakeOnEcho: wakeOnEcho,
-		})
-		if err != nil {
-			t.Fatalf("WakeOnEcho %v: Run: %v", wakeOnEcho, err)
+	var diffs []time.Duration
+	for range 3 {
+		p50 := map[bool]time.Duration{}
+		for _, wakeOnEcho := range []bool{false, true} {
+			res, err := runChecked(t, context.Background(), Config{
+				Addr: addr, Conns: 20, Sizes: []int{64}, Pipeline: 1, Rate: 4000, Verify: true,
+				Warmup: 200 * time.Millisecond, Duration: time.Second, WakeOnEcho: wakeOnEcho,
+			})
+			if err != nil {
+				t.Fatalf("WakeOnEcho %v: Run: %v", wakeOnEcho, err)
+			}
+			if res.Messages < 4000*7/10 || res.VerifyFailures != 0 {
+				t.Fatalf("WakeOnEcho %v: %d messages, %d verify failures in 1 s at 4000/s", wakeOnEcho, res.Messages, res.VerifyFailures)
+			}
+			completed := res.TotalReceived / 64
+			if wakeOnEcho && res.KernelTimed != 0 {
+				t.Errorf("WakeOnEcho: %d echoes kernel-timed; want 0", res.KernelTimed)
+			}
+			if !wakeOnEcho && res.KernelTimed < completed*9/10 {
+				t.Errorf("harvest mode: %d of %d echoes kernel-timed; want nearly all", res.KernelTimed, completed)
+			}
+			p50[wakeOnEcho] = time.Duration(res.Latency.ValueAtQuantile(50)) * time.Microsecond
+			t.Logf("WakeOnEcho %v: %d messages, p50 %v, p99 %v, schedule lag p99 %v µs, kernel-timed %d", wakeOnEcho,
+				res.Messages, p50[wakeOnEcho], time.Duration(res.Latency.ValueAtQuantile(99))*time.Microsecond,
+				res.ScheduleLag.ValueAtQuantile(99), res.KernelTimed)
+			if p50[wakeOnEcho] < delay {
+				t.Errorf("WakeOnEcho %v: p50 %v is below the server's own delay %v", wakeOnEcho, p50[wakeOnEcho], delay)
+			}
 		}
-		if res.Messages < 4000*7/10 || res.VerifyFailures != 0 {
-			t.Fatalf("WakeOnEcho %v: %d messages, %d verify failures in 1 s at 4000/s", wakeOnEcho, res.Messages, res.VerifyFailures)
+		d := p50[false] - p50[true]
+		if d <= tolerance && d >= -tolerance {
+			return
 		}
-		completed := res.TotalReceived / 64
-		if wakeOnEcho && res.KernelTimed != 0 {
-			t.Errorf("WakeOnEcho: %d echoes kernel-timed; want 0", res.KernelTimed)
-		}
-		if !wakeOnEcho && res.KernelTimed < completed*9/10 {
-			t.Errorf("harvest mode: %d of %d echoes kernel-timed; want nearly all", res.KernelTimed, completed)
-		}
-		p50[wakeOnEcho] = time.Duration(res.Latency.ValueAtQuantile(50)) * time.Microsecond
-		t.Logf("WakeOnEcho %v: %d messages, p50 %v, p99 %v, schedule lag p99 %v µs, kernel-timed %d", wakeOnEcho,
-			res.Messages, p50[wakeOnEcho], time.Duration(res.Latency.ValueAtQuantile(99))*time.Microsecond,
-			res.ScheduleLag.ValueAtQuantile(99), res.KernelTimed)
-		if p50[wakeOnEcho] < delay {
-			t.Errorf("WakeOnEcho %v: p50 %v is below the server's own delay %v", wakeOnEcho, p50[wakeOnEcho], delay)
-		}
+		diffs = append(diffs, d)
 	}
-	if d := p50[false] - p50[true]; d > tolerance || d < -tolerance {
-		t.Errorf("harvest p50 %v, wake-on-echo p50 %v: differ by more than %v", p50[false], p50[true], tolerance)
-	}
+	t.Errorf("harvest p50 minus wake-on-echo p50: %v in three pairs; want within ±%v in one", diffs, tolerance)
 }
 
 // TestHarvestModeOnlyWhereExact checks that harvest mode is used only where a read's timestamp

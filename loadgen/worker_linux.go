@@ -207,8 +207,14 @@ func (w *worker) run() {
 		if w.sleepOnly(timeout) {
 			// Harvest mode: the next send is near, so sleep on the clock alone and collect the
 			// echoes that arrived meanwhile when it is due, instead of waking for each of them.
+			// The sends that fell due go out first: harvesting first would make each of them
+			// late by the reads. A connection whose turn came with its echo unread is dropped
+			// from the queue by serviceTimers, and the harvest's refill sends it (afterEchoes).
 			sleepFor(timeout)
 			*timeout = unix.Timespec{}
+			now := w.sh.clock.now()
+			w.observeWindow(now)
+			w.serviceTimers(now)
 		}
 		n, err := epollWait(w.epfd, w.events, timeout)
 		if w.sh.harvest {
