@@ -33,6 +33,13 @@ type Config struct {
 	// all connections together, so that Result.Messages is exactly Messages unless Duration ends
 	// the window first. 0 = no limit.
 	Messages int
+	// WakeOnEcho, in open loop with Pipeline 1, wakes the engine for every echo as it arrives and
+	// times the echo at its read, as the engine did before harvest mode (README.md, "Harvest
+	// mode"), which is otherwise the default there: the engine then wakes for its send schedule
+	// only and times each echo by the kernel's receive timestamp. For comparison; it costs the
+	// client about one more wake per message. Closed loop and deeper pipelines always wake on
+	// echoes.
+	WakeOnEcho bool
 	// Progress, if set, is called about once a second with the totals so far.
 	Progress func(Progress)
 }
@@ -105,6 +112,9 @@ type Result struct {
 	// Conns it shows connections that were established but not served: a pool keeping them in
 	// the listen backlog, or a server that cannot start threads or processes fast enough.
 	ConnsEchoed int
+	// KernelTimed counts the completions of the whole run (warmup and drain included) timed by the
+	// kernel's receive timestamp (harvest mode); the others were timed at their read.
+	KernelTimed uint64
 }
 
 // MsgsPerSec is the measured throughput in messages per second.

@@ -32,6 +32,7 @@ type conn struct {
 	nextSend  int64 // open loop: intended time of the next message
 	scheduled bool  // open loop: nextSend has been started
 	queuePos  int   // index in the worker's sendQueue, -1 when not in it
+	echoAt    int64 // when the last completed echo arrived (harvest mode's schedule lag)
 }
 
 type connState uint8

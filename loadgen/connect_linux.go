@@ -36,6 +36,13 @@ func (w *worker) startConnect(c *conn, now int64) {
 		w.connectFailed(c, err, now)
 		return
 	}
+	if w.sh.harvest {
+		if err := enableRxTimestamps(fd); err != nil {
+			unix.Close(fd)
+			w.connectFailed(c, fmt.Errorf("setsockopt SO_TIMESTAMPNS: %w (Config.WakeOnEcho does without)", err), now)
+			return
+		}
+	}
 	if len(w.sources) > 0 {
 		// IP_BIND_ADDRESS_NO_PORT leaves the port to connect, which picks one that is free for
 		// this destination; a bind that picked the port itself would need it free for every one.

@@ -23,6 +23,7 @@ const progressInterval = time.Second
 func run(ctx context.Context, cfg Config) (*Result, error) {
 	sh := &shared{cfg: cfg, clock: measureClock{base: time.Now()}, rampDone: make(chan struct{}, cfg.Workers), full: make(chan struct{}, 1)}
 	sh.messagesLeft.Store(int64(cfg.Messages))
+	sh.harvest = harvestMode(&cfg)
 	if err := sh.resolve(cfg.Addr); err != nil {
 		return nil, err
 	}
@@ -238,6 +239,7 @@ func merge(sh *shared, workers []*worker) *Result {
 		res.Reconnects += st.reconnects
 		res.TotalSent += st.totalSent
 		res.TotalReceived += st.totalReceived
+		res.KernelTimed += st.kernelTimed
 		res.Latency.Merge(st.latency)
 		res.ConnectLatency.Merge(st.connectLatency)
 		if st.uncorrected != nil {

@@ -42,9 +42,10 @@ func (w *worker) fill(c *conn, now int64) {
 		w.queue(c, c.nextSend, now)
 		c.nextSend += w.sh.interval
 	}
-	if w.canQueue(c) {
+	if w.canQueue(c) || w.awaitsEcho(c, now) {
 		// c may be queued already, with the nextSend it had before the loop above moved it on
-		// (an echo that freed a slot after its send came due): its place must follow.
+		// (an echo that freed a slot after its send came due): its place must follow. In harvest
+		// mode a full window keeps its place too: its echo may be here, unread until a wake.
 		w.sendQueue.update(c)
 	} else {
 		w.sendQueue.remove(c)
@@ -100,7 +101,15 @@ func (w *worker) readable(c *conn, events uint32) {
 	// that returns 0 or the error.
 	hungUp := events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
 	for {
-		n, err := sockutil.ReadNonblock(c.fd, w.readBuf)
+		var n int
+		var now int64
+		var err error
+		if w.sh.harvest {
+			n, now, err = w.readStamped(c)
+		} else {
+			n, err = sockutil.ReadNonblock(c.fd, w.readBuf)
+			now = w.sh.clock.now()
+		}
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) {
 				// Drained; edge-triggered epoll reports the next arrival. The reads before this
@@ -116,7 +125,6 @@ func (w *worker) readable(c *conn, events uint32) {
 			w.ioFailed(c, errEOF)
 			return
 		}
-		now := w.sh.clock.now()
 		w.st.totalReceived += uint64(n)
 		if !w.consume(c, w.readBuf[:n], now) {
 			return
@@ -147,6 +155,11 @@ func (w *worker) afterEchoes(c *conn, now int64) {
 			w.startConnect(c, now)
 			return
 		}
+	}
+	if w.sh.harvest && c.nextSend <= now && c.nextSend >= c.echoAt && w.inWindow(now) {
+		// The window had room when this send came due (its echo was in, unread): how late the
+		// send goes out is the meter's lateness, as for a send the timer issues.
+		recordMicros(w.st.scheduleLag, now-c.nextSend)
 	}
 	w.fill(c, now)
 	if c.sent < c.queued {
@@ -332,6 +345,7 @@ func (w *worker) complete(c *conn) {
 		}
 		w.runSecond.add(d.second.latency, d.now-m.intended)
 	}
+	c.echoAt = d.now
 	c.popFront()
 }
 

@@ -16,6 +16,7 @@ type workerStats struct {
 	slotsEchoed                                 int // slots with an echo completed in the window
 	connectErrors, ioErrors                     map[string]int
 	totalSent, totalReceived, totalMessages     uint64
+	kernelTimed                                 uint64 // completions timed by a kernel receive timestamp
 
 	firstConnect, lastEstablished int64 // initial ramp; 0 when none
 	windowEnd                     int64 // when this worker stopped counting

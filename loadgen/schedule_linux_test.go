@@ -36,3 +36,43 @@ func TestFillKeepsSendQueueOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestHarvestKeepsFullWindowQueued covers harvest mode's send queue: a connection whose one
+// message is in flight keeps its place until its next turn, because its echo may be in and unread
+// until the wake that turn brings; an overdue one leaves (its place would make the loop spin while
+// the server is late), and so does a full one whose turn comes with the echo still out.
+func TestHarvestKeepsFullWindowQueued(t *testing.T) {
+	sh := &shared{cfg: Config{Conns: 2, Rate: 200, Pipeline: 1, Sizes: []int{64}}, interval: 10_000_000, harvest: true}
+	w := &worker{sh: sh, rampReported: true}
+	w.conns = make([]conn, 2)
+	for i := range w.conns {
+		w.conns[i] = conn{index: i, slot: i, fd: -1, queuePos: -1, state: stateOpen, inflight: make([]message, 1)}
+	}
+	w.nextConnect = len(w.conns)
+	a, b := &w.conns[0], &w.conns[1]
+	a.nextSend, b.nextSend = 100, 100
+
+	w.fill(a, 100) // sends a's message: its window is full, its next turn at 10_000_100
+	if a.count != 1 || a.queuePos < 0 {
+		t.Fatalf("after its send a has %d in flight and queue position %d; want 1 and queued", a.count, a.queuePos)
+	}
+	b.count = 1 // b's message went out long ago and its next send is overdue
+	w.fill(b, 100)
+	if b.queuePos >= 0 {
+		t.Fatalf("b, full and overdue, stayed in the send queue")
+	}
+
+	// a's turn comes and the harvest found no echo: a leaves the queue, nothing is sent.
+	w.serviceTimers(a.nextSend)
+	if a.queuePos >= 0 || a.count != 1 || w.sendQueue.len() != 0 {
+		t.Fatalf("at its turn with its echo still out a has queue position %d, %d in flight; queue length %d",
+			a.queuePos, a.count, w.sendQueue.len())
+	}
+
+	sh.harvest = false // waking on echoes, a full window leaves the queue at once
+	c := &conn{index: 2, fd: -1, queuePos: -1, state: stateOpen, inflight: make([]message, 1), nextSend: 100}
+	w.fill(c, 100)
+	if c.count != 1 || c.queuePos >= 0 {
+		t.Fatalf("waking on echoes, a full window has queue position %d; want out of the queue", c.queuePos)
+	}
+}

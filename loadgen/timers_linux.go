@@ -48,6 +48,12 @@ func (w *worker) serviceTimers(now int64) {
 	}
 	for w.sendQueue.len() > 0 && w.sendQueue.top().nextSend <= now {
 		c := w.sendQueue.pop()
+		if !w.canQueue(c) {
+			// Harvest mode kept c queued while its window was full (awaitsEcho), and the harvest
+			// that preceded this found its echo still out: the server is late, and the echo's
+			// arrival refills c, as with any full window.
+			continue
+		}
 		if w.inWindow(now) {
 			recordMicros(w.st.scheduleLag, now-c.nextSend)
 		}

@@ -58,6 +58,7 @@ type shared struct {
 	family   int
 	clock    measureClock
 	interval int64 // open loop: ns between one connection's intended sends
+	harvest  bool  // harvest mode (harvest_linux.go): wake for sends only, time echoes by the kernel
 
 	// measureStart and measureEnd are 0 until the initial ramp is over; then Run stores End first
 	// and Start second, so a worker that sees Start also sees End.
@@ -107,6 +108,7 @@ type worker struct {
 	open          int     // established sockets
 	sendQueue     sendQueue
 	waitFor       unix.Timespec // the current epoll_pwait2 timeout, kept here so it is not allocated
+	stamped       stampedReader // harvest mode's recvmsg buffers
 	lastScan      int64
 
 	measureStart, measureEnd int64
@@ -201,7 +203,23 @@ func (w *worker) run() {
 		if w.finished(now) {
 			return
 		}
-		n, err := epollWait(w.epfd, w.events, w.timeout())
+		timeout := w.timeout()
+		if w.sleepOnly(timeout) {
+			// Harvest mode: the next send is near, so sleep on the clock alone and collect the
+			// echoes that arrived meanwhile when it is due, instead of waking for each of them.
+			// The sends that fell due go out first: harvesting first would make each of them
+			// late by the reads. A connection whose turn came with its echo unread is dropped
+			// from the queue by serviceTimers, and the harvest's refill sends it (afterEchoes).
+			sleepFor(timeout)
+			*timeout = unix.Timespec{}
+			now := w.sh.clock.now()
+			w.observeWindow(now)
+			w.serviceTimers(now)
+		}
+		n, err := epollWait(w.epfd, w.events, timeout)
+		if w.sh.harvest {
+			w.refreshRealOffset()
+		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue // a signal arrived; nothing is lost, wait again
