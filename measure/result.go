@@ -43,6 +43,7 @@ func FromResult(index int, res *loadgen.Result, openLoop bool) report.Run {
 	r.VerifyFailuresTotal = max(res.VerifyFailuresTotal, res.VerifyFailures)
 	r.Incomplete = res.Incomplete
 	r.ConnsEchoed = res.ConnsEchoed
+	r.KernelTimed = res.KernelTimed
 	if h := res.ScheduleLag; openLoop && h != nil {
 		r.ScheduleLag = report.LagFromHistogram(h)
 		r.MeterLimited = report.JudgeMeter(r.ScheduleLag, r.Latency)

@@ -89,6 +89,9 @@ type Settings struct {
 	WarmupS     float64  `json:"warmup_s"`
 	Sizes       []int    `json:"sizes"`
 	Pipeline    int      `json:"pipeline"`
+	// WakeOnEcho: the open-loop engine woke for every echo and timed it at the read, instead of
+	// harvest mode (loadgen/README.md, "Harvest mode").
+	WakeOnEcho bool `json:"wake_on_echo,omitempty"`
 	Rate        int      `json:"rate"`               // open-loop messages/s; 0 = closed loop
 	Messages    int      `json:"messages,omitempty"` // the window ended after this many echoes; 0 = by duration
 	Verify      bool     `json:"verify"`
@@ -179,6 +182,9 @@ type Run struct {
 	// ConnsEchoed is how many connections completed at least one echo in the window; fewer than
 	// established means some were connected but never served (a pool's backlog).
 	ConnsEchoed int `json:"conns_echoed"`
+	// KernelTimed counts the run's completions (warmup and drain included) timed by the kernel's
+	// receive timestamp rather than at their read: harvest mode (loadgen/README.md).
+	KernelTimed uint64 `json:"kernel_timed,omitempty"`
 	// ScheduleLag (open loop only) is how late echobench itself got round to sends it was
 	// free to make. Far from zero, the client is part of what Latency measures.
 	ScheduleLag *ScheduleLag `json:"schedule_lag,omitempty"`

@@ -41,6 +41,7 @@ type options struct {
 	duration, warmup       time.Duration
 	size                   string
 	pipeline, rate         int
+	wakeOnEcho             bool
 	verify, frame          bool
 	reconnect, workers     int
 	sources                int
@@ -74,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.size, "size", "64", "message size in bytes: 64, a list 64,1500, or a range 64-4096 (powers of two between)")
 	fs.IntVar(&o.pipeline, "pipeline", 1, "messages in flight per connection (1 = ping-pong)")
 	fs.IntVar(&o.rate, "rate", 0, "open loop: total messages per second (0 = closed loop)")
+	fs.BoolVar(&o.wakeOnEcho, "wake-on-echo", false, "open loop: wake for every echo and time it at the read, instead of harvest mode (loadgen/README.md)")
 	fs.BoolVar(&o.verify, "verify", true, "check every echoed byte")
 	fs.BoolVar(&o.frame, "frame", false, "length-prefixed messages with sequence numbers: check boundaries and order")
 	fs.IntVar(&o.reconnect, "reconnect", 0, "every connection does K echoes, closes and reconnects (0 = keep connections)")
@@ -229,13 +231,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Reconnect:   o.reconnect,
 		Workers:     o.workers,
 		Messages:    o.messages,
+		WakeOnEcho:  o.wakeOnEcho,
 	}
 	rep.Settings = report.Settings{
 		Model: o.model, Addr: o.addr, ServerArgs: o.server.Args(),
 		Loops: o.server.Loops, Pool: o.server.Pool, Outbound: o.server.OutboundLimit,
 		Conns: o.conns, ConnectRate: o.connectRate, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
 		Sizes: sizes, Pipeline: o.pipeline, Rate: o.rate, Messages: o.messages, Verify: o.verify, Frame: o.frame,
-		Reconnect: o.reconnect, Workers: o.workers, Repeat: o.repeat, Sources: o.sources,
+		Reconnect: o.reconnect, Workers: o.workers, Repeat: o.repeat, Sources: o.sources, WakeOnEcho: o.wakeOnEcho,
 	}
 	if o.model != "" {
 		bin, self, err := child.FindBinary(o.serverBin)
