@@ -92,13 +92,13 @@ type Settings struct {
 	// WakeOnEcho: the open-loop engine woke for every echo and timed it at the read, instead of
 	// harvest mode (loadgen/README.md, "Harvest mode").
 	WakeOnEcho bool `json:"wake_on_echo,omitempty"`
-	Rate        int      `json:"rate"`               // open-loop messages/s; 0 = closed loop
-	Messages    int      `json:"messages,omitempty"` // the window ended after this many echoes; 0 = by duration
-	Verify      bool     `json:"verify"`
-	Frame       bool     `json:"frame"`
-	Reconnect   int      `json:"reconnect"`
-	Workers     int      `json:"workers"`
-	Repeat      int      `json:"repeat"`
+	Rate       int  `json:"rate"`               // open-loop messages/s; 0 = closed loop
+	Messages   int  `json:"messages,omitempty"` // the window ended after this many echoes; 0 = by duration
+	Verify     bool `json:"verify"`
+	Frame      bool `json:"frame"`
+	Reconnect  int  `json:"reconnect"`
+	Workers    int  `json:"workers"`
+	Repeat     int  `json:"repeat"`
 	// Sources is how many source addresses (127.0.0.2 upward) the connections were spread over
 	// when the target is an IPv4 loopback address; 0 means the kernel chose (always 127.0.0.1).
 	Sources int `json:"sources"`
