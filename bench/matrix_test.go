@@ -25,7 +25,7 @@ func TestMatrixShape(t *testing.T) {
 		LevelFull: {
 			SweepConns: {1, 10, 100, 1000, 10000, 19900}, SweepSize: {64, 1024, 16384, 65536}, SweepPipeline: {1, 16},
 			SweepReconnect: {100}, SweepIdle: {1, 1000, 10000},
-			SweepRate:      {10000, 25000, 50000, 75000, 100000, 125000, 150000, 200000}, SweepKnee: {1000, 10000},
+			SweepRate: {10000, 25000, 50000, 75000, 100000, 125000, 150000, 200000}, SweepKnee: {1000, 10000},
 		},
 	}
 	for level, sweeps := range want {
