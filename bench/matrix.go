@@ -79,9 +79,9 @@ type levelPlan struct {
 var levels = map[string]levelPlan{
 	LevelQuick: {
 		warmup: 200 * time.Millisecond, duration: 500 * time.Millisecond,
-		idleWarmup: 500 * time.Millisecond, idle: time.Second,
+		idleWarmup: 300 * time.Millisecond, idle: time.Second,
 		kneeWarmup: 100 * time.Millisecond, kneeDuration: 300 * time.Millisecond, kneeTimeout: 45 * time.Second,
-		conns: []int{1, 100, 1000}, sizes: []int{64, 16 << 10}, pipelines: []int{1, 16},
+		conns: []int{100, 1000}, sizes: []int{64, 16 << 10}, pipelines: []int{1, 16},
 		idleConns: []int{1, 1000}, rates: []int{30000, 150000},
 		knees:  []time.Duration{10 * time.Millisecond},
 		repeat: 1, maxRepeat: 1, budget: 150 * time.Second,

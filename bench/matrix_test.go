@@ -14,7 +14,7 @@ func TestMatrixShape(t *testing.T) {
 	lim := Limits{NoFile: 20000}
 	want := map[string]map[string][]float64{
 		LevelQuick: {
-			SweepConns: {1, 100, 1000}, SweepSize: {64, 16384}, SweepPipeline: {1, 16}, SweepReconnect: {100},
+			SweepConns: {100, 1000}, SweepSize: {64, 16384}, SweepPipeline: {1, 16}, SweepReconnect: {100},
 			SweepIdle: {1, 1000}, SweepRate: {30000, 150000}, SweepKnee: {10000},
 		},
 		LevelDefault: {

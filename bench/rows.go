@@ -118,25 +118,26 @@ func Unsupported(row Row, cell Cell, cfg Config) string {
 // judge says why a run that produced a report is still not a result for the cell, or "".
 // Connections that were established but never echoed in the window mean the figures are those
 // of the connections served, not of the load asked for: a pool's backlog, a thread or process
-// per connection that could not start them all in time, select's ceiling.
-func judge(cell Cell, s report.Summary, knee *report.Knee) string {
+// per connection that could not start them all in time, select's ceiling. partial says the
+// reason is that one, which the runner carries to the row's later cells (runner.carried).
+func judge(cell Cell, s report.Summary, knee *report.Knee) (reason string, partial bool) {
 	switch {
 	case knee != nil:
-		return "" // a knee of 0 (even the lowest rate failed the bound) is a result
+		return "", false // a knee of 0 (even the lowest rate failed the bound) is a result
 	case s.Error != "" && s.MsgsPerSec == 0 && s.NewConnsPerSec == 0:
-		return firstLine(s.Error)
+		return firstLine(s.Error), false
 	case s.VerifyFailures > 0 || s.VerifyFailuresTotal > 0:
-		return fmt.Sprintf("%d echoes came back wrong", s.VerifyFailuresTotal)
+		return fmt.Sprintf("%d echoes came back wrong", s.VerifyFailuresTotal), false
 	case cell.Reconnect:
-		return ""
+		return "", false
 	case s.ConnsEstablished < cell.Conns:
-		return fmt.Sprintf("only %d of %d connections were established (%d failed)", s.ConnsEstablished, cell.Conns, s.ConnsFailed)
+		return fmt.Sprintf("only %d of %d connections were established (%d failed)", s.ConnsEstablished, cell.Conns, s.ConnsFailed), true
 	case s.ConnsEchoed < s.ConnsEstablished:
 		reason := fmt.Sprintf("only %d of %d connections were echoed in the window; the rest waited", s.ConnsEchoed, s.ConnsEstablished)
 		if s.ServerRejected > 0 {
 			reason += fmt.Sprintf(" (the server rejected %d)", s.ServerRejected)
 		}
-		return reason
+		return reason, true
 	}
-	return ""
+	return "", false
 }

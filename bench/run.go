@@ -107,13 +107,16 @@ type runner struct {
 	runs      map[string]int           // runs of the cell so far
 	roundsRun map[string]int
 	adaptive  bool // in the second pass
+	// partial is, per row, the first cell where it served only part of its connections.
+	partial map[string]partialAt
 	planned   int  // runs of the first pass
 	done      int  // runs so far
 }
 
 func newRunner(cfg Config) *runner {
 	r := &runner{cfg: cfg, start: time.Now(), results: map[[2]string]*Result{}, cellIndex: map[string]int{},
-		spent: map[string]time.Duration{}, runs: map[string]int{}, roundsRun: map[string]int{}}
+		spent: map[string]time.Duration{}, runs: map[string]int{}, roundsRun: map[string]int{},
+		partial: map[string]partialAt{}}
 	for i, cell := range cfg.Cells {
 		r.cellIndex[cell.Name] = i
 	}
@@ -172,6 +175,9 @@ func (r *runner) round(ctx context.Context, cell Cell, round int) error {
 			return err
 		}
 		res := r.results[[2]string{row.Name, cell.Name}]
+		if res.NA == "" && len(res.Runs) == 0 {
+			res.NA = r.carried(row, cell)
+		}
 		if res.NA != "" && len(res.Runs) == 0 {
 			continue // n/a before running, or its first run failed: it will not run now
 		}
@@ -191,6 +197,25 @@ func (r *runner) round(ctx context.Context, cell Cell, round int) error {
 	}
 	r.roundsRun[cell.Name] = round + 1
 	return nil
+}
+
+// partialAt is where a row first served only part of a cell's connections.
+type partialAt struct {
+	conns        int
+	cell, reason string
+}
+
+// carried is the n/a reason a row gets, before running, for a cell of at least as many
+// long-lived connections as one where it already served only part of them: a model that could
+// not start a thread or process for each of 1,000 clients within one cell's window will not in
+// the next one's either, and its runs would cost the budget several seconds each to show it
+// (the process model takes 2 to 15 s per 1,000-connection cell).
+func (r *runner) carried(row Row, cell Cell) string {
+	p, ok := r.partial[row.Name]
+	if !ok || cell.Reconnect || cell.Conns < p.conns || cell.Name == p.cell {
+		return ""
+	}
+	return fmt.Sprintf("not run: at %s, %s", p.cell, p.reason)
 }
 
 // figure is the one number a progress line shows for a finished run.
@@ -260,8 +285,13 @@ func (r *runner) runOne(ctx context.Context, row Row, cell Cell, round int, res 
 			fail(crashed)
 			return
 		}
-		if why := judge(cell, rep.Summary, rep.Knee); why != "" {
+		if why, partial := judge(cell, rep.Summary, rep.Knee); why != "" {
 			fail(fmt.Sprintf("%s (see %s)", why, filepath.Base(out)))
+			if partial && len(res.Runs) == 0 {
+				if _, seen := r.partial[row.Name]; !seen {
+					r.partial[row.Name] = partialAt{conns: cell.Conns, cell: cell.Name, reason: why}
+				}
+			}
 			return
 		}
 		res.Runs = append(res.Runs, rep.Summary)

@@ -247,6 +247,29 @@ func TestRunFailuresAreNA(t *testing.T) {
 	if r := resultOf(results, "stdnet", "conns=1000"); !strings.Contains(r.NA, "only 128 of 1000 connections were echoed") || len(r.Runs) != 0 {
 		t.Errorf("backlog: %+v", r)
 	}
+	// A later cell of as many connections is n/a without running; fewer, or short ones, run.
+	cells := []Cell{
+		{Name: "conns=1000", Sweep: SweepConns, Conns: 1000, Args: []string{"-c", "1000"}},
+		{Name: "conns=10", Sweep: SweepConns, Conns: 10, Args: []string{"-c", "10"}},
+		{Name: "rate=1", Sweep: SweepRate, Conns: 1000, Args: []string{"-c", "1000", "-rate", "1"}},
+		{Name: "reconnect", Sweep: SweepReconnect, Conns: 1000, Reconnect: true, Args: []string{"-c", "1000"}},
+	}
+	backlog.calls = nil
+	results, err = Run(context.Background(), Config{Echobench: "echobench", OutDir: t.TempDir(), Rows: rows[:1],
+		Cells: cells, Exec: exec, Limits: Limits{NoFile: 20000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resultOf(results, "stdnet", "rate=1"); !strings.HasPrefix(r.NA, "not run: at conns=1000, only 128 of 1000") {
+		t.Errorf("carried n/a: %q", r.NA)
+	}
+	var ran []string
+	for _, c := range backlog.calls {
+		ran = append(ran, c.Cell)
+	}
+	if !slices.Equal(ran, []string{"conns=1000", "conns=10", "reconnect"}) {
+		t.Errorf("ran %v", ran)
+	}
 }
 
 // TestRunArgs checks the echobench command line of a model row: the shared server flags, the
