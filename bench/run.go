@@ -109,8 +109,8 @@ type runner struct {
 	adaptive  bool // in the second pass
 	// partial is, per row, the first cell where it served only part of its connections.
 	partial map[string]partialAt
-	planned   int  // runs of the first pass
-	done      int  // runs so far
+	planned int // runs of the first pass
+	done    int // runs so far
 }
 
 func newRunner(cfg Config) *runner {
