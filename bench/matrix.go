@@ -57,6 +57,8 @@ type levelPlan struct {
 	// Knee probes run with their own window; the search's length is the probe count's business
 	// (echobench -knee), bounded by kneeTimeout.
 	kneeWarmup, kneeDuration, kneeTimeout time.Duration
+	kneeProbes                            int     // echobench -knee-probes: the search's cap
+	kneeTolerance                         float64 // -knee-tolerance: how close its bracket ends
 	conns, sizes, pipelines, idleConns    []int
 	rates                                 []int
 	knees                                 []time.Duration
@@ -81,6 +83,7 @@ var levels = map[string]levelPlan{
 		warmup: 200 * time.Millisecond, duration: 500 * time.Millisecond,
 		idleWarmup: 300 * time.Millisecond, idle: time.Second,
 		kneeWarmup: 100 * time.Millisecond, kneeDuration: 300 * time.Millisecond, kneeTimeout: 45 * time.Second,
+		kneeProbes: 5, kneeTolerance: 0.1,
 		conns: []int{100, 1000}, sizes: []int{64, 16 << 10}, pipelines: []int{1, 16},
 		idleConns: []int{1, 1000}, rates: []int{30000, 150000},
 		knees:  []time.Duration{10 * time.Millisecond},
@@ -90,6 +93,7 @@ var levels = map[string]levelPlan{
 		warmup: 300 * time.Millisecond, duration: time.Second,
 		idleWarmup: 500 * time.Millisecond, idle: 1500 * time.Millisecond,
 		kneeWarmup: 200 * time.Millisecond, kneeDuration: 500 * time.Millisecond, kneeTimeout: 90 * time.Second,
+		kneeProbes: 7, kneeTolerance: 0.05,
 		conns: []int{1, 10, 100, 1000, 10000}, sizes: []int{64, 1 << 10, 16 << 10, 64 << 10}, pipelines: []int{1, 16},
 		idleConns: []int{1, 1000, 10000}, rates: []int{20000, 60000, 100000, 150000},
 		knees:  []time.Duration{time.Millisecond, 10 * time.Millisecond},
@@ -99,6 +103,7 @@ var levels = map[string]levelPlan{
 		warmup: time.Second, duration: 2 * time.Second,
 		idleWarmup: time.Second, idle: 2 * time.Second,
 		kneeWarmup: 300 * time.Millisecond, kneeDuration: time.Second, kneeTimeout: 240 * time.Second,
+		kneeProbes: 10, kneeTolerance: 0.05,
 		conns: []int{1, 10, 100, 1000, 10000}, sizes: []int{64, 1 << 10, 16 << 10, 64 << 10}, pipelines: []int{1, 16},
 		idleConns: []int{1, 1000, 10000}, rates: []int{10000, 25000, 50000, 75000, 100000, 125000, 150000, 200000},
 		knees:    []time.Duration{time.Millisecond, 10 * time.Millisecond},
@@ -201,8 +206,9 @@ func Matrix(level string, lim Limits) ([]Cell, error) {
 		add(Cell{Name: "knee=" + bound.String(), Sweep: SweepKnee, X: float64(bound.Microseconds()), Conns: 1000,
 			Warmup: p.kneeWarmup, Duration: p.kneeDuration, Timeout: p.kneeTimeout, Bracket: Headline,
 			Note: "knee: the highest open-loop rate at 1000 × 64 B whose corrected p99 holds the bound " +
-				"(echobench -knee), searched between a tenth of and 1.2× the row's own conns=1000 throughput",
-			Args: append([]string{"-c", "1000", "-size", "64", "-knee", bound.String()},
+				"(echobench -knee), its bracket starting at a quarter of and 1.2× the row's own conns=1000 throughput",
+			Args: append([]string{"-c", "1000", "-size", "64", "-knee", bound.String(),
+				"-knee-probes", strconv.Itoa(p.kneeProbes), "-knee-tolerance", strconv.FormatFloat(p.kneeTolerance, 'g', -1, 64)},
 				window(p.kneeWarmup, p.kneeDuration)...)})
 	}
 	return cells, nil

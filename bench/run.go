@@ -109,7 +109,7 @@ type runner struct {
 	adaptive  bool // in the second pass
 	// partial is, per row, the first cell where it served only part of its connections.
 	partial map[string]partialAt
-	planned int // runs of the first pass
+	planned int // runs of the first pass (rows found n/a on the way skip theirs; adaptive rounds add more)
 	done    int // runs so far
 }
 
@@ -181,9 +181,9 @@ func (r *runner) round(ctx context.Context, cell Cell, round int) error {
 		if res.NA != "" && len(res.Runs) == 0 {
 			continue // n/a before running, or its first run failed: it will not run now
 		}
-		r.log("cell %d/%d %s, round %d: %s (%d/%d): %s · %s left",
+		r.log("cell %d/%d %s, round %d: %s (%d/%d, run %d of %d planned): %s · %s left",
 			r.cellIndex[cell.Name]+1, len(r.cfg.Cells), cell.Name, round+1, row.Name, i+1, len(rows),
-			strings.Join(cell.Args, " "), r.left())
+			r.done+1, r.planned, strings.Join(cell.Args, " "), r.left())
 		began := time.Now()
 		r.runOne(ctx, row, cell, round, res)
 		r.spent[cell.Name] += time.Since(began)
@@ -342,10 +342,11 @@ func execEchobench(ctx context.Context, path string, args []string, stderr io.Wr
 	return cmd.Run()
 }
 
-// bracketArgs bound a knee search by the row's own closed-loop throughput at the same
+// bracketArgs bound a knee search by the row's own closed-loop throughput S at the same
 // connections, measured earlier in this run: the knee lies below what the pair does flat out,
-// and far above a tenth of it for any row worth a knee. Without that cell's runs echobench
-// finds the bracket itself, with a closed-loop probe.
+// so the top is 1.2 S (room for open loop's batching), and the first lower end S/4, which
+// echobench lowers further if even that fails the bound. Without that cell's runs echobench
+// finds the top itself, with a closed-loop probe.
 func (r *runner) bracketArgs(row Row, cell Cell) []string {
 	if cell.Bracket == "" {
 		return nil
@@ -358,7 +359,7 @@ func (r *runner) bracketArgs(row Row, cell Cell) []string {
 	if s <= 0 {
 		return nil
 	}
-	return []string{"-knee-min", strconv.Itoa(max(int(s/10), 1)), "-knee-max", strconv.Itoa(int(s * 1.2))}
+	return []string{"-knee-min", strconv.Itoa(max(int(s/4), 1)), "-knee-max", strconv.Itoa(int(s * 1.2))}
 }
 
 // fillAliases gives every cell that stands for an earlier one (Cell.Same) that cell's results.
