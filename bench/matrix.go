@@ -80,7 +80,7 @@ type levelPlan struct {
 // saturate earlier show their stall at the upper points.
 var levels = map[string]levelPlan{
 	LevelQuick: {
-		warmup: 200 * time.Millisecond, duration: 500 * time.Millisecond,
+		warmup: 300 * time.Millisecond, duration: 700 * time.Millisecond,
 		idleWarmup: 300 * time.Millisecond, idle: time.Second,
 		kneeWarmup: 100 * time.Millisecond, kneeDuration: 300 * time.Millisecond, kneeTimeout: 45 * time.Second,
 		kneeProbes: 5, kneeTolerance: 0.1,
@@ -90,7 +90,7 @@ var levels = map[string]levelPlan{
 		repeat: 1, maxRepeat: 1, budget: 150 * time.Second,
 	},
 	LevelDefault: {
-		warmup: 300 * time.Millisecond, duration: time.Second,
+		warmup: 500 * time.Millisecond, duration: time.Second,
 		idleWarmup: 500 * time.Millisecond, idle: 1500 * time.Millisecond,
 		kneeWarmup: 200 * time.Millisecond, kneeDuration: 500 * time.Millisecond, kneeTimeout: 90 * time.Second,
 		kneeProbes: 7, kneeTolerance: 0.05,
@@ -206,7 +206,7 @@ func Matrix(level string, lim Limits) ([]Cell, error) {
 		add(Cell{Name: "knee=" + bound.String(), Sweep: SweepKnee, X: float64(bound.Microseconds()), Conns: 1000,
 			Warmup: p.kneeWarmup, Duration: p.kneeDuration, Timeout: p.kneeTimeout, Bracket: Headline,
 			Note: "knee: the highest open-loop rate at 1000 × 64 B whose corrected p99 holds the bound " +
-				"(echobench -knee), its bracket starting at a quarter of and 1.2× the row's own conns=1000 throughput",
+				"(echobench -knee), its bracket starting at a quarter of and twice the row's own conns=1000 throughput",
 			Args: append([]string{"-c", "1000", "-size", "64", "-knee", bound.String(),
 				"-knee-probes", strconv.Itoa(p.kneeProbes), "-knee-tolerance", strconv.FormatFloat(p.kneeTolerance, 'g', -1, 64)},
 				window(p.kneeWarmup, p.kneeDuration)...)})

@@ -130,6 +130,10 @@ func judge(cell Cell, s report.Summary, knee *report.Knee) (reason string, parti
 		return fmt.Sprintf("%d echoes came back wrong", s.VerifyFailuresTotal), false
 	case cell.Reconnect:
 		return "", false
+	case cell.Sweep == SweepRate:
+		// Past saturation some connections wait the whole window: that stall is what the
+		// cell measures (the corrected latency and Incomplete show it), not a reason for n/a.
+		return "", false
 	case s.ConnsEstablished < cell.Conns:
 		return fmt.Sprintf("only %d of %d connections were established (%d failed)", s.ConnsEstablished, cell.Conns, s.ConnsFailed), true
 	case s.ConnsEchoed < s.ConnsEstablished:

@@ -90,6 +90,9 @@ func TestJudgeFromResults(t *testing.T) {
 	if got, _ := judge(Cell{Reconnect: true, Conns: 100}, report.Summary{NewConnsPerSec: 5000, ConnsEstablished: 9000, ConnsEchoed: 100}, nil); got != "" {
 		t.Errorf("reconnect: %q", got)
 	}
+	if got, _ := judge(Cell{Sweep: SweepRate, Conns: 1000}, backlog, nil); got != "" {
+		t.Errorf("a rate cell past saturation: %q", got)
+	}
 	if got, _ := judge(c, report.Summary{}, &report.Knee{}); got != "" {
 		t.Errorf("knee of 0: %q", got)
 	}

@@ -343,10 +343,11 @@ func execEchobench(ctx context.Context, path string, args []string, stderr io.Wr
 }
 
 // bracketArgs bound a knee search by the row's own closed-loop throughput S at the same
-// connections, measured earlier in this run: the knee lies below what the pair does flat out,
-// so the top is 1.2 S (room for open loop's batching), and the first lower end S/4, which
-// echobench lowers further if even that fails the bound. Without that cell's runs echobench
-// finds the top itself, with a closed-loop probe.
+// connections, measured earlier in this run. Open loop can go past ping-pong's S, because a
+// server that wakes to many ready connections at once batches them (epoll's held its bound at
+// 1.2 S in a quick run), so the top is 2 S; the first lower end is S/4, which echobench lowers
+// further if even that fails the bound. Without that cell's runs echobench finds the top
+// itself, with a closed-loop probe.
 func (r *runner) bracketArgs(row Row, cell Cell) []string {
 	if cell.Bracket == "" {
 		return nil
@@ -359,7 +360,7 @@ func (r *runner) bracketArgs(row Row, cell Cell) []string {
 	if s <= 0 {
 		return nil
 	}
-	return []string{"-knee-min", strconv.Itoa(max(int(s/4), 1)), "-knee-max", strconv.Itoa(int(s * 1.2))}
+	return []string{"-knee-min", strconv.Itoa(max(int(s/4), 1)), "-knee-max", strconv.Itoa(int(s * 2))}
 }
 
 // fillAliases gives every cell that stands for an earlier one (Cell.Same) that cell's results.
@@ -455,9 +456,13 @@ func orDefault(d, fallback time.Duration) time.Duration {
 	return fallback
 }
 
+// joinNote adds note b to a, once: every round of a cell tends to repeat the same warning.
 func joinNote(a, b string) string {
-	if a == "" {
+	switch {
+	case a == "":
 		return b
+	case b == "" || strings.Contains(a, b):
+		return a
 	}
 	return a + "; " + b
 }

@@ -148,8 +148,8 @@ func TestRunAdaptiveRepeats(t *testing.T) {
 		first := resultOf(results, c.Row, "conns=1000").Runs[:2]
 		s := (first[0].MsgsPerSec + first[1].MsgsPerSec) / 2
 		lo, hi := flagValue(c.Args, "-knee-min"), flagValue(c.Args, "-knee-max")
-		if lo != strconv.Itoa(int(s/4)) || hi != strconv.Itoa(int(s*1.2)) {
-			t.Errorf("%s knee bracket %s..%s, want %d..%d from %v msgs/s", c.Row, lo, hi, int(s/4), int(s*1.2), s)
+		if lo != strconv.Itoa(int(s/4)) || hi != strconv.Itoa(int(s*2)) {
+			t.Errorf("%s knee bracket %s..%s, want %d..%d from %v msgs/s", c.Row, lo, hi, int(s/4), int(s*2), s)
 		}
 	}
 	if k := resultOf(results, "stdnet", "knee=1ms"); len(k.Knees) != 1 || k.Knees[0].BoundUs != 1000 {
