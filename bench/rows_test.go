@@ -64,37 +64,43 @@ func TestUnsupportedKnownLimits(t *testing.T) {
 func TestJudgeFromResults(t *testing.T) {
 	c := Cell{Name: "conns=1000", Sweep: SweepConns, Conns: 1000}
 	ok := report.Summary{MsgsPerSec: 1e5, ConnsEstablished: 1000, ConnsEchoed: 1000}
-	if got, _ := judge(c, ok, nil); got != "" {
-		t.Errorf("a full run is n/a: %q", got)
+	if why, short, _ := judge(c, ok, nil); why != "" || short != "" {
+		t.Errorf("a full run is n/a (%q) or short (%q)", why, short)
 	}
-	backlog := ok
-	backlog.ConnsEchoed = 128
-	if got, partial := judge(c, backlog, nil); !strings.Contains(got, "only 128 of 1000") || !partial {
-		t.Errorf("backlog: %q, partial %v", got, partial)
+	most := ok
+	most.ConnsEchoed = 772
+	if why, short, partial := judge(c, most, nil); why != "" || partial || !strings.Contains(short, "only 772 of 1000") {
+		t.Errorf("most served: n/a %q, short %q, partial %v", why, short, partial)
 	}
-	short := ok
-	short.ConnsEstablished, short.ConnsFailed = 900, 100
-	if got, _ := judge(c, short, nil); !strings.Contains(got, "900 of 1000") {
-		t.Errorf("failed connects: %q", got)
+	few := ok
+	few.ConnsEchoed = 48
+	if why, _, partial := judge(c, few, nil); !strings.Contains(why, "only 48 of 1000") || !partial {
+		t.Errorf("few served: %q, partial %v", why, partial)
+	}
+	failed := ok
+	failed.ConnsEstablished, failed.ConnsFailed = 400, 600
+	if why, _, _ := judge(c, failed, nil); !strings.Contains(why, "400 established, 600 failed") {
+		t.Errorf("failed connects: %q", why)
 	}
 	dead := report.Summary{Error: "server exited: signal: killed\nmore"}
-	if got, _ := judge(c, dead, nil); got != "server exited: signal: killed" {
-		t.Errorf("crash: %q", got)
+	if why, _, _ := judge(c, dead, nil); why != "server exited: signal: killed" {
+		t.Errorf("crash: %q", why)
 	}
 	wrong := ok
 	wrong.VerifyFailuresTotal = 3
-	if got, _ := judge(c, wrong, nil); !strings.Contains(got, "wrong") {
-		t.Errorf("wrong echoes: %q", got)
+	if why, _, _ := judge(c, wrong, nil); !strings.Contains(why, "wrong") {
+		t.Errorf("wrong echoes: %q", why)
 	}
-	// Reconnect cells count every connect as established; a knee of 0 is a result.
-	if got, _ := judge(Cell{Reconnect: true, Conns: 100}, report.Summary{NewConnsPerSec: 5000, ConnsEstablished: 9000, ConnsEchoed: 100}, nil); got != "" {
-		t.Errorf("reconnect: %q", got)
+	// Reconnect cells count every connect as established; past saturation a rate cell starves
+	// connections by design; a knee of 0 is a result.
+	if why, _, _ := judge(Cell{Reconnect: true, Conns: 100}, report.Summary{NewConnsPerSec: 5000, ConnsEstablished: 9000, ConnsEchoed: 100}, nil); why != "" {
+		t.Errorf("reconnect: %q", why)
 	}
-	if got, _ := judge(Cell{Sweep: SweepRate, Conns: 1000}, backlog, nil); got != "" {
-		t.Errorf("a rate cell past saturation: %q", got)
+	if why, short, _ := judge(Cell{Sweep: SweepRate, Conns: 1000}, few, nil); why != "" || short != "" {
+		t.Errorf("a rate cell past saturation: %q, %q", why, short)
 	}
-	if got, _ := judge(c, report.Summary{}, &report.Knee{}); got != "" {
-		t.Errorf("knee of 0: %q", got)
+	if why, _, _ := judge(c, report.Summary{}, &report.Knee{}); why != "" {
+		t.Errorf("knee of 0: %q", why)
 	}
 }
 

@@ -229,7 +229,7 @@ func TestRunFailuresAreNA(t *testing.T) {
 
 	backlog := &fakeEchobench{msgs: func(fakeCall) (float64, string) { return 1000, "" }}
 	exec := func(ctx context.Context, path string, args []string, stderr io.Writer) error {
-		// Serve fewer connections than asked for: -c says 1000, the report says 128 echoed.
+		// Serve few of the connections asked for: -c says 1000, the report says 128 echoed.
 		if err := backlog.exec(ctx, path, args, stderr); err != nil {
 			return err
 		}
