@@ -108,7 +108,7 @@ var levels = map[string]levelPlan{
 		idleConns: []int{1, 1000, 10000}, rates: []int{10000, 25000, 50000, 75000, 100000, 125000, 150000, 200000},
 		knees:    []time.Duration{time.Millisecond, 10 * time.Millisecond},
 		maxConns: true, adaptiveAll: true,
-		repeat: 1, maxRepeat: 5, budget: 40 * time.Minute,
+		repeat: 1, maxRepeat: 5, budget: 38 * time.Minute,
 	},
 }
 
