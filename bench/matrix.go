@@ -72,8 +72,8 @@ type levelPlan struct {
 // from measured run times: a run costs its warmup and window plus 0.15 to 0.4 s to start and
 // stop (about 3 s at 10,000 connections, whose ramp-up and teardown dominate), and a knee
 // search its probes' windows plus about 0.5 s. Quick's windows are short enough that a thread
-// or process per connection leaves some clients unserved (judge says how many); default's are
-// the shortest where blocking serves all 1,000.
+// or process per connection may leave some clients unserved (judge says how many: blocking 999
+// of 1,000 in one quick run, all in the next); default's warmup is longer for that reason.
 //
 // The rate grid is absolute and common to all rows, not relative to each row's own saturation:
 // so that the hockey-stick figure compares every row at the same offered load (what a user
