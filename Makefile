@@ -67,3 +67,13 @@ crosscheck:
 
 clean:
 	rm -rf $(BIN)
+
+# benchstat: golang.org/x/perf's benchstat, pinned, fetched through the module proxy on first
+# use (as lint fetches staticcheck), over the output of `go test -bench` (BenchmarkEcho in
+# bench/): `make benchstat OLD=old.txt NEW=new.txt` compares two runs, `make benchstat
+# NEW=new.txt` summarises one. BENCHSTATFLAGS passes flags, e.g. '-col /model'.
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+.PHONY: benchstat
+benchstat:
+	@test -n "$(NEW)" || { echo "usage: make benchstat [OLD=old.txt] NEW=new.txt (output of go test -bench)" >&2; exit 2; }
+	$(GO) run $(BENCHSTAT) $(BENCHSTATFLAGS) $(OLD) $(NEW)

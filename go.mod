@@ -7,6 +7,7 @@ require (
 	github.com/montanaflynn/stats v0.7.1
 	github.com/panjf2000/gnet/v2 v2.10.0
 	golang.org/x/sys v0.50.0
+	gonum.org/v1/gonum v0.15.1
 )
 
 require (
@@ -22,6 +23,7 @@ require (
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
+	golang.org/x/exp v0.0.0-20241009180824-f66d83c29e7c // indirect
 	golang.org/x/image v0.24.0 // indirect
 	golang.org/x/sync v0.11.0 // indirect
 	golang.org/x/text v0.22.0 // indirect

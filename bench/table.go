@@ -3,118 +3,341 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
-	"text/tabwriter"
-
-	"echobench/report"
+	"unicode/utf8"
 )
 
-// Table prints one table ranked by the first cell's msgs/s, with every row's ratio to the
-// baseline in each cell. Beside throughput it shows the server's CPU per message (or per new
-// connection): on two loopback cores echobench and the server share the kernel's work almost
-// evenly, so when both saturate the throughput is the pair's limit and CPU per message is what
-// tells the servers apart. A row that could not run a cell shows n/a, and the reasons, and
-// anything else that qualifies a figure, follow the table, so nothing is hidden.
+// TableWidth is the widest line the printed summary may have, so that it reads in a terminal;
+// what does not fit goes to summary.csv (WriteCSV), which has every statistic of every cell.
+const TableWidth = 120
+
+// nameWidth bounds the model column. A user row's name can be long ("my-server -threads 8");
+// longer names are cut with an ellipsis here and kept whole in the CSV.
+const nameWidth = 22
+
+// Table prints the comparison as several tables that each fit TableWidth columns:
+//
+//   - a ranked table for the headline cell (1,000 connections × 64 B if the matrix has it):
+//     msgs/s and its 95% interval, the ratio to the baseline with its interval, the server's CPU
+//     per message, p99, CPU and RSS. Where a row's interval overlaps the row above's, its rank is
+//     printed as ≈: the data do not order the two, so the table does not either;
+//   - the same ranked table for each reconnect cell, by new connections/s;
+//   - one compact table per sweep, rows × the sweep's values, of the sweep's main statistic:
+//     msgs/s and server µs/msg by connections, MB/s by message size, msgs/s by pipeline depth,
+//     RSS per connection when idle, p99 by offered rate, the knee rate per p99 bound;
+//   - the notes: n/a reasons, meter-limited figures, saturation, anything else that qualifies a
+//     figure, so nothing is hidden.
+//
+// On two loopback cores echobench and the server share the kernel's work almost evenly, so when
+// both saturate msgs/s is the pair's limit and CPU per message is what tells servers apart:
+// that is why it stands beside throughput everywhere.
 func Table(w io.Writer, results []*Result, cells []Cell) {
 	if len(cells) == 0 {
 		return
 	}
-	byRow := map[string]map[string]*Result{}
-	var rows []string
-	for _, r := range results {
-		if byRow[r.Row.Name] == nil {
-			byRow[r.Row.Name] = map[string]*Result{}
-			rows = append(rows, r.Row.Name)
-		}
-		byRow[r.Row.Name][r.Cell] = r
-	}
-	first := cells[0].Name
-	msgs := func(row string) float64 {
-		return byRow[row][first].Mean(func(s report.Summary) float64 { return s.MsgsPerSec })
-	}
-	sort.SliceStable(rows, func(i, j int) bool { return msgs(rows[i]) > msgs(rows[j]) })
-
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	header := []string{"#", "model"}
-	for i, c := range cells {
-		if i == 0 {
-			header = append(header, c.Name+" msgs/s", "×"+Baseline, "srv µs/msg", "p50 µs", "p99 µs", "srv CPU%", "cli CPU%", "srv RSS", "threads", "procs", "echoed")
-		} else {
-			header = append(header, c.Name+" conns/s", "×"+Baseline, "srv µs/conn", "connect p99 µs", "srv CPU%", "srv RSS")
-		}
-	}
-	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
+	g := newGrid(results)
 	var n notes
-	for rank, row := range rows {
-		line := []string{fmt.Sprint(rank + 1), row}
-		for i, c := range cells {
-			r := byRow[row][c.Name]
-			width := 11
-			if i > 0 {
-				width = 6
-			}
-			if r == nil || len(r.Runs) == 0 {
-				line = append(line, "n/a")
-				for k := 1; k < width; k++ {
-					line = append(line, "")
-				}
-				if r != nil && r.NA != "" {
-					n.add("n/a", fmt.Sprintf("%s, %s: %s", row, c.Name, r.NA))
-				}
-				continue
-			}
-			mean := r.Mean
-			cpu := mean(func(s report.Summary) float64 { return s.ServerCPUPct })
-			rss := human(mean(func(s report.Summary) float64 { return float64(s.ServerPeakRSSBytes) }))
-			base := byRow[Baseline][c.Name]
-			if i == 0 {
-				m := mean(func(s report.Summary) float64 { return s.MsgsPerSec })
-				line = append(line,
-					fmt.Sprintf("%.0f", m),
-					ratio(m, base, func(s report.Summary) float64 { return s.MsgsPerSec }),
-					perUnit(cpu, m),
-					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.LatencyP50us })),
-					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.LatencyP99us }))+meterMark(r),
-					fmt.Sprintf("%.0f", cpu),
-					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.ClientCPUPct })),
-					rss,
-					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return float64(s.ServerPeakThreads) })),
-					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return float64(s.ServerProcesses) })),
-					echoed(r),
-				)
-			} else {
-				m := mean(func(s report.Summary) float64 { return s.NewConnsPerSec })
-				line = append(line,
-					fmt.Sprintf("%.0f", m),
-					ratio(m, base, func(s report.Summary) float64 { return s.NewConnsPerSec }),
-					perUnit(cpu, m),
-					fmt.Sprintf("%.0f", mean(func(s report.Summary) float64 { return s.ConnectP99us })),
-					fmt.Sprintf("%.0f", cpu),
-					rss,
-				)
-			}
-			n.qualify(row, c.Name, r)
+	first := true
+	section := func(title string) {
+		if !first {
+			fmt.Fprintln(w)
 		}
-		fmt.Fprintln(tw, strings.Join(line, "\t")+"\t")
+		first = false
+		printWrapped(w, title, "  ")
 	}
-	tw.Flush()
+	head := headlineCell(cells)
+	ranked := map[string]bool{head.Name: true}
+	section(fmt.Sprintf("%s: ranked by msgs/s; ±, (lo–hi): 95%% intervals; ≈: the interval overlaps the row above's", head.Name))
+	g.ranked(w, head, StatMsgsPerSec)
+	for _, c := range cells {
+		if c.Sweep == SweepReconnect && !ranked[c.Name] {
+			ranked[c.Name] = true
+			section(fmt.Sprintf("%s: ranked by new connections/s", c.Name))
+			g.ranked(w, c, StatNewConns)
+		}
+	}
+	for _, st := range sweepTables {
+		var swept []Cell
+		for _, c := range cells {
+			if c.Sweep == st.sweep {
+				swept = append(swept, c)
+			}
+		}
+		if len(swept) == 0 || (len(swept) == 1 && ranked[swept[0].Name]) {
+			continue // its one cell already has a ranked table
+		}
+		section(st.title)
+		g.sweep(w, swept, st)
+	}
+	for _, c := range cells {
+		for _, row := range g.rows {
+			n.qualify(row, c, g.at(row, c))
+		}
+	}
 	n.print(w)
 }
 
-// perUnit is the server's CPU per message (or connection) in µs: its CPU share of the window
-// over the rate.
-func perUnit(cpuPct, perSec float64) string {
-	if perSec <= 0 {
+// headlineCell is the cell the first table ranks: 1,000 connections × 64 B ping-pong, where the
+// IO model shows, if the matrix has it; else the first closed-loop cell; else the first.
+func headlineCell(cells []Cell) Cell {
+	for _, c := range cells {
+		if c.Sweep == SweepConns && c.X == 1000 {
+			return c
+		}
+	}
+	for _, c := range cells {
+		switch c.Sweep {
+		case SweepReconnect, SweepIdle, SweepRate, SweepKnee:
+		default:
+			return c
+		}
+	}
+	return cells[0]
+}
+
+// grid indexes the results by row and cell, keeping the rows in the order they were run.
+type grid struct {
+	rows   []string
+	byCell map[string]map[string]*Result // cell → row → result
+}
+
+func newGrid(results []*Result) *grid {
+	g := &grid{byCell: map[string]map[string]*Result{}}
+	seen := map[string]bool{}
+	for _, r := range results {
+		if !seen[r.Row.Name] {
+			seen[r.Row.Name] = true
+			g.rows = append(g.rows, r.Row.Name)
+		}
+		if g.byCell[r.Cell] == nil {
+			g.byCell[r.Cell] = map[string]*Result{}
+		}
+		g.byCell[r.Cell][r.Row.Name] = r
+	}
+	return g
+}
+
+func (g *grid) at(row string, c Cell) *Result { return g.byCell[c.Name][row] }
+
+// base is the baseline's result in a cell, or nil when it has none to divide by.
+func (g *grid) base(c Cell, st Statistic) *Result {
+	b := g.at(Baseline, c)
+	if b == nil || len(st.sample(b).values) == 0 {
+		return nil
+	}
+	return b
+}
+
+// rankedRow is one row of a ranked table, with the estimate it is ordered by.
+type rankedRow struct {
+	name  string
+	r     *Result
+	value Estimate // of the statistic
+	ratio Estimate // to the baseline
+	hasR  bool
+	key   Estimate // what the rank and the ties are decided on: ratio if it exists, else value
+}
+
+// ranked prints one cell's rows ordered by st. Rows are ranked on their ratio to the baseline
+// where it exists, because that ratio is paired by round and so free of the drift between rounds
+// that every row's own interval carries; without a baseline in the cell, on their own estimates.
+// The ratio's middle is a geometric mean of per-round ratios, the figure beside it an arithmetic
+// mean of runs, so two rows close enough to be ≈ can appear out of the order of their means.
+func (g *grid) ranked(w io.Writer, c Cell, st Statistic) {
+	base := g.base(c, st)
+	var rows []rankedRow
+	var missing []string
+	for _, name := range g.rows {
+		r := g.at(name, c)
+		v := st.Estimate(r)
+		if v.N == 0 {
+			missing = append(missing, name)
+			continue
+		}
+		rr := rankedRow{name: name, r: r, value: v, key: v}
+		if base != nil {
+			rr.ratio, rr.hasR = st.Ratio(r, base)
+		}
+		rows = append(rows, rr)
+	}
+	for i := range rows {
+		if rows[i].hasR {
+			rows[i].key = rows[i].ratio
+		}
+	}
+	// Rows with a ratio first; a row without one (its figure is zero, or there is no baseline)
+	// cannot be placed among them, so it follows, by its own figure.
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].hasR != rows[j].hasR {
+			return rows[i].hasR
+		}
+		return rows[i].key.Mid > rows[j].key.Mid
+	})
+
+	perMsg, perUnit, p99, p99Head := StatServerUsMsg, "srv µs/msg", StatP99, "p99 µs"
+	if st.Name == StatNewConns.Name {
+		perMsg, perUnit, p99, p99Head = StatServerUsConn, "srv µs/conn", StatConnectP99, "connect p99 µs"
+	}
+	unit := strings.TrimSuffix(st.Unit, "/s") + "/s"
+	t := table{header: []string{"#", "model", unit, "±95%", "×" + Baseline + " (95%)", perUnit, p99Head, "srv CPU%", "srv RSS", "runs"}, left: 2}
+	single := false
+	for i, rr := range rows {
+		rank := fmt.Sprint(i + 1)
+		above := rankedRow{}
+		if i > 0 {
+			above = rows[i-1]
+		}
+		if i > 0 && rr.hasR == above.hasR && rr.key.Interval() && above.key.Interval() && rr.key.Overlaps(above.key) {
+			rank = tieMark
+		}
+		single = single || !rr.value.Interval()
+		ratio := "n/a"
+		switch {
+		case rr.name == Baseline && base != nil:
+			ratio = "1 (baseline)"
+		case rr.hasR:
+			ratio = fmtRatio(rr.ratio)
+		}
+		t.add(rank, rr.name, fmtCount(rr.value.Mid), fmtPlusMinus(rr.value), ratio,
+			fmtPlain(perMsg.Estimate(rr.r).Mid, 1),
+			fmtPlain(p99.Estimate(rr.r).Mid, 0)+meterMark(rr.r),
+			fmtPlain(StatServerCPU.Estimate(rr.r).Mid, 0),
+			human(StatServerRSS.Estimate(rr.r).Mid),
+			fmt.Sprint(rr.value.N))
+	}
+	for _, name := range missing {
+		t.add("", name, "n/a", "", "", "", "", "", "", "0")
+	}
+	t.print(w)
+	if single {
+		fmt.Fprintln(w, "  1 run: no interval, so no ≈ either; that order is one sample, not a result")
+	}
+}
+
+// tieMark replaces the rank of a row whose interval overlaps the row above's.
+const tieMark = "≈"
+
+// sweepTable is one compact table: every row's main statistic at each value of one sweep.
+type sweepTable struct {
+	sweep string
+	stat  Statistic
+	title string
+	// marginal adds a column with the slope between the sweep's first and last value: the idle
+	// table's RSS per extra connection, which the per-connection figures hide under the
+	// server's fixed footprint.
+	marginal bool
+}
+
+// sweepTables are the compact tables in the order they print. Their titles name the statistic
+// and the axis only: the load each cell ran (size, connections, loop) is in its caption, read
+// from its reports.
+var sweepTables = []sweepTable{
+	{sweep: SweepConns, stat: StatMsgsPerSec, title: "msgs/s by connections"},
+	{sweep: SweepConns, stat: StatServerUsMsg, title: "server CPU µs per message by connections"},
+	{sweep: SweepSize, stat: StatMBPerSec, title: "MB/s by message size"},
+	{sweep: SweepPipeline, stat: StatMsgsPerSec, title: "msgs/s by pipeline depth"},
+	{sweep: SweepIdle, stat: StatRSSPerConn, title: "server RSS per connection, mostly idle connections", marginal: true},
+	{sweep: SweepRate, stat: StatP99, title: "p99 latency (corrected for coordinated omission) by offered msgs/s"},
+	{sweep: SweepKnee, stat: StatKneeRate, title: "knee: the highest offered msgs/s whose corrected p99 held the bound"},
+}
+
+func (g *grid) sweep(w io.Writer, cells []Cell, st sweepTable) {
+	sort.SliceStable(cells, func(i, j int) bool { return cells[i].X < cells[j].X })
+	t := table{header: []string{"model"}, left: 1}
+	for _, c := range cells {
+		t.header = append(t.header, sweepLabel(c))
+	}
+	if st.marginal && len(cells) > 1 {
+		t.header = append(t.header, "per extra conn")
+	}
+	single, past := false, false
+	for _, row := range g.rows {
+		line := []string{row}
+		for _, c := range cells {
+			r := g.at(row, c)
+			e := st.stat.Estimate(r)
+			if e.N == 0 {
+				line = append(line, "n/a")
+				continue
+			}
+			single = single || !e.Interval()
+			v := fmtStat(st.stat, e.Mid)
+			if e.Interval() {
+				v += " " + fmtPlusMinus(e)
+			}
+			if st.stat.Name == StatP99.Name {
+				v += meterMark(r)
+				if c.Sweep == SweepRate && StatMsgsPerSec.Estimate(r).Mid < pastSaturation*c.X {
+					v += pastMarker
+					past = true
+				}
+			}
+			line = append(line, v)
+		}
+		if st.marginal && len(cells) > 1 {
+			line = append(line, g.marginalRSS(row, cells[0], cells[len(cells)-1]))
+		}
+		t.add(line...)
+	}
+	t.print(w)
+	fmt.Fprintln(w, "  ± is each row's own 95% interval, drift between rounds included; the ratios in summary.csv are paired")
+	if single {
+		fmt.Fprintln(w, "  figures without ± are of 1 run")
+	}
+	if past {
+		fmt.Fprintf(w, "  %s achieved below %.0f%% of the offered rate: past saturation, the latency is the queue's\n",
+			pastMarker, pastSaturation*100)
+	}
+}
+
+// pastSaturation is the share of the offered rate below which an open-loop cell counts as past
+// the server's saturation: queues then grow for the whole window and p99 measures the window's
+// length more than the server.
+const pastSaturation = 0.95
+
+// pastMarker follows a p99 measured past saturation.
+const pastMarker = "!"
+
+// marginalRSS is the growth of the server's RSS per connection added between two idle cells.
+func (g *grid) marginalRSS(row string, lo, hi Cell) string {
+	a, b := g.at(row, lo), g.at(row, hi)
+	ra, rb := StatServerRSS.Estimate(a), StatServerRSS.Estimate(b)
+	if ra.N == 0 || rb.N == 0 || len(a.Runs) == 0 || len(b.Runs) == 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.1f", cpuPct/100*1e6/perSec)
+	conns := float64(b.Runs[0].ConnsEstablished - a.Runs[0].ConnsEstablished)
+	if conns <= 0 {
+		return "n/a"
+	}
+	return human((rb.Mid - ra.Mid) / conns)
+}
+
+// sweepLabel is a cell's value on its sweep's axis, as a column header.
+func sweepLabel(c Cell) string {
+	switch c.Sweep {
+	case SweepSize:
+		return fmtBytes(c.X)
+	case SweepRate:
+		return fmtCount(c.X) + "/s"
+	case SweepKnee:
+		return "p99≤" + fmtMicros(c.X)
+	case SweepPipeline:
+		return fmt.Sprintf("depth %g", c.X)
+	case SweepConns, SweepIdle, SweepReconnect:
+		return fmtCount(c.X) + " conns"
+	}
+	return c.Name
 }
 
 // meterMarker follows a p99 that is meter-limited in some run (see noteMeter).
 const meterMarker = "*"
 
 func meterMark(r *Result) string {
+	if r == nil {
+		return ""
+	}
 	for _, s := range r.Runs {
 		if s.MeterLimited != nil {
 			return meterMarker
@@ -123,128 +346,217 @@ func meterMark(r *Result) string {
 	return ""
 }
 
-// echoed is how many connections completed an echo in the window.
-func echoed(r *Result) string {
-	return fmt.Sprint(r.Runs[0].ConnsEchoed)
-}
-
-// notes gathers what qualifies the figures, grouped by kind so that a condition shared by many
-// rows reads as one line.
-type notes struct {
-	kinds  []string
-	byKind map[string][]string
-}
-
-func (n *notes) add(kind, text string) {
-	if n.byKind == nil {
-		n.byKind = map[string][]string{}
+// Caption states the conditions a cell was measured under (load, window, pinning, machine,
+// commit), read from the cell's reports rather than assumed from the flags, wrapped so that
+// indented by echocompare it still fits TableWidth.
+func Caption(results []*Result, cell Cell) string {
+	var lines []string
+	for _, l := range strings.Split(conditions(cell, results, loadReports(results)), "\n") {
+		lines = append(lines, wrap(l, TableWidth-6, "")...)
 	}
-	if _, ok := n.byKind[kind]; !ok {
-		n.kinds = append(n.kinds, kind)
-	}
-	n.byKind[kind] = append(n.byKind[kind], text)
+	return strings.Join(lines, "\n")
 }
 
-// Note kinds, in the words printed before the rows they apply to.
+// table lays out rows of cells in columns: the first left columns aligned left (rank, name),
+// the rest right, two spaces apart. A table wider than TableWidth is split into several, each
+// repeating the left columns.
+type table struct {
+	header []string
+	rows   [][]string
+	left   int
+}
+
+func (t *table) add(cells ...string) {
+	t.rows = append(t.rows, cells)
+}
+
 const (
-	noteBoth     = "both echobench and the server saturated their cores (loopback splits the kernel's work between them), so msgs/s is the pair's limit; compare srv µs/msg"
-	noteClient   = "echobench saturated its core while the server did not: msgs/s is a floor for the server; compare srv µs/msg"
-	noteMeter    = meterMarker + " meter-limited: echobench's own schedule lag is more than a tenth of the latency at p99 or p99.9 (report.JudgeMeter), so that latency is partly the load generator's"
-	noteBacklog  = "fewer connections echoed in the window than were established: the rest waited in the listen backlog (a pool, or thread or process creation too slow)"
-	noteRejected = "the server closed connections unserved, by its own count"
-	noteVerify   = "VERIFY FAILURES: the server echoed wrong bytes"
-	noteFailed   = "connects failed or the run ended in error"
-	noteWarning  = "echobench warned"
+	columnGap   = 2
+	tableIndent = "  "
 )
 
-// qualify notes what a (row, cell) figure needs said beside it.
-func (n *notes) qualify(row, cell string, r *Result) {
-	at := row + "/" + cell
-	var both, client, verify, rejected uint64
-	var failed, meter []string
-	for _, s := range r.Runs {
-		if m := s.MeterLimited; m != nil {
-			meter = append(meter, m.Text())
-		}
-		switch {
-		case s.BothSaturated:
-			both++
-		case s.ClientSaturated:
-			client++
-		}
-		verify += s.VerifyFailuresTotal
-		rejected = max(rejected, s.ServerRejected)
-		if s.ConnsFailed > 0 || s.Error != "" {
-			failed = append(failed, fmt.Sprintf("%d connects failed %s", s.ConnsFailed, firstLine(s.Error)))
-		}
+func (t *table) print(w io.Writer) {
+	for i := range t.rows {
+		t.rows[i][t.left-1] = cutName(t.rows[i][t.left-1])
 	}
-	if both > 0 {
-		n.add(noteBoth, at)
-	} else if client > 0 {
-		n.add(noteClient, at)
-	}
-	if len(meter) > 0 {
-		n.add(noteMeter, fmt.Sprintf("%s (%d of %d runs; %s)", at, len(meter), len(r.Runs), meter[0]))
-	}
-	if s := r.Runs[0]; s.ConnsEchoed < s.ConnsEstablished && !strings.Contains(cell, "reconnect") {
-		n.add(noteBacklog, fmt.Sprintf("%s: %d of %d", at, s.ConnsEchoed, s.ConnsEstablished))
-	}
-	if rejected > 0 {
-		n.add(noteRejected, fmt.Sprintf("%s: %d", at, rejected))
-	}
-	if verify > 0 {
-		n.add(noteVerify, fmt.Sprintf("%s: %d messages", at, verify))
-	}
-	for _, f := range failed {
-		n.add(noteFailed, at+": "+f)
-	}
-	// echobench's other warnings (a server that had to be killed after SIGTERM, -c beyond the
-	// ephemeral ports) are passed on; saturation and verify failures are noted above already.
-	for _, w := range strings.Split(r.Warning, "; ") {
-		if w != "" && !strings.Contains(w, "saturated") && !strings.Contains(w, "of its") && !strings.Contains(w, "VERIFY") {
-			n.add(noteWarning, at+": "+w)
-		}
-	}
-}
-
-func (n *notes) print(w io.Writer) {
-	for _, kind := range n.kinds {
-		rows := n.byKind[kind]
-		if kind == "n/a" {
-			fmt.Fprintln(w)
-			for _, r := range rows {
-				fmt.Fprintf(w, "  n/a: %s\n", r)
+	width := make([]int, len(t.header))
+	for c, h := range t.header {
+		width[c] = utf8.RuneCountInString(h)
+		for _, r := range t.rows {
+			if c < len(r) {
+				width[c] = max(width[c], utf8.RuneCountInString(r[c]))
 			}
-			continue
 		}
-		fmt.Fprintf(w, "\n  %s:\n    %s\n", kind, strings.Join(rows, ", "))
+	}
+	fixed := utf8.RuneCountInString(tableIndent)
+	for c := 0; c < t.left; c++ {
+		fixed += width[c] + columnGap
+	}
+	for start := t.left; start < len(t.header); {
+		end, used := start, fixed
+		for end < len(t.header) && (end == start || used+width[end] <= TableWidth) {
+			used += width[end] + columnGap
+			end++
+		}
+		if start > t.left {
+			fmt.Fprintln(w)
+		}
+		cols := append(seq(0, t.left), seq(start, end)...)
+		t.printColumns(w, cols, width)
+		start = end
 	}
 }
 
-func ratio(m float64, base *Result, f func(report.Summary) float64) string {
-	if base == nil || len(base.Runs) == 0 {
+func (t *table) printColumns(w io.Writer, cols []int, width []int) {
+	line := func(cells []string) {
+		var b strings.Builder
+		for i, c := range cols {
+			s := ""
+			if c < len(cells) {
+				s = cells[c]
+			}
+			pad := strings.Repeat(" ", width[c]-utf8.RuneCountInString(s))
+			if c < t.left {
+				b.WriteString(s + pad)
+			} else {
+				b.WriteString(pad + s)
+			}
+			if i < len(cols)-1 {
+				b.WriteString(strings.Repeat(" ", columnGap))
+			}
+		}
+		fmt.Fprintln(w, tableIndent+strings.TrimRight(b.String(), " "))
+	}
+	line(t.header)
+	for _, r := range t.rows {
+		line(r)
+	}
+}
+
+func seq(from, to int) []int {
+	var s []int
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+// cutName shortens a row name to nameWidth runes.
+func cutName(s string) string {
+	if utf8.RuneCountInString(s) <= nameWidth {
+		return s
+	}
+	return string([]rune(s)[:nameWidth-1]) + "…"
+}
+
+// fmtPlusMinus is an estimate's interval as ± a share of its middle, or "1 run".
+func fmtPlusMinus(e Estimate) string {
+	if !e.Interval() {
+		return "1 run"
+	}
+	h := e.HalfWidth() * 100
+	switch {
+	case math.IsInf(h, 0) || h >= 999:
+		return "±>999%"
+	case h >= 10:
+		return fmt.Sprintf("±%.0f%%", h)
+	}
+	return fmt.Sprintf("±%.1f%%", h)
+}
+
+// fmtRatio is a ratio with its interval: "1.23 (1.18–1.29)"; "1.23 (1 run)" without one.
+// Below 0.1 two decimals would round a process-per-connection row's 0.013 to 0.01, so such a
+// ratio keeps two significant figures instead.
+func fmtRatio(e Estimate) string {
+	f := func(v float64) string {
+		if v < 0.095 {
+			return fmt.Sprintf("%.2g", v)
+		}
+		return fmt.Sprintf("%.2f", v)
+	}
+	if !e.Interval() {
+		return f(e.Mid) + " (1 run)"
+	}
+	return fmt.Sprintf("%s (%s–%s)", f(e.Mid), f(e.Lo), f(e.Hi))
+}
+
+// fmtStat formats a statistic's value for a compact table cell.
+func fmtStat(st Statistic, v float64) string {
+	switch st.Unit {
+	case "msgs/s", "conns/s":
+		return fmtCount(v)
+	case "us":
+		if st.Name == StatServerUsMsg.Name || st.Name == StatServerUsConn.Name {
+			return fmtPlain(v, 1)
+		}
+		return fmtMicros(v)
+	case "bytes":
+		return human(v)
+	case "MB/s":
+		return fmtPlain(v, 1)
+	}
+	return fmtPlain(v, 0)
+}
+
+func fmtPlain(v float64, decimals int) string {
+	if math.IsNaN(v) {
 		return "n/a"
 	}
-	b := base.Mean(f)
-	if b == 0 {
+	return fmt.Sprintf("%.*f", decimals, v)
+}
+
+// fmtCount is a count or rate with a k or M suffix and three significant figures.
+func fmtCount(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case math.IsNaN(v):
 		return "n/a"
+	case a >= 999.5e6:
+		return fmt.Sprintf("%.0fM", v/1e6)
+	case a >= 999.5e3:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case a >= 999.5:
+		return fmt.Sprintf("%.3gk", v/1e3)
 	}
-	return fmt.Sprintf("%.2f", m/b)
+	return fmt.Sprintf("%.3g", v)
+}
+
+// fmtMicros is a latency: µs below a millisecond, ms below a second, else s.
+func fmtMicros(us float64) string {
+	switch {
+	case math.IsNaN(us):
+		return "n/a"
+	case us >= 999.5e3:
+		return fmt.Sprintf("%.3gs", us/1e6)
+	case us >= 999.5:
+		return fmt.Sprintf("%.3gms", us/1e3)
+	}
+	return fmt.Sprintf("%.0fµs", us)
+}
+
+// fmtBytes is a message size: 64B, 1KiB, 64KiB.
+func fmtBytes(b float64) string {
+	switch {
+	case b >= 1<<20 && math.Mod(b, 1<<20) == 0:
+		return fmt.Sprintf("%gMiB", b/(1<<20))
+	case b >= 1<<10 && math.Mod(b, 1<<10) == 0:
+		return fmt.Sprintf("%gKiB", b/(1<<10))
+	}
+	return fmt.Sprintf("%gB", b)
 }
 
 func human(bytes float64) string {
 	switch {
+	case math.IsNaN(bytes):
+		return "n/a"
 	case bytes >= 1<<30:
 		return fmt.Sprintf("%.1fG", bytes/(1<<30))
 	case bytes >= 1<<20:
 		return fmt.Sprintf("%.0fM", bytes/(1<<20))
-	default:
+	case bytes >= 10<<10:
 		return fmt.Sprintf("%.0fK", bytes/(1<<10))
+	case bytes >= 1<<10:
+		return fmt.Sprintf("%.1fK", bytes/(1<<10))
 	}
-}
-
-// Caption states the conditions a cell was measured under (load, window, pinning, machine,
-// commit), read from the cell's reports rather than assumed from the flags.
-func Caption(results []*Result, cell Cell) string {
-	return conditions(cell, results, loadReports(results))
+	return fmt.Sprintf("%.0fB", bytes)
 }

@@ -16,6 +16,7 @@ func FromResult(index int, res *loadgen.Result, openLoop bool) report.Run {
 	r.Messages = res.Messages
 	r.Bytes = res.Bytes
 	r.ElapsedS = res.Elapsed.Seconds()
+	r.BytesSentTotal, r.BytesReceivedTotal = res.TotalSent, res.TotalReceived
 	r.Latency = report.FromHistogram(res.Latency, true)
 	if openLoop {
 		u := report.FromHistogram(res.Uncorrected, true)

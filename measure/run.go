@@ -40,7 +40,8 @@ type Spec struct {
 	Server       server.Config
 	ServerBinary string
 	// ServerPID, without Model, is the root of an external server's process tree at Load.Addr,
-	// to account it as the server; 0 leaves the server unaccounted.
+	// to account it as the server, its byte check from the tree's kernel counters
+	// (procIOByteCheck); 0 leaves the server unaccounted.
 	ServerPID int
 	// Load is the load; with Model its Addr is the child's, and Sources is set by SourcesFor
 	// from MaxSources.
@@ -123,6 +124,14 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 	if rootPID > 0 {
 		sampler = procstat.NewSampler(rootPID)
 	}
+	// An external server has no stats line to check bytes against; the kernel's counters of its
+	// tree stand in, read before the first connect so its start-up reads are not in the delta.
+	countIO := srv == nil && rootPID > 0
+	var ioBefore, ioAfter procstat.IO
+	var ioErr error
+	if countIO {
+		ioBefore, ioErr = procstat.TreeIO(rootPID)
+	}
 	acct := startAccounting(sampler)
 
 	// A server that dies mid-run ends the load at once instead of leaving the engine to count
@@ -150,6 +159,15 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 	close(runOver)
 	watch.Wait()
 	points := acct.finish()
+	if countIO && ioErr == nil {
+		// Twice, keeping the larger: a child reaped during one walk is in neither its own
+		// counters nor its parent's as that walk read them (procstat.TreeIO).
+		var first procstat.IO
+		if first, ioErr = procstat.TreeIO(rootPID); ioErr == nil {
+			ioAfter, ioErr = procstat.TreeIO(rootPID)
+			ioAfter = procstat.MaxIO(first, ioAfter)
+		}
+	}
 	if c.spec.Progress {
 		fmt.Fprintln(c.stderr)
 	}
@@ -217,14 +235,16 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 		r.Server.LifetimeCPUS = exit.Usage.CPU().Seconds()
 		if st := exit.Stats; st != nil {
 			r.ServerCounts = st
-			r.ByteCheck = &report.ByteCheck{
-				ClientSent: res.TotalSent, ClientReceived: res.TotalReceived,
-				ServerIn: st.BytesIn, ServerOut: st.BytesOut,
-				InDiffPct:  report.DiffPct(st.BytesIn, res.TotalSent),
-				OutDiffPct: report.DiffPct(st.BytesOut, res.TotalReceived),
-				Source:     "exit",
-			}
+			r.ByteCheck = byteCheck(res, st.BytesIn, st.BytesOut, "exit")
 		}
+	} else if countIO && ioErr == nil {
+		var warnings []string
+		r.ByteCheck, warnings = procIOByteCheck(res, ioBefore, ioAfter)
+		for _, w := range warnings {
+			c.warn("run %d: %s", index+1, w)
+		}
+	} else if countIO {
+		c.warn("run %d: no byte check for server pid %d: its kernel counters: %v", index+1, rootPID, ioErr)
 	}
 	out.Run, out.Result = &r, res
 	return out, err

@@ -122,7 +122,10 @@ func (r *Report) Summarize(model string, h Hists) {
 		cliPct = append(cliPct, run.Client.CPUPct)
 		s.ClientSaturated = s.ClientSaturated || run.Client.Saturated
 		s.BothSaturated = s.BothSaturated || run.Client.BothSaturated
+		s.BytesSentTotal += run.BytesSentTotal
+		s.BytesReceivedTotal += run.BytesReceivedTotal
 		if bc := run.ByteCheck; bc != nil {
+			s.ByteCheckSource = bc.Source
 			for _, d := range []float64{bc.InDiffPct, bc.OutDiffPct} {
 				if math.Abs(d) > math.Abs(s.ByteDiffPct) {
 					s.ByteDiffPct = d

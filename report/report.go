@@ -37,8 +37,18 @@ type Knee struct {
 	BoundUs float64 `json:"bound_us"` // the corrected-p99 bound searched against
 	// RateMsgsPerS is the highest probed rate that held the bound; 0 if even the lowest did not.
 	RateMsgsPerS float64     `json:"rate_msgs_per_s"`
-	Probes       []KneeProbe `json:"probes"`         // in the order they ran
-	Note         string      `json:"note,omitempty"` // why the search stopped where it did
+	Probes       []KneeProbe `json:"probes"` // in the order they ran
+	// Note says why the search stopped early (budget spent, top held, no probe held, a probe
+	// failed) and whether a meter-limited probe decided it; empty when it converged.
+	Note string `json:"note,omitempty"`
+	// MeterLimited is set when the knee's own probe was meter-limited (KneeProbe.MeterLimited):
+	// its p99 is then partly echobench's, and the knee a floor for the server.
+	MeterLimited bool `json:"meter_limited,omitempty"`
+	// SaturationMsgsPerS is the closed-loop probe's throughput, the top of the bracket; 0 when
+	// -knee-max gave the top instead.
+	SaturationMsgsPerS float64 `json:"saturation_msgs_per_s,omitempty"`
+	Tolerance          float64 `json:"tolerance"`    // relative width of the final bracket, 0.05 = 5 %
+	ProbeBudget        int     `json:"probe_budget"` // most open-loop probes allowed
 }
 
 // KneeProbe is one open-loop run of a knee search.
@@ -49,6 +59,8 @@ type KneeProbe struct {
 	Held         bool    `json:"held"`            // p99 within the bound and the rate achieved
 	MeterLimited bool    `json:"meter_limited,omitempty"`
 	DurationS    float64 `json:"duration_s"`
+	Incomplete   uint64  `json:"incomplete"`    // messages due in the window that had not completed
+	Why          string  `json:"why,omitempty"` // why it did not hold
 }
 
 // Second is one second of the measured window: messages and bytes echoed in it and its p99
@@ -145,6 +157,12 @@ type Run struct {
 	Messages   uint64  `json:"messages"`
 	Bytes      uint64  `json:"bytes"`
 	ElapsedS   float64 `json:"elapsed_s"` // measured window actually run
+	// BytesSentTotal and BytesReceivedTotal are every byte echobench wrote to and read from the
+	// server over the whole run (ramp-up, warmup, window and drain; frame headers included),
+	// always present, so a server's own counters can be checked against them: a server that
+	// echoed everything read and wrote exactly these over the run.
+	BytesSentTotal     uint64 `json:"bytes_sent_total"`
+	BytesReceivedTotal uint64 `json:"bytes_received_total"`
 	// Latency is per message. In open loop it is from the intended send time (coordinated
 	// omission corrected) and Uncorrected is from the actual send; in closed loop there is only
 	// Latency.
@@ -253,7 +271,10 @@ type ClientAccounting struct {
 	BothSaturated bool `json:"both_saturated"`
 }
 
-// ByteCheck compares echobench's byte counts with the server's own, over the whole run.
+// ByteCheck compares echobench's byte counts with the server's, over the whole run: the
+// server's own counters when echobench started it, else the kernel's counters of the server's
+// process tree (-server-pid), which also count other IO and miss send(2)-family calls
+// (procstat.IO says which), so only a close match there vouches for the server.
 type ByteCheck struct {
 	ClientSent     uint64  `json:"client_sent"`
 	ClientReceived uint64  `json:"client_received"`
@@ -261,7 +282,10 @@ type ByteCheck struct {
 	ServerOut      uint64  `json:"server_out"`
 	InDiffPct      float64 `json:"in_diff_pct"`  // (server_in - client_sent) / client_sent
 	OutDiffPct     float64 `json:"out_diff_pct"` // (server_out - client_received) / client_received
-	Source         string  `json:"source"`       // "exit" (final stats line) or "sigusr1"
+	// Source is where ServerIn and ServerOut come from: "exit" (the server's final stats line),
+	// "sigusr1" (a stats line asked for), or "proc-io" (the rchar and wchar deltas of the server
+	// tree's /proc/PID/io over the load run, for an external server given by -server-pid).
+	Source string `json:"source"`
 }
 
 // Summary is the cell in one line of fields: what `make bench` compares across models. With
@@ -305,5 +329,11 @@ type Summary struct {
 	// starting a thread or process per connection cannot keep up.
 	ConnsEchoed int     `json:"conns_echoed"`
 	ByteDiffPct float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
-	Error       string  `json:"error,omitempty"`
+	// ByteCheckSource is the runs' ByteCheck.Source ("" when no run had one).
+	ByteCheckSource string `json:"byte_check_source,omitempty"`
+	// BytesSentTotal and BytesReceivedTotal are the runs' whole-run byte counts summed: against
+	// one external server, what its own counters should have moved by over this invocation.
+	BytesSentTotal     uint64 `json:"bytes_sent_total"`
+	BytesReceivedTotal uint64 `json:"bytes_received_total"`
+	Error              string `json:"error,omitempty"`
 }

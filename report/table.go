@@ -117,9 +117,10 @@ func writeRun(row func(string, string, ...any), run Run) {
 		}
 		row("server counted", "%d connections served, %d rejected%s", sc.Accepted, sc.Rejected, rejected)
 	}
+	row("echobench bytes", "%d sent, %d received over the whole run", run.BytesSentTotal, run.BytesReceivedTotal)
 	if bc := run.ByteCheck; bc != nil {
-		row("byte check", "server read %d vs echobench sent %d (%+.3f%%); server wrote %d vs echobench received %d (%+.3f%%)",
-			bc.ServerIn, bc.ClientSent, bc.InDiffPct, bc.ServerOut, bc.ClientReceived, bc.OutDiffPct)
+		row("byte check", "server read %d vs echobench sent %d (%+.3f%%); server wrote %d vs echobench received %d (%+.3f%%); %s",
+			bc.ServerIn, bc.ClientSent, bc.InDiffPct, bc.ServerOut, bc.ClientReceived, bc.OutDiffPct, byteSourceText(bc.Source))
 	}
 	if run.Error != "" {
 		row("error", "%s", run.Error)
@@ -128,6 +129,18 @@ func writeRun(row func(string, string, ...any), run Run) {
 
 func meterText(m *MeterLimited) string {
 	return fmt.Sprintf("%s, above the %.0f%% that makes it meter-limited: that latency is partly echobench's own lateness, not the server's; give echobench more CPU or -workers, or lower -rate", m.Text(), MeterShare*100)
+}
+
+func byteSourceText(s string) string {
+	switch s {
+	case "exit":
+		return "the server's own final count"
+	case "sigusr1":
+		return "the server's own count"
+	case "proc-io":
+		return "the kernel's rchar/wchar of the server tree (other IO counts too; send/recv-family calls do not)"
+	}
+	return s
 }
 
 func ctxSourceText(s string) string {

@@ -5,6 +5,7 @@
 //
 //	echobench -model epoll -c 1000 -d 10s -o result.json   # start the server, measure, stop it
 //	echobench -addr 127.0.0.1:7000 -c 100 -rate 50000      # any echo server, open loop
+//	echobench -model epoll -c 1000 -knee 1ms               # the highest rate whose p99 stays ≤ 1 ms
 //
 // With -model, echobench starts the server as a child process (an echoserver binary next to it,
 // or itself re-executed), pins server and client to separate CPUs, and kills the child at the

@@ -46,7 +46,8 @@ type options struct {
 	sources                int
 	messages               int
 	repeat                 int
-	out                    string
+	knee                   kneeOptions
+	out, hlog              string
 	stopGrace              time.Duration
 	forceProgress          bool
 }
@@ -80,8 +81,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.sources, "sources", 16, "spread connections over N source addresses, 127.0.0.2 upward, for IPv4 loopback targets (0 = the kernel's choice; one address caps new connections at ~14,000/s)")
 	fs.IntVar(&o.messages, "messages", 0, "end the measured window after N echoes, all connections together (0 = no limit; -d still bounds it)")
 	fs.IntVar(&o.repeat, "repeat", 1, "run the same cell N times and report mean, stddev and 95% CI of msgs/s")
+	// The knee search's flags (knee.go).
+	fs.DurationVar(&o.knee.bound, "knee", 0, "search the highest open-loop rate whose corrected p99 stays within this bound (e.g. 1ms); every probe runs -warmup then -d; Runs and Summary are the knee's own probe's")
+	fs.Float64Var(&o.knee.tolerance, "knee-tolerance", defaultKneeTolerance, "with -knee: bisect until the highest held and lowest failed rates are this close, relative")
+	fs.IntVar(&o.knee.probes, "knee-probes", defaultKneeProbes, "with -knee: at most N open-loop probes (the closed-loop probe that finds the top is extra)")
+	fs.IntVar(&o.knee.min, "knee-min", 0, "with -knee: the first lower end of the bracket, msgs/s (0 = half the top)")
+	fs.IntVar(&o.knee.max, "knee-max", 0, "with -knee: the top of the bracket, msgs/s, instead of a closed-loop probe's throughput (0 = probe)")
 	// The run's own flags.
 	fs.StringVar(&o.out, "o", "", "write the full result as JSON to this file")
+	fs.StringVar(&o.hlog, "hlog", "", "write the corrected latency of every measured second, runs one after the other, as an HdrHistogram interval log (values in µs) to this file")
 	fs.DurationVar(&o.stopGrace, "stop-grace", measure.DefaultStopGrace, "time the server child gets to exit after SIGTERM before SIGKILL")
 	fs.BoolVar(&o.forceProgress, "progress", false, "print the progress line even when stderr is not a terminal")
 	fs.Usage = func() {
@@ -116,6 +124,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("-sources %d: want 0 to %d (127.0.0.2 to 127.0.0.254)", o.sources, loadgen.MaxSources)
 	case o.repeat < 1:
 		return nil, bad("-repeat %d: want at least 1", o.repeat)
+	}
+	if err := checkKneeFlags(o); err != nil {
+		return nil, bad("%v", err)
+	}
+	var stray string
+	fs.Visit(func(f *flag.Flag) {
+		if o.knee.bound == 0 && strings.HasPrefix(f.Name, "knee-") {
+			stray = f.Name
+		}
+	})
+	if stray != "" {
+		return nil, bad("-%s goes with -knee", stray)
 	}
 	if o.model != "" {
 		if _, err := server.Lookup(o.model); err != nil {
@@ -234,8 +254,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		StopGrace: o.stopGrace, Stderr: stderr, Progress: progress, Warn: warn,
 	}
 	var hists report.Hists
-	for i := range o.repeat {
-		out, err := measure.Run(ctx, spec, i)
+	var results []*loadgen.Result // the runs' own, for -hlog
+	record := func(out measure.Outcome) {
 		measure.AddHists(&hists, out.Result)
 		if out.Addr != "" {
 			rep.Settings.Addr = out.Addr
@@ -246,10 +266,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if out.Run != nil {
 			rep.Runs = append(rep.Runs, *out.Run)
+			results = append(results, out.Result)
 		}
-		if err != nil {
-			rep.Error = err.Error()
-			break
+	}
+	if o.knee.bound > 0 {
+		k := searchKnee(ctx, o, spec, stderr)
+		rep.Knee = &k.knee
+		if k.out != nil {
+			record(*k.out)
+			rep.Settings.Rate = k.rate
+			rep.Warnings = append(rep.Warnings, k.warnings...)
+		}
+		if k.err != nil {
+			rep.Error = k.err.Error()
+		}
+	} else {
+		for i := range o.repeat {
+			out, err := measure.Run(ctx, spec, i)
+			record(out)
+			if err != nil {
+				rep.Error = err.Error()
+				break
+			}
 		}
 	}
 	rep.Summarize(o.model, hists)
@@ -269,6 +307,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "echobench: %v\n", err)
 			status = exitFail
 		}
+	}
+	if o.hlog != "" {
+		if err := writeHlogFile(o.hlog, results); err != nil {
+			fmt.Fprintf(stderr, "echobench: %v\n", err)
+			status = exitFail
+		}
+	}
+	if rep.Knee != nil {
+		writeKnee(stdout, rep.Knee)
 	}
 	rep.WriteTable(stdout)
 	return status

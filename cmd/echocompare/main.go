@@ -117,13 +117,38 @@ func main() {
 	if werr := os.WriteFile(filepath.Join(*out, "table.txt"), []byte(table.String()), 0o644); werr != nil {
 		fmt.Fprintf(os.Stderr, "echocompare: %v\n", werr)
 	}
-	if _, perr := bench.Plots(*out, results, cells); perr != nil {
+	if cerr := bench.WriteCSV(filepath.Join(*out, "summary.csv"), results, cells); cerr != nil {
+		fmt.Fprintf(os.Stderr, "echocompare: %v\n", cerr)
+	}
+	figs, perr := bench.Plots(*out, results, cells)
+	if perr != nil {
 		fmt.Fprintf(os.Stderr, "echocompare: %v\n", perr)
+	}
+	title := fmt.Sprintf("echobench comparison, BENCH=%s", *level)
+	if ierr := bench.WriteIndex(*out, title, table.String(), figs, runNotes(*level, lim, cells)); ierr != nil {
+		fmt.Fprintf(os.Stderr, "echocompare: %v\n", ierr)
 	}
 	fmt.Printf("\nfull results: %s (%s)\n", *out, clock(time.Since(start)))
 	if err != nil {
 		fail(1, "%v", err)
 	}
+}
+
+// runNotes are the run's conditions for index.md: the level, the fd limit, and each cell note
+// (how idle RSS, the rate grid, the knee and the largest connection count are taken).
+func runNotes(level string, lim bench.Limits, cells []bench.Cell) []string {
+	notes := []string{
+		"BENCH=" + level + "; every run a fresh server, models and external rows alike on CPU 0, echobench on CPU 1",
+		fmt.Sprintf("RLIMIT_NOFILE hard limit %d per process: at most %d connections for one server", lim.NoFile, lim.MaxConns()),
+	}
+	seen := map[string]bool{}
+	for _, c := range cells {
+		if c.Note != "" && !seen[c.Note] {
+			seen[c.Note] = true
+			notes = append(notes, c.Note)
+		}
+	}
+	return notes
 }
 
 // pickRows are the default rows and the C reference, narrowed to -models if given.

@@ -4,24 +4,30 @@
 // "asynchronous IO" of the classic taxonomy, the one model in echobench where neither phase of a
 // read happens on the server's thread.
 //
-// Who waits and who copies. Each loop posts a recv for every connection it is willing to read
-// from and goes to sleep in io_uring_enter. The kernel waits for data on each socket itself (it
+// Who waits and who copies. Each loop keeps a recv armed on every connection it is willing to
+// read from and goes to sleep in io_uring_enter. The kernel waits for data on each socket itself (it
 // arms its own internal poll), and when data arrives it takes a buffer from the loop's ring of
 // provided buffers and copies the data into it, then posts a completion saying which buffer holds
 // how many bytes. The loop's thread only ever wakes up to completed reads. The echo is the same
 // in reverse: a send is posted and the kernel copies the bytes from our buffer into the socket.
 // User code never calls read(2) or write(2) and never moves a byte on the fast path.
 //
-// Cost of one echoed message: no syscall of its own. It costs two submission entries (recv,
-// send) and two completions, written to and read from memory shared with the kernel, and the loop
-// makes one io_uring_enter per batch: it submits everything the last batch prepared and waits for
-// the next completions in the same call. A single ping-pong connection costs two io_uring_enter
-// per message (one submits the send, whose completion is ready at once; the next submits the recv
-// and sleeps); many connections share each call, so the count per message falls below one as
-// the batch grows. The epoll model pays a share of an epoll_wait per batch too, but then two
-// syscalls per message, read(2) and sendto(2). results/syscalls.md has the counts.
+// Cost of one echoed message: no syscall of its own. It costs one submission entry (the send) and
+// two completions (the recv's and the send's), written to and read from memory shared with the
+// kernel: the recv is multishot and stays armed, so it is not submitted again per message, and
+// the kernel does not poll the socket again either. The loop makes one io_uring_enter per batch:
+// it submits everything the last batch prepared and waits for the next completions in the same
+// call. The echoes' sends complete during that submission (MSG_DONTWAIT, below), so the call
+// waits for one completion beyond theirs and sleeps at once, rather than returning with them and
+// sleeping in a second call. A single ping-pong connection thus costs one io_uring_enter per
+// message; many connections share each call, so the count per message falls below one as the
+// batch grows. (Where the recv is not multishot, the send's completion is what re-arms it, and
+// the loop takes it before it sleeps: two calls per wake.) The epoll model pays a share of an
+// epoll_wait per batch too, but then two syscalls per message, read(2) and sendto(2).
+// results/syscalls.md has the counts of the loop this model had before (a recv submitted per
+// message, two calls per wake); results/2026-12-01-uring-30k has both loops' at a fixed rate.
 //
-// The loop, in data-flow order (loop_linux.go):
+// The loop, in data-flow order (loop_linux.go, with the accept step in accept_linux.go):
 //   - listen: one SO_REUSEPORT listener per loop (sockutil.ListenGroup), so the kernel spreads
 //     connections over the loops by a hash of their addresses and no loop ever touches another's
 //     connections. (This model always does so; -reuseport is implied. The first listener binds the
@@ -34,19 +40,25 @@
 //     or ENOBUFS the accept ends; it is re-armed after 50 ms by an IORING_OP_TIMEOUT, so running
 //     out of fds costs 20 tries a second, not a spinning core, and the clients wait in the listen
 //     backlog. (io_uring reads RLIMIT_NOFILE when the accept is armed, not when it completes.)
-//   - wait and read: a recv with IOSQE_BUFFER_SELECT. A connection holds no buffer while idle: the
-//     kernel picks one from a pool of 256 buffers of sockutil.ReadBufferSize per loop when data
-//     arrives. A recv that finds the pool empty completes with ENOBUFS and is posted again,
-//     poll-first, once the batch has returned its buffers. Kernels before 5.19 have no buffer
-//     rings; each connection then receives into a buffer of its own.
+//   - wait and read: a multishot recv (IORING_RECV_MULTISHOT) with IOSQE_BUFFER_SELECT. A
+//     connection holds no buffer while idle: the kernel picks one from a pool of 256 buffers of
+//     sockutil.ReadBufferSize per loop when data arrives, fills it, posts a completion and stays
+//     armed for the next arrival. A recv that finds the pool empty ends with ENOBUFS and is
+//     posted again, poll-first, once the batch has returned its buffers. Kernels before 6.17,
+//     which have no byte limit for a multishot recv (below), get one recv per arrival into a
+//     provided buffer; kernels before 5.19 have no buffer rings, and each connection then
+//     receives into a buffer of its own.
 //   - write: the echo is sent straight from the buffer the kernel filled, with MSG_DONTWAIT, so
 //     the kernel either takes it all or says how far it got, and the buffer goes back to the pool
 //     within the batch. A short send (the client is not keeping up) copies the rest into the
 //     connection's outbound and sends from there without MSG_DONTWAIT: the kernel then waits for
 //     the socket to drain, and whatever a completion reports as not yet sent is resubmitted.
-//   - backpressure: each recv asks for at most the room the outbound bound leaves (the rule of
-//     sockutil.Pool, the same in every model), and no recv is posted while that room is 0 or while
-//     the kernel is sending from the buffer a recv would fill. Unread bytes stay in the client's
+//   - backpressure: no recv takes more than the room the outbound bound leaves (the rule of
+//     sockutil.Pool, the same in every model). A multishot recv is armed only with room for at
+//     least a buffer, and with a byte limit (sqe.optlen, Linux 6.17) that ends it before it can
+//     have delivered more than that room; with less room a single recv asks for the room alone.
+//     No recv is posted while the room is 0 or while the kernel is sending from the buffer a recv
+//     would fill. Unread bytes stay in the client's
 //     socket and TCP flow control stops the client; its stall costs the loop nothing but a parked
 //     send.
 //   - close: recv returning 0 is the client's half-close: the outbound is drained, then the

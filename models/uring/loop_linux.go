@@ -3,6 +3,7 @@ package uring
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"syscall"
 	"time"
@@ -19,8 +20,10 @@ const (
 	// next io_uring_enter. 4096 SQEs are 256 KiB of shared memory.
 	sqEntries = 4096
 	// cqEntries is the completion queue. Every connection has at most four operations in
-	// flight (a recv, a send, and the two cancels abort posts for them), and usually only two,
-	// so 32768 slots hold the completions of at least eight thousand connections before the
+	// flight (a recv, a send, and the two cancels abort posts for them), and usually only two.
+	// A multishot recv completes more than once, but each completion but its last holds a
+	// provided buffer, so all of them together hold at most the pool's bufCount more. 32768
+	// slots thus hold the completions of at least eight thousand connections before the
 	// kernel has to park the rest on its overflow list (FEAT_NODROP), which loses nothing but
 	// costs an allocation per completion; 512 KiB.
 	cqEntries = 32768
@@ -44,6 +47,11 @@ const (
 	// epoll model's, and for the same reason: a shorter timeout is the CPU's next timer event,
 	// reprogrammed at every wait.
 	heldWait = 10 * time.Millisecond
+	// inlineWaitMax is how many echoes of one batch may be submitted with ring.pushInline, so
+	// that the wait after them sleeps at once. Their buffers go back to the pool only when the
+	// loop next wakes, so this keeps three quarters of the pool free for the recvs meanwhile;
+	// a larger batch has its echoes' completions reaped before the loop sleeps, as any other.
+	inlineWaitMax = bufCount / 4
 )
 
 // opKind is what an operation was for. It sits in the low byte of the user data the kernel hands
@@ -82,10 +90,12 @@ type conn struct {
 	slot int32
 	gen  uint32
 
-	recvArmed bool
-	sendArmed bool
-	sendFrom  int // fromOutbound, fromOwn or a provided buffer id
-	sendLen   int
+	recvArmed     bool
+	recvMultishot bool // the armed recv is multishot: it stays armed across completions
+	sendArmed     bool
+	sendFrom      int // fromOutbound, fromOwn or a provided buffer id
+	sendLen       int
+	sendInline    bool // the send went in with ring.pushInline: its completion waits for the next wake
 
 	// outbound holds echoed bytes the socket would not take at once, within the outbound bound
 	// (sockutil.Pool states the rule). Queued bytes never move, so a send in flight reads them
@@ -125,6 +135,9 @@ type loop struct {
 	generation uint32
 
 	multishotAccept bool
+	// multishotRecv is whether recvs may be multishot with a byte limit (Linux 6.17); it is
+	// turned off for good when the kernel refuses one.
+	multishotRecv bool
 	// accepting is kindAccept while an accept is in flight, kindBackoff while its backoff
 	// timeout is, and 0 otherwise.
 	accepting opKind
@@ -175,6 +188,7 @@ func (l *loop) setup() error {
 		}
 	}
 	l.multishotAccept = !disableMultishot
+	l.multishotRecv = l.bufs != nil && !disableMultishotRecv
 	l.backoff = timespec{nsec: int64(acceptBackoff)}
 	return nil
 }
@@ -256,109 +270,16 @@ func (l *loop) complete(e cqe) {
 	}
 }
 
-// armAccept posts an accept on the listener. A multishot accept (Linux 5.19) stays armed and
-// completes once per connection; a single-shot one is posted again after each.
-func (l *loop) armAccept() {
-	if l.draining || l.accepting != 0 {
-		return
-	}
-	l.accepting = kindAccept
-	l.push(acceptSQE(l.listenFD, l.multishotAccept, userData(kindAccept, 0, 0)))
-}
-
-func (l *loop) accepted(e cqe) {
-	more := e.flags&cqeFMore != 0
-	if !more {
-		l.accepting = 0
-	}
-	if e.res >= 0 {
-		if l.acceptRetries > 0 {
-			l.s.cfg.Log("uring: loop %d: accepting again after %d failed accepts", l.id, l.acceptRetries)
-			l.acceptRetries = 0
-		}
-		l.open(int(e.res))
-		if !more {
-			l.armAccept()
-		}
-		return
-	}
-	err := syscall.Errno(-e.res)
-	if more {
-		// The kernel kept the multishot accept armed despite the error: nothing to re-arm.
-		l.s.cfg.Log("uring: loop %d: accept: %v", l.id, err)
-		return
-	}
-	switch {
-	case err == unix.ECANCELED:
-		// Our own cancel, while draining.
-	case err == unix.EINVAL:
-		if !l.multishotAccept {
-			l.s.fail(fmt.Errorf("uring: loop %d: accept on fd %d: %w", l.id, l.listenFD, err))
-			return
-		}
-		// Kernels before 5.19 reject the multishot flag: fall back to one accept per SQE.
-		l.s.cfg.Log("uring: loop %d: multishot accept unsupported (%v); using single-shot accept", l.id, err)
-		l.multishotAccept = false
-		l.armAccept()
-	case sockutil.IsResourceShortage(err):
-		// Out of descriptors or memory. The waiting clients stay in the listen backlog; try
-		// again after a pause rather than spin, since only a closing connection frees an fd.
-		// While the fd table stays full every retry fails the same way: log the first only.
-		if l.acceptRetries == 0 {
-			l.s.cfg.Log("uring: loop %d: accept: %v; pausing accept, retrying every %v, clients wait in the backlog",
-				l.id, err, acceptBackoff)
-		}
-		l.acceptRetries++
-		if !l.draining {
-			l.accepting = kindBackoff
-			l.push(timeoutSQE(&l.backoff, userData(kindBackoff, 0, 0)))
-		}
-	case err == unix.EBADF, err == unix.ENOTSOCK, err == unix.EOPNOTSUPP:
-		// accept(2) lists EOPNOTSUPP both for a listener that is not SOCK_STREAM and among the
-		// network errors a queued connection can pass on (sockutil retries it for that reason).
-		// Here the listener is ours and known to be TCP, but an io_uring accept also answers
-		// EOPNOTSUPP for an opcode feature this kernel lacks, which no retry would fix.
-		l.s.fail(fmt.Errorf("uring: loop %d: accept on fd %d: %w", l.id, l.listenFD, err))
-	default:
-		// ECONNABORTED, EPROTO, EPERM (a firewall) and the like concern one connection that
-		// has already left the queue: take the next one.
-		l.armAccept()
-	}
-}
-
-// open starts serving a freshly accepted socket.
-func (l *loop) open(fd int) {
-	if l.draining {
-		unix.Close(fd) // it slipped in while the accept was being cancelled
-		l.Rejected()
-		return
-	}
-	if err := sockutil.SetNoDelay(fd); err != nil {
-		l.s.cfg.Log("uring: loop %d: %v", l.id, err)
-	}
-	var slot int32
-	if n := len(l.free); n > 0 {
-		slot, l.free = l.free[n-1], l.free[:n-1]
-	} else {
-		slot = int32(len(l.conns))
-		l.conns = append(l.conns, nil)
-	}
-	c := &conn{fd: fd, slot: slot, sendFrom: fromOutbound, outbound: l.pool.Outbound()}
-	if old := l.conns[slot]; old != nil {
-		panic("uring: reusing a live slot")
-	}
-	// A fresh generation per connection means user data left from a previous connection in
-	// the same slot can never be mistaken for this one's.
-	l.generation++
-	c.gen = l.generation
-	l.conns[slot] = c
-	l.Opened()
-	l.armRecv(c, false)
-}
-
 // armRecv posts a recv for c if it may read: not while the kernel sends from the buffer the recv
 // would fill, not after the client's EOF, and not while the outbound is full (backpressure: the
 // unread bytes stay in the socket and TCP flow control stops the client).
+//
+// With provided buffers and room for at least one buffer, the recv is multishot: it stays armed
+// and completes once per arrival, so a message costs no recv submission and no new poll of the
+// socket. Its byte limit keeps the bound: the kernel ends it once it has received room-bufSize+1
+// bytes, and the completion that crosses that limit holds at most one buffer more, so it never
+// delivers more than room, however many echoes are still queued meanwhile. Less room than a buffer
+// (a small -outbound, or a client that is not keeping up) gets a single recv capped at the room.
 func (l *loop) armRecv(c *conn, pollFirst bool) {
 	if c.recvArmed || c.readClosed || c.closing || (c.sendArmed && c.sendFrom != fromOutbound) {
 		return
@@ -368,10 +289,19 @@ func (l *loop) armRecv(c *conn, pollFirst bool) {
 		return // sent re-arms the recv once the client has drained some of its echo
 	}
 	ud := userData(kindRecv, c.slot, c.gen)
-	if l.bufs != nil {
+	c.recvMultishot = l.multishotRecv && room >= bufSize
+	switch {
+	case c.recvMultishot:
+		limit := uint32(min(room-bufSize+1, math.MaxUint32))
+		e := recvMultishotSQE(c.fd, l.bufs.group, limit, pollFirst, ud)
+		if refuseMultishotRecv {
+			e.ioprio |= 1 << 15 // a flag no kernel knows: EINVAL, as from a kernel before 6.17
+		}
+		l.push(e)
+	case l.bufs != nil:
 		// The length caps what the kernel copies, so a recv never overfills the outbound.
 		l.push(recvSelectSQE(c.fd, min(bufSize, room), l.bufs.group, pollFirst, ud))
-	} else {
+	default:
 		if c.own == nil {
 			c.own = make([]byte, bufSize)
 		}
@@ -394,7 +324,14 @@ func (l *loop) retryStarved() {
 // received handles a recv completion: by now the kernel has both waited for the data and copied
 // it into our memory.
 func (l *loop) received(c *conn, e cqe) {
-	c.recvArmed = false
+	if c.sendArmed && c.sendInline {
+		// More for c in this batch: whatever it brings (an echo to queue behind the send, the
+		// end of the recv, EOF) needs the send's completion, so the loop must not sleep on it.
+		l.ring.dropInline()
+	}
+	if e.flags&cqeFMore == 0 {
+		c.recvArmed = false // a multishot recv stays armed while the kernel sets F_MORE
+	}
 	bid := fromOwn
 	if e.flags&cqeFBuffer != 0 {
 		bid = int(e.flags >> cqeBufferShift)
@@ -422,6 +359,20 @@ func (l *loop) received(c *conn, e cqe) {
 			}
 		case unix.EINTR, unix.EAGAIN:
 			l.armRecv(c, false)
+		case unix.EINVAL:
+			if !c.recvMultishot || c.closing {
+				l.abort(c)
+				return
+			}
+			// A kernel before 6.17 has no byte limit for a multishot recv (before 6.0, no
+			// multishot recv): from now on this loop posts one recv per arrival. Every
+			// multishot recv of the batch fails alike; the first says so.
+			if l.multishotRecv {
+				l.s.cfg.Log("uring: loop %d: multishot recv with a byte limit unsupported (%v); using single recvs",
+					l.id, syscall.Errno(-e.res))
+				l.multishotRecv = false
+			}
+			l.armRecv(c, false)
 		default:
 			// ECONNRESET, ETIMEDOUT, or ECANCELED from our own cancel: the connection is over.
 			l.abort(c)
@@ -438,7 +389,16 @@ func (l *loop) echo(c *conn, bid int, n int) {
 	data := l.recvBuf(c, bid)[:n]
 	if !c.sendArmed && c.queued() == 0 {
 		c.sendArmed, c.sendFrom, c.sendLen = true, bid, n
-		l.push(sendSQE(c.fd, data, unix.MSG_DONTWAIT, userData(kindSend, c.slot, c.gen)))
+		e := sendSQE(c.fd, data, unix.MSG_DONTWAIT, userData(kindSend, c.slot, c.gen))
+		l.pending++
+		// Only while a multishot recv stays armed does nothing of c wait for this send's
+		// completion; received drops the wait if a later completion of c changes that.
+		c.sendInline = c.recvArmed && c.recvMultishot && l.ring.inlineQueued() < inlineWaitMax
+		if c.sendInline {
+			l.ring.pushInline(e)
+		} else {
+			l.ring.push(e)
+		}
 		return
 	}
 	c.outbound.Append(data)
@@ -473,7 +433,7 @@ func (l *loop) sendOutbound(c *conn) {
 
 // sent handles a send completion: the kernel has copied res bytes into the socket.
 func (l *loop) sent(c *conn, e cqe) {
-	c.sendArmed = false
+	c.sendArmed, c.sendInline = false, false
 	n := int(e.res)
 	if e.res < 0 {
 		n = 0

@@ -43,6 +43,7 @@ const (
 	cqeBufferShift     = 16
 	acceptMultishot    = 1 << 0 // in sqe.ioprio
 	recvsendPollFirst  = 1 << 0 // in sqe.ioprio
+	recvMultishot      = 1 << 1 // in sqe.ioprio
 	registerProbe      = 8
 	registerPbufRing   = 22
 	unregisterPbufRing = 23
@@ -66,7 +67,7 @@ type sqe struct {
 	userData    uint64
 	bufGroup    uint16
 	personality uint16
-	spliceFdIn  int32
+	spliceFdIn  int32 // also optlen: a multishot recv's byte limit
 	addr3       uint64
 	_           uint64
 }
@@ -130,6 +131,9 @@ type ring struct {
 	sqEntries      uint32
 	sqes           []sqe
 	tail           uint32 // our tail: SQEs written but not yet published
+	// inline counts the SQEs queued since the last publish whose completions the kernel posts
+	// while it submits them (pushInline), which the next wait does not count as news.
+	inline uint32
 
 	// backlog holds SQEs prepared while the submission queue was full. It is moved into the
 	// queue before each io_uring_enter. Each connection has at most four operations in flight
@@ -259,6 +263,22 @@ func (r *ring) push(e sqe) {
 	r.backlog = append(r.backlog, e)
 }
 
+// pushInline is push for an SQE the kernel completes during its submission, whatever happens: a
+// send with MSG_DONTWAIT, which never waits for the socket. The next wait waits for one completion
+// beyond those, so a batch of echoes costs one io_uring_enter that submits them and sleeps, rather
+// than one that returns at once with their completions and a second that sleeps.
+func (r *ring) pushInline(e sqe) {
+	r.push(e)
+	r.inline++
+}
+
+// inlineQueued is how many pushInline entries the next publish submits.
+func (r *ring) inlineQueued() uint32 { return r.inline }
+
+// dropInline makes the next wait return as soon as anything completes, as if nothing had been
+// pushed inline: for when the loop must handle one of those completions before it sleeps.
+func (r *ring) dropInline() { r.inline = 0 }
+
 // flushBacklog moves backlogged SQEs into the free slots of the submission queue.
 func (r *ring) flushBacklog() {
 	n := 0
@@ -306,16 +326,21 @@ func (r *ring) submitAndWaitHeld(timeout time.Duration) (timedOut bool, err erro
 }
 
 // publish moves the backlog into the submission queue and the queue's tail to the kernel, and
-// returns how many SQEs to submit and how many completions to wait for: none while the backlog
-// still holds entries, since the loop must come back at once to submit them.
+// returns how many SQEs to submit and how many completions to wait for: one more than the
+// submission itself completes inline, or none while the backlog still holds entries, since the
+// loop must come back at once to submit them. The loop reaps every completion before it
+// publishes, and with DEFER_TASKRUN none is posted between two io_uring_enter calls, so the
+// queue is empty when the count starts. Counting too few costs only a call that returns early;
+// hence the count is dropped, not carried over, when some entries stay in the backlog.
 func (r *ring) publish(wait bool) (toSubmit uint32, minComplete uintptr) {
 	r.flushBacklog()
 	// The atomic store orders our writes of the SQEs before the tail the kernel reads.
 	atomic.StoreUint32(r.sqTail, r.tail)
 	toSubmit = r.tail - atomic.LoadUint32(r.sqHead)
 	if wait && len(r.backlog) == 0 {
-		minComplete = 1
+		minComplete = 1 + uintptr(r.inline)
 	}
+	r.inline = 0
 	return toSubmit, minComplete
 }
 
@@ -455,6 +480,22 @@ func recvSelectSQE(fd int, n int, group uint16, pollFirst bool, userData uint64)
 	e := sqe{opcode: opRecv, fd: int32(fd), len: uint32(n), flags: sqeBufferSelect, bufGroup: group, userData: userData}
 	if pollFirst {
 		e.ioprio = recvsendPollFirst
+	}
+	return e
+}
+
+// recvMultishotSQE is a recv that stays armed (IORING_RECV_MULTISHOT, Linux 6.0): each time data
+// arrives the kernel takes a buffer from group, fills it and posts a completion with
+// IORING_CQE_F_MORE, without a new submission. limit (sqe.optlen, Linux 6.17) ends it once that
+// many bytes have been received in all; the completion that crosses the limit may overshoot it by
+// up to one buffer, and it comes without F_MORE. Kernels without the limit refuse a nonzero optlen
+// with EINVAL, as kernels before 6.0 refuse the multishot flag. Each completion holds at most one
+// buffer (len 0: the buffer's size).
+func recvMultishotSQE(fd int, group uint16, limit uint32, pollFirst bool, userData uint64) sqe {
+	e := sqe{opcode: opRecv, fd: int32(fd), flags: sqeBufferSelect, bufGroup: group, ioprio: recvMultishot,
+		spliceFdIn: int32(limit), userData: userData}
+	if pollFirst {
+		e.ioprio |= recvsendPollFirst
 	}
 	return e
 }

@@ -13,11 +13,15 @@ import (
 )
 
 // Test hooks, set before Start: the first two exercise the paths kernels older than 5.19 take,
-// the third shrinks the provided-buffer pool so that recvs find it empty.
+// the next two the one of kernels before 6.17 (the second by having the kernel refuse the
+// multishot recv, as such a kernel does), the last shrinks the provided-buffer pool so that recvs
+// find it empty.
 var (
-	disableBufRing   bool   // receive into per-connection buffers instead of provided buffers
-	disableMultishot bool   // post one accept per connection
-	poolBuffers      uint16 = bufCount
+	disableBufRing       bool   // receive into per-connection buffers instead of provided buffers
+	disableMultishot     bool   // post one accept per connection
+	disableMultishotRecv bool   // post one recv per arrival, into a provided buffer
+	refuseMultishotRecv  bool   // post multishot recvs with a flag the kernel refuses
+	poolBuffers          uint16 = bufCount
 )
 
 type srv struct {

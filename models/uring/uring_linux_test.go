@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -24,6 +25,26 @@ func TestConformanceOldKernelPaths(t *testing.T) {
 	disableBufRing, disableMultishot = true, true
 	t.Cleanup(func() { disableBufRing, disableMultishot = false, false })
 	modeltest.Run(t, "uring", modeltest.Options{})
+}
+
+// TestConformanceSingleRecv runs the suite the way a kernel before 6.17 is served: one recv into a
+// provided buffer per arrival, with no multishot recv.
+func TestConformanceSingleRecv(t *testing.T) {
+	disableMultishotRecv = true
+	t.Cleanup(func() { disableMultishotRecv = false })
+	modeltest.Run(t, "uring", modeltest.Options{})
+}
+
+// TestConformanceMultishotRefused runs the suite with every multishot recv refused (EINVAL), as
+// by a kernel before 6.17: the loops must say so and serve on with single recvs.
+func TestConformanceMultishotRefused(t *testing.T) {
+	refuseMultishotRecv = true
+	t.Cleanup(func() { refuseMultishotRecv = false })
+	logs := &modeltest.LogLines{T: t, Contains: "multishot recv with a byte limit unsupported"}
+	modeltest.Run(t, "uring", modeltest.Options{Config: server.Config{Logf: logs.Logf}})
+	if n := logs.Count(); n == 0 {
+		t.Error("no loop reported the refused multishot recv")
+	}
 }
 
 // TestConformanceTinyOutbound runs the suite on one loop with an outbound limit smaller than one
@@ -243,5 +264,159 @@ func TestAcceptEMFILE(t *testing.T) {
 	}
 	if pauses != 1 {
 		t.Errorf("EMFILE logged %d times in one storm, want once", pauses)
+	}
+}
+
+// TestMultishotRecvLimit checks the kernel behaviour armRecv's bound rests on: a multishot recv
+// with a byte limit completes once per arrival with F_MORE, each completion in one provided
+// buffer, and ends (no F_MORE) with the completion that reaches the limit, even when that one
+// overshoots it. It skips on kernels without the limit, where the model posts single recvs.
+func TestMultishotRecvLimit(t *testing.T) {
+	if err := available(); err != nil {
+		t.Skip(err)
+	}
+	runtime.LockOSThread() // a single-issuer ring belongs to the thread that made it
+	defer runtime.UnlockOSThread()
+	r, err := newRing(8, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	bufs, err := newBufRing(r, bufGroup, 4, bufSize)
+	if err != nil {
+		t.Skip(err) // before Linux 5.19
+	}
+	defer bufs.unmap()
+	defer bufs.unregister(r)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	f, err := accepted.(*net.TCPConn).File() // a blocking duplicate the ring may use
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	const limit, piece = 150, 100
+	r.push(recvMultishotSQE(int(f.Fd()), bufGroup, limit, false, 1))
+	next := func() cqe {
+		t.Helper()
+		var got []cqe
+		for len(got) == 0 {
+			if err := r.submitAndWait(true); err != nil && !errors.Is(err, unix.EINTR) {
+				t.Fatal(err)
+			}
+			r.reap(func(e cqe) { got = append(got, e) })
+		}
+		if len(got) != 1 {
+			t.Fatalf("%d completions at once, want 1: %+v", len(got), got)
+		}
+		return got[0]
+	}
+	for i, wantMore := range []bool{true, false} { // 100 bytes, then 200 >= 150: the end
+		if _, err := client.Write(bytes.Repeat([]byte{byte('a' + i)}, piece)); err != nil {
+			t.Fatal(err)
+		}
+		e := next()
+		if i == 0 && e.res == -int32(unix.EINVAL) {
+			t.Skip("this kernel has no byte limit for multishot recv (Linux 6.17): the model posts single recvs")
+		}
+		more := e.flags&cqeFMore != 0
+		if e.res != piece || e.flags&cqeFBuffer == 0 || more != wantMore {
+			t.Fatalf("completion %d: res %d flags %#x, want %d bytes in a provided buffer, F_MORE %v", i, e.res, e.flags, piece, wantMore)
+		}
+		if got := bufs.buf(uint16(e.flags >> cqeBufferShift))[:piece]; got[0] != byte('a'+i) || got[piece-1] != byte('a'+i) {
+			t.Errorf("completion %d: buffer holds %q..., want the bytes sent", i, got[:4])
+		}
+	}
+}
+
+// TestInlineWait checks what publish's count of inline completions rests on: an io_uring_enter
+// that submits a MSG_DONTWAIT send with pushInline and waits sleeps past the send's completion,
+// which the kernel posts during the submission, until the next one arrives (here the peer's
+// reply), and returns both; dropInline and a backlog make the wait count nothing inline.
+func TestInlineWait(t *testing.T) {
+	if err := available(); err != nil {
+		t.Skip(err)
+	}
+	runtime.LockOSThread() // a single-issuer ring belongs to the thread that made it
+	defer runtime.UnlockOSThread()
+	r, err := newRing(4, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	f, err := accepted.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	peerDone := make(chan error, 1)
+	go func() { // the peer reads the send, then replies
+		buf := make([]byte, 10)
+		_, err := io.ReadFull(client, buf)
+		if err == nil {
+			_, err = client.Write(buf[:5])
+		}
+		peerDone <- err
+	}()
+
+	sendBuf := []byte("0123456789")
+	recvBuf := make([]byte, 64)
+	r.push(recvSQE(int(f.Fd()), recvBuf, 1))
+	r.pushInline(sendSQE(int(f.Fd()), sendBuf, unix.MSG_DONTWAIT, 2))
+	if err := r.submitAndWait(true); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]int32{}
+	r.reap(func(e cqe) { got[e.userData] = e.res })
+	if got[2] != int32(len(sendBuf)) || got[1] != 5 || len(got) != 2 {
+		t.Errorf("one wait returned %v (user data: res), want the send's 10 bytes and the reply's 5", got)
+	}
+	runtime.KeepAlive(sendBuf)
+	runtime.KeepAlive(recvBuf)
+	if err := <-peerDone; err != nil {
+		t.Fatal(err)
+	}
+
+	r.pushInline(timeoutSQE(&backlogTimeout, 3))
+	r.dropInline()
+	if _, minComplete := r.publish(true); minComplete != 1 {
+		t.Errorf("after dropInline: wait for %d completions, want 1", minComplete)
+	}
+	for i := range 6 { // published, not submitted: the 4-entry queue has room for 3 of them
+		r.pushInline(timeoutSQE(&backlogTimeout, uint64(10+i)))
+	}
+	if _, minComplete := r.publish(true); minComplete != 0 {
+		t.Errorf("with a backlog: wait for %d completions, want 0", minComplete)
 	}
 }
