@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build test vet lint fmt-check bench syscalls reference crosscheck clean
+.PHONY: all build test vet lint fmt-check bench bench-reference syscalls reference crosscheck clean
 
 all: build
 
@@ -27,9 +27,19 @@ fmt-check:
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# bench: every model as its own pinned server on loopback, one ranked table; data in results/.
-bench: build
-	$(BIN)/echocompare -echobench $(BIN)/echobench $(BENCHFLAGS)
+# bench: every model, the C reference and any -server row, each as its own pinned server on
+# loopback, under the BENCH level's matrix (quick < 3 min, default < 12 min, full < 45 min);
+# tables on stdout, data in results/<UTC time>/. BENCHFLAGS go to echocompare (-server, -models...).
+BENCH ?= default
+bench: build bench-reference
+	$(BIN)/echocompare -echobench $(BIN)/echobench -bench $(BENCH) $(BENCHFLAGS)
+
+# bench-reference builds the C reference row's server if it can: without a C compiler that row
+# is n/a with the reason, rather than the whole run failing.
+bench-reference:
+	@if command -v $(CC) >/dev/null 2>&1; then $(MAKE) --no-print-directory reference || \
+		echo "make bench: building the C reference failed; the C-ref row will be n/a"; \
+	else echo "make bench: no C compiler ($(CC)); the C-ref row will be n/a"; fi
 
 # syscalls: one fixed workload, 100 connections x 64 B ping-pong and SYSCALLS_MESSAGES echoes,
 # against every model, each server counted on its own by perf stat on syscall tracepoints (which

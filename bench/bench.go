@@ -1,21 +1,22 @@
 // Package bench is the comparison harness behind `make bench`: it runs cmd/echobench against
-// every model, each started as its own echoserver process, and ranks them in one table.
+// every row (each model as its own echoserver process, the C reference and any bring-your-own
+// server as an external process) under every cell of a matrix, and ranks them.
 //
-// Every cell is a separate echobench process with its own server, so one model's crash, leak or
-// lingering connections cannot touch the next model's figures. Server and load generator are
-// pinned to different CPUs by echobench itself. Repeats alternate the order of the models, so a
-// slow drift of the machine (thermal, another tenant) does not always land on the same model.
+// Every run is a separate echobench process with a fresh server, so one row's crash, leak or
+// lingering connections cannot touch the next row's figures. Server and load generator are
+// pinned to different CPUs (echobench pins a model's child; the harness pins an external server
+// itself). Repeats alternate the order of the rows, so a slow drift of the machine (thermal,
+// another tenant) does not always land on the same row; adaptive cells repeat until every ratio
+// to the baseline is known to within a tolerance (Config.Converged) or a cap is reached.
+//
+// The files: bench.go the types, matrix.go the cells of each BENCH level, rows.go the rows and
+// the n/a decisions, run.go the loop, external_linux.go starting and stopping external servers,
+// env.go the run's env.json.
 package bench
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
+	"io"
 	"time"
 
 	"echobench/report"
@@ -23,15 +24,30 @@ import (
 )
 
 // Row is one server configuration in the table: a model and its configuration, such as the pool
-// size for pooled models.
+// size for pooled models, or an external server started from a command.
 type Row struct {
-	Name   string        // what the table shows: "blocking", "prefork/128", ...
-	Model  string        // -model
+	Name   string        // what the table shows: "blocking", "prefork/128", "C-ref", ...
+	Model  string        // -model; empty for an external row
 	Server server.Config // the server's flags (Config.Args), which echobench passes to its child
+	// Command starts an external row's server (the C reference, a -server row): a shell command
+	// with {port} where the harness puts the loopback port it chose, run as sh -c 'exec
+	// COMMAND' so that the process accounted is the server itself (environment settings go in
+	// front with env(1): 'env GOMAXPROCS=1 ./srv -p {port}'). Empty for a model row.
+	Command string
+	// Missing, if set, is why the row cannot run at all (its binary is not built, say): every
+	// cell of it is n/a with this reason.
+	Missing string
 }
 
-// Args are the echobench flags that select the row's server.
+// External reports whether the row is a server the harness starts itself from Command.
+func (r Row) External() bool { return r.Command != "" }
+
+// Args are the echobench flags that select a model row's server. An external row's are known
+// only once its server runs (externalArgs).
 func (r Row) Args() []string {
+	if r.External() {
+		return nil
+	}
 	return append([]string{"-model", r.Model}, r.Server.Args()...)
 }
 
@@ -42,6 +58,28 @@ type Cell struct {
 	Sweep string   // one of the Sweep constants
 	X     float64  // the swept value: connections, bytes, pipeline depth, offered msgs/s
 	Args  []string // echobench flags for the load
+
+	// Conns is how many connections the load opens, for the n/a decisions made before a run
+	// (select's fd ceiling, a pool's size); Reconnect says they are short, so a pool serves
+	// them all in turn.
+	Conns     int
+	Reconnect bool
+	// Warmup and Duration are the load's (also in Args), for the time estimates.
+	Warmup, Duration time.Duration
+	// Timeout bounds one run of the cell; 0 means Config.Timeout.
+	Timeout time.Duration
+	// Adaptive cells are repeated until Config.Converged says every row's ratio to the
+	// baseline is known to within Config.Tolerance, or Config.MaxRepeat rounds have run.
+	Adaptive bool
+	// Same names an earlier cell that is the same load: its runs stand for this one's too
+	// (size=64B at 100 connections is conns=100), so the load is not run twice.
+	Same string
+	// Bracket names, for knee cells, the closed-loop cell of the same connections whose
+	// throughput bounds the search (-knee-min, -knee-max), which saves its own closed probe.
+	Bracket string
+	// Note says how the cell is measured or read, where that is not obvious from its load; the
+	// run prints each note once and keeps them in env.json.
+	Note string
 }
 
 // The sweeps of the matrix: the axis a cell's X is on.
@@ -59,47 +97,40 @@ const (
 // IO models.
 const Baseline = "stdnet"
 
-// DefaultRows are the models `make bench` compares. The pool rows use a pool of 128: smaller
-// than the 1,000-connection cell on purpose, because that is what a pool does (the rest of the
-// clients wait in the listen backlog and their messages stall), and what the table should show.
-func DefaultRows() []Row {
-	return []Row{
-		{Name: "stdnet", Model: "stdnet"},
-		{Name: "epoll", Model: "epoll"},
-		{Name: "async", Model: "async"},
-		{Name: "uring", Model: "uring"},
-		{Name: "select", Model: "select"},
-		{Name: "nonblocking", Model: "nonblocking"},
-		{Name: "blocking", Model: "blocking"},
-		{Name: "blocking/128", Model: "blocking", Server: server.Config{Pool: 128}},
-		{Name: "process", Model: "process"},
-		{Name: "prefork/128", Model: "process", Server: server.Config{Pool: 128}},
-	}
-}
-
-// DefaultCells are the two load shapes of the first comparison: many long-lived connections
-// exchanging small messages (where the IO model shows), and short connections that do one echo
-// each (where the cost of a thread or process per connection shows).
-func DefaultCells(warmup, duration time.Duration) []Cell {
-	common := []string{"-size", "64", "-warmup", warmup.String(), "-d", duration.String()}
-	return []Cell{
-		{Name: "1000x64B", Sweep: SweepConns, X: 1000, Args: append([]string{"-c", "1000"}, common...)},
-		{Name: "reconnect", Sweep: SweepReconnect, X: 100, Args: append([]string{"-c", "100", "-reconnect", "1"}, common...)},
-	}
-}
-
 // Config is one comparison run.
 type Config struct {
-	Echobench string        // path of the echobench binary
-	OutDir    string        // where each cell's JSON and the summary go
-	Rows      []Row         // servers to compare
-	Cells     []Cell        // load shapes
-	Repeat    int           // runs of every (row, cell), alternating the row order
-	Timeout   time.Duration // a cell that takes longer is killed and shown as n/a
-	Log       func(format string, args ...any)
-	// Server is configuration every row's server gets (echocompare's server.Config flags); a
-	// field a row sets itself, such as prefork/128's pool, wins.
+	Echobench string // path of the echobench binary
+	OutDir    string // where each run's JSON, .hlog and env.json go
+	Level     string // the BENCH level the cells came from, for env.json
+	Rows      []Row  // servers to compare
+	Cells     []Cell // load shapes, in the order they run
+	// Repeat is the rounds every cell gets; adaptive cells get more, up to MaxRepeat, while
+	// Converged(results, cell, Baseline, Tolerance) is false and the Budget allows.
+	Repeat    int
+	MaxRepeat int
+	Tolerance float64
+	Converged func(results []*Result, cell Cell, baseline string, tol float64) bool
+	// Budget is the wall time the whole run aims at: an adaptive round starts only if its
+	// estimated end is within it. The planned rounds run regardless. 0 means no limit.
+	Budget  time.Duration
+	Timeout time.Duration // a run that takes longer is killed and shown as n/a
+	// Server is configuration every model row's server gets (echocompare's server.Config
+	// flags); a field a row sets itself, such as prefork/128's pool, wins.
 	Server server.Config
+	// ServerCPUs are where external servers are pinned (echobench pins model children to its
+	// own -server-cpus default, the same CPU 0); nil leaves them unpinned.
+	ServerCPUs []int
+	// StopGrace is how long an external server has after SIGTERM before SIGKILL.
+	StopGrace time.Duration
+	// Limits are the machine's, for the n/a decisions made before a run.
+	Limits Limits
+	// Features are what this echobench binary can do (ProbeEchobench): without -knee the knee
+	// cells are n/a, without -hlog no interval logs are asked for.
+	Features Features
+	Log      func(format string, args ...any)
+	// Exec runs echobench (path, args) and returns its error; nil runs the real one. Tests
+	// substitute a fake that writes a report to the -o path.
+	Exec func(ctx context.Context, path string, args []string, stderr io.Writer) error
 }
 
 // Result is one (row, cell) measurement, or the reason there is none.
@@ -111,7 +142,8 @@ type Result struct {
 	Knees   []report.Knee    // SweepKnee cells: each run's -knee search (its JSON "knee")
 	NA      string           // why the row could not run the cell; empty if it did
 	Files   []string         // the JSON files behind it
-	Warning string           // echobench's warnings, for the notes under the table
+	HLogs   []string         // each run's latency interval log (-hlog), where echobench wrote one
+	Warning string           // echobench's warnings and failed later rounds, for the notes under the table
 }
 
 // Mean returns the mean of f over the runs.
@@ -124,136 +156,4 @@ func (r *Result) Mean(f func(report.Summary) float64) float64 {
 		sum += f(s)
 	}
 	return sum / float64(len(r.Runs))
-}
-
-// Run measures every row under every cell and returns the results in row order, cells within.
-func Run(ctx context.Context, cfg Config) ([]*Result, error) {
-	if cfg.Repeat < 1 {
-		cfg.Repeat = 1
-	}
-	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
-		return nil, fmt.Errorf("results directory: %w", err)
-	}
-	results := map[[2]string]*Result{}
-	var ordered []*Result
-	for _, row := range cfg.Rows {
-		for _, cell := range cfg.Cells {
-			r := &Result{Row: row, Cell: cell.Name}
-			results[[2]string{row.Name, cell.Name}] = r
-			ordered = append(ordered, r)
-		}
-	}
-	for rep := 0; rep < cfg.Repeat; rep++ {
-		rows := append([]Row(nil), cfg.Rows...)
-		if rep%2 == 1 { // alternate the order so drift does not always favour the same model
-			for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
-				rows[i], rows[j] = rows[j], rows[i]
-			}
-		}
-		for _, cell := range cfg.Cells {
-			for _, row := range rows {
-				if err := ctx.Err(); err != nil {
-					return ordered, err
-				}
-				r := results[[2]string{row.Name, cell.Name}]
-				if r.NA != "" && len(r.Runs) == 0 {
-					continue // it could not run the first time; it will not now
-				}
-				runCell(ctx, cfg, row, cell, rep, r)
-			}
-		}
-	}
-	return ordered, nil
-}
-
-func runCell(ctx context.Context, cfg Config, row Row, cell Cell, rep int, r *Result) {
-	name := fmt.Sprintf("%s_%s_%d.json", strings.ReplaceAll(row.Name, "/", "-"), cell.Name, rep)
-	out := filepath.Join(cfg.OutDir, name)
-	args := append(cellArgs(cfg.Server, row, cell), "-o", out)
-	// A report left by an earlier run into the same directory must not pass for this one.
-	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
-		r.NA = fmt.Sprintf("cannot remove stale %s: %v", out, err)
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, cfg.Echobench, args...)
-	// Killing echobench by its pid is enough: it starts its server with Pdeathsig, so the
-	// server dies with it.
-	cmd.WaitDelay = 5 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.Stdout = nil
-	if cfg.Log != nil {
-		cfg.Log("%-13s %-10s run %d: echobench %s", row.Name, cell.Name, rep+1, strings.Join(args, " "))
-	}
-	start := time.Now()
-	err := cmd.Run()
-	rep1, rerr := readReport(out)
-	switch {
-	case rerr == nil && len(rep1.Runs) > 0:
-		s := rep1.Summary
-		if s.Error != "" && s.MsgsPerSec == 0 && s.NewConnsPerSec == 0 {
-			r.NA = firstLine(s.Error)
-		} else {
-			r.Runs = append(r.Runs, s)
-			r.Rounds = append(r.Rounds, rep)
-			r.Files = append(r.Files, out)
-		}
-		if len(rep1.Warnings) > 0 {
-			r.Warning = strings.Join(rep1.Warnings, "; ")
-		}
-	case cctx.Err() != nil && ctx.Err() == nil:
-		r.NA = fmt.Sprintf("timed out after %s", cfg.Timeout)
-	default:
-		reason := lastLine(stderr.String())
-		if reason == "" && err != nil {
-			reason = err.Error()
-		}
-		r.NA = reason
-	}
-	if cfg.Log != nil {
-		if r.NA != "" {
-			cfg.Log("%-13s %-10s n/a after %.1fs: %s", row.Name, cell.Name, time.Since(start).Seconds(), r.NA)
-		} else {
-			s := r.Runs[len(r.Runs)-1]
-			cfg.Log("%-13s %-10s %.0f msgs/s, %.1f s", row.Name, cell.Name, s.MsgsPerSec, time.Since(start).Seconds())
-		}
-	}
-}
-
-// cellArgs are the echobench flags for one row under one cell. The shared server flags come
-// before the row's, because of two values for one flag the later wins.
-func cellArgs(shared server.Config, row Row, cell Cell) []string {
-	return append(append(shared.Args(), row.Args()...), cell.Args...)
-}
-
-func readReport(path string) (*report.Report, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var r report.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(r.Runs) == 0 && r.Error != "" {
-		return nil, errors.New(r.Error)
-	}
-	return &r, nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
-			return l
-		}
-	}
-	return ""
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return l
 }
