@@ -42,7 +42,7 @@ const (
 	noteVerify   = "VERIFY FAILURES: the server echoed wrong bytes"
 	noteFailed   = "connects failed or the run ended in error"
 	notePartial  = "some runs failed; the figures are of the runs that did not"
-	noteKnee     = "knee searches that stopped early"
+	noteKnee     = "knee searches with a note (stopped early, or the knee's own probe was meter-limited)"
 	noteWarning  = "echobench warned"
 )
 
