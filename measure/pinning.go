@@ -64,3 +64,28 @@ func PinApart(serverList, clientList string, ownServer bool, p *report.Pinning) 
 	}
 	return Pinning{Server: serverCPUs, Client: clientCPUs}, nil
 }
+
+// RecordExternal notes where an external server (-addr -server-pid) runs: echobench does not move
+// it, but whoever started it may have pinned it apart (make bench does), and the report should
+// say so rather than call it unpinned. It records the server's CPUs when none of them is one of
+// the client's and every thread of the process is on them.
+func RecordExternal(pid int, client []int, p *report.Pinning) {
+	cpus, err := affinity.Of(pid)
+	if err != nil || len(client) == 0 {
+		return
+	}
+	for _, c := range cpus {
+		for _, k := range client {
+			if c == k {
+				return // shares a CPU with echobench: unpinned as far as the comparison goes
+			}
+		}
+	}
+	on, total, err := affinity.Check(pid, cpus)
+	if err != nil || on != total {
+		return
+	}
+	p.ServerCPUs = affinity.Format(cpus)
+	p.ServerThreadsPinned, p.ServerThreads = on, total
+	p.Reason = "server started outside echobench (-addr) and pinned by its starter"
+}

@@ -341,5 +341,9 @@ func setUpPinning(o *options, rep *report.Report) (measure.Pinning, error) {
 		rep.Env.Pinning.Reason = "disabled by -pin=false"
 		return measure.Pinning{}, nil
 	}
-	return measure.PinApart(o.serverCPUs, o.clientCPUs, o.model != "", &rep.Env.Pinning)
+	pins, err := measure.PinApart(o.serverCPUs, o.clientCPUs, o.model != "", &rep.Env.Pinning)
+	if err == nil && o.model == "" && o.serverPID > 0 {
+		measure.RecordExternal(o.serverPID, pins.Client, &rep.Env.Pinning)
+	}
+	return pins, err
 }

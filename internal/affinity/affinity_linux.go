@@ -23,6 +23,21 @@ func set(cpus []int) unix.CPUSet {
 	return s
 }
 
+// Of returns the CPUs process (or thread) pid may run on.
+func Of(pid int) ([]int, error) {
+	var s unix.CPUSet
+	if err := unix.SchedGetaffinity(pid, &s); err != nil {
+		return nil, fmt.Errorf("sched_getaffinity pid %d: %w", pid, err)
+	}
+	var cpus []int
+	for c := 0; c < len(s)*64; c++ {
+		if s.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
 // Online returns the CPUs this process may run on now.
 func Online() ([]int, error) {
 	var s unix.CPUSet
