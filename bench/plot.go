@@ -365,19 +365,6 @@ func seconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).String()
 }
 
-// si writes a value with a k or M suffix, three significant digits.
-func si(v float64) string {
-	for _, u := range []struct {
-		scale  float64
-		suffix string
-	}{{1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
-		if math.Abs(v) >= u.scale*0.9995 {
-			return fmt.Sprintf("%.3g%s", v/u.scale, u.suffix)
-		}
-	}
-	return fmt.Sprintf("%.3g", v)
-}
-
 // bytesLabel writes a size in B, KiB or MiB, as the size sweep names its cells.
 func bytesLabel(v float64) string {
 	switch {

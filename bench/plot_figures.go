@@ -36,7 +36,7 @@ func headlineFigure(d *plotData, dir string) (*Figure, error) {
 		panels: []barPanel{
 			{title: "echoed messages per second", xLabel: "msgs/s", ratio: true,
 				value: d.barValue(c, msgsPerSec, "no messages echoed"),
-				label: func(e Estimate) string { return si(e.Mid) }},
+				label: func(e Estimate) string { return fmtCount(e.Mid) }},
 			{title: "server CPU per message (lower is better)", xLabel: "µs per message", ratio: true,
 				value: d.barValue(c, cpuPerMessage, noCPU),
 				label: func(e Estimate) string { return fmt.Sprintf("%.1f µs", e.Mid) }},
@@ -128,7 +128,7 @@ func (d *plotData) pointNotes(cells []Cell, throughput bool) []string {
 
 func connsLabel(x float64) string {
 	if x >= 1000 {
-		return si(x)
+		return fmtCount(x)
 	}
 	return fmt.Sprintf("%.0f", x)
 }
@@ -356,7 +356,7 @@ func latencyRateFigure(d *plotData, dir string) (*Figure, error) {
 			"explodes; a grey ring marks a point where echobench's own lateness is a material part of the latency.",
 		xLabel: "offered load, msgs/s",
 		panels: []linePanel{{title: "p99 latency, coordinated-omission corrected", yLabel: "latency (log scale)",
-			logY: true, yTick: microseconds, cells: cells,
+			logY: true, yTick: fmtMicros, cells: cells,
 			value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP99us }, &notes, noted)}},
 	}.draw(d, dir)
 	if f != nil {
@@ -380,9 +380,9 @@ func latencyRateTailsFigure(d *plotData, dir string) (*Figure, error) {
 			"thread-per-connection or a scan of every fd does under load.",
 		xLabel: "offered load, msgs/s", sameY: true,
 		panels: []linePanel{
-			{title: "p50 latency", yLabel: "latency (log scale)", logY: true, yTick: microseconds, cells: cells,
+			{title: "p50 latency", yLabel: "latency (log scale)", logY: true, yTick: fmtMicros, cells: cells,
 				value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP50us }, &notes, noted)},
-			{title: "p99.9 latency", yLabel: "latency (log scale)", logY: true, yTick: microseconds, cells: cells,
+			{title: "p99.9 latency", yLabel: "latency (log scale)", logY: true, yTick: fmtMicros, cells: cells,
 				value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP999us }, &notes, noted)},
 		},
 	}.draw(d, dir)
@@ -408,7 +408,7 @@ func reconnectFigure(d *plotData, dir string) (*Figure, error) {
 		panels: []barPanel{
 			{title: "new connections per second", xLabel: "connections/s", ratio: true,
 				value: d.barValue(c, func(s report.Summary) float64 { return s.NewConnsPerSec }, "no connections completed"),
-				label: func(e Estimate) string { return si(e.Mid) }},
+				label: func(e Estimate) string { return fmtCount(e.Mid) }},
 			{title: "server CPU per connection (lower is better)", xLabel: "µs per connection", ratio: true,
 				value: d.barValue(c, cpuPerConnection, noCPU),
 				label: func(e Estimate) string { return fmt.Sprintf("%.0f µs", e.Mid) }},
@@ -434,7 +434,7 @@ func kneeFigure(d *plotData, dir string) (*Figure, error) {
 				if e.Mid == 0 {
 					return "0: not even the lowest probe held"
 				}
-				return si(e.Mid)
+				return fmtCount(e.Mid)
 			},
 			ratio: true,
 		})

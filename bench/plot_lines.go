@@ -325,7 +325,7 @@ func (d *plotData) addLines(p *plot.Plot, series []lineSeries, floor float64, dr
 			for i, pt := range seg {
 				e := pt.est
 				if e.N >= 2 && (e.Hi-e.Mid > maxBandHalfWidth*e.Mid || e.Mid-e.Lo > maxBandHalfWidth*e.Mid) {
-					tooWide = append(tooWide, fmt.Sprintf("%s at %s (%s–%s)", s.row, pt.cell, si(e.Lo), si(e.Hi)))
+					tooWide = append(tooWide, fmt.Sprintf("%s at %s (%s–%s)", s.row, pt.cell, fmtCount(e.Lo), fmtCount(e.Hi)))
 					seg[i].est.Lo, seg[i].est.Hi = e.Mid, e.Mid
 				}
 			}

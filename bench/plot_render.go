@@ -205,7 +205,7 @@ func dataTicks(xs []float64, label func(float64) string) plot.Ticker {
 // three on a short axis), with k and M labels, so 150000 reads as 150k.
 var siTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
 	if !(max > min) {
-		return []plot.Tick{{Value: min, Label: si(min)}}
+		return []plot.Tick{{Value: min, Label: fmtCount(min)}}
 	}
 	step := math.Pow(10, math.Floor(math.Log10((max-min)/4)))
 	for _, k := range []float64{1, 2, 2.5, 5, 10} {
@@ -216,7 +216,7 @@ var siTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
 	}
 	var ticks []plot.Tick
 	for v := math.Ceil(min/step) * step; v <= max+step*1e-9; v += step {
-		ticks = append(ticks, plot.Tick{Value: v, Label: si(v)})
+		ticks = append(ticks, plot.Tick{Value: v, Label: fmtCount(v)})
 		if mid := v + step/2; mid <= max {
 			ticks = append(ticks, plot.Tick{Value: mid}) // an unlabelled minor tick
 		}
@@ -227,7 +227,7 @@ var siTicks = plot.TickerFunc(func(min, max float64) []plot.Tick {
 // logTicks labels each decade, and 2 and 5 within it when the axis spans less than three decades,
 // and every step when it spans less than one, so that a narrow axis still has labels; minor
 // ticks fall in between.
-var logTicks = logTicksLabelled(si)
+var logTicks = logTicksLabelled(fmtCount)
 
 // logTicksLabelled is logTicks with its own labels (durations for latency axes).
 func logTicksLabelled(label func(float64) string) plot.Ticker {
@@ -252,18 +252,6 @@ func decadeTicks(min, max float64, label func(float64) string) []plot.Tick {
 		}
 	}
 	return ticks
-}
-
-// microseconds writes a latency in µs, ms or s, as a reader says it: 500µs, 2ms, 1.5s.
-func microseconds(us float64) string {
-	switch {
-	case us >= 1e6:
-		return fmt.Sprintf("%.3gs", us/1e6)
-	case us >= 1e3:
-		return fmt.Sprintf("%.3gms", us/1e3)
-	default:
-		return fmt.Sprintf("%.3gµs", us)
-	}
 }
 
 // logRange is the axis range of positive values on a log scale, with room for the markers. With
