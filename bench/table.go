@@ -252,7 +252,7 @@ func (g *grid) sweep(w io.Writer, cells []Cell, st sweepTable) {
 	if st.marginal && len(cells) > 1 {
 		t.header = append(t.header, "per extra conn")
 	}
-	single, past := false, false
+	single, past, noKnee := false, false, false
 	for _, row := range g.rows {
 		line := []string{row}
 		for _, c := range cells {
@@ -260,6 +260,13 @@ func (g *grid) sweep(w io.Writer, cells []Cell, st sweepTable) {
 			e := st.stat.Estimate(r)
 			if e.N == 0 {
 				line = append(line, "n/a")
+				continue
+			}
+			if st.stat.Name == StatKneeRate.Name && e.Hi == 0 {
+				// Every search ran and none held the bound down to its lowest probe: there is no
+				// knee to print, and 0 msgs/s would read as a measured rate.
+				line = append(line, "none")
+				noKnee = true
 				continue
 			}
 			single = single || !e.Interval()
@@ -289,6 +296,9 @@ func (g *grid) sweep(w io.Writer, cells []Cell, st sweepTable) {
 	if past {
 		fmt.Fprintf(w, "  %s achieved below %.0f%% of the offered rate: past saturation, the latency is the queue's\n",
 			pastMarker, pastSaturation*100)
+	}
+	if noKnee {
+		fmt.Fprintln(w, "  none: no probe held the bound, down to the lowest the search tried (the knee's JSON lists them)")
 	}
 }
 

@@ -262,3 +262,32 @@ func TestNotesReadWholeWarnings(t *testing.T) {
 		t.Errorf("want the SIGTERM warning and not the saturation advice:\n%s", out.String())
 	}
 }
+
+// TestKneeNoneHeld checks that a row whose every knee search found no rate within the bound
+// reads "none", with its footnote, rather than a rate of 0.
+func TestKneeNoneHeld(t *testing.T) {
+	cell := Cell{Name: "knee=1ms", Sweep: SweepKnee, X: 1000}
+	results := []*Result{
+		{Row: Row{Name: Baseline}, Cell: cell.Name, Rounds: []int{0}, Runs: []report.Summary{{MsgsPerSec: 5000}},
+			Knees: []report.Knee{{BoundUs: 1000, RateMsgsPerS: 4750}}},
+		{Row: Row{Name: "epoll"}, Cell: cell.Name, Rounds: []int{0}, Runs: []report.Summary{{MsgsPerSec: 224}},
+			Knees: []report.Knee{{BoundUs: 1000, Note: "no probe held within the budget of 10"}}},
+	}
+	head := Cell{Name: "conns=1000", Sweep: SweepConns, X: 1000}
+	for _, row := range []string{Baseline, "epoll"} {
+		results = append(results, &Result{Row: Row{Name: row}, Cell: head.Name, Rounds: []int{0},
+			Runs: []report.Summary{{MsgsPerSec: 100000}}})
+	}
+	var b strings.Builder
+	Table(&b, results, []Cell{head, cell})
+	out := b.String()
+	var epollLine string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "epoll ") && strings.Contains(out[:strings.Index(out, l)], "knee: ") {
+			epollLine = l
+		}
+	}
+	if !strings.HasSuffix(strings.TrimSpace(epollLine), "none") || !strings.Contains(out, "none: no probe held the bound") {
+		t.Errorf("epoll's knee line %q, want it to read none, with the footnote, in:\n%s", epollLine, out)
+	}
+}
