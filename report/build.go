@@ -6,6 +6,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/montanaflynn/stats"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // FromHistogram summarises a microsecond histogram; spectrum adds the cumulative distribution.
@@ -55,15 +56,6 @@ func DiffPct(server, client uint64) float64 {
 	return (float64(server) - float64(client)) / float64(client) * 100
 }
 
-// tQuantile975 is Student's t at 97.5% for 1..30 degrees of freedom, for a two-sided 95%
-// confidence interval of a mean from a handful of repetitions; beyond 30 the normal 1.96 is
-// within 2% of it.
-var tQuantile975 = [...]float64{
-	12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-	2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-	2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-}
-
 // MeanCI95 returns the mean, the sample standard deviation and the 95% confidence interval of the
 // mean. With one value the deviation is 0 and the interval is the value itself.
 func MeanCI95(xs []float64) (mean, stddev, low, high float64) {
@@ -75,10 +67,9 @@ func MeanCI95(xs []float64) (mean, stddev, low, high float64) {
 		return mean, 0, mean, mean
 	}
 	stddev, _ = stats.StandardDeviationSample(xs)
-	t := 1.96
-	if df := len(xs) - 1; df <= len(tQuantile975) {
-		t = tQuantile975[df-1]
-	}
+	// Student's t at 97.5 % for n-1 degrees of freedom: the two-sided 95 % interval of a mean from
+	// a handful of repetitions (bench/stats.go takes its intervals from the same distribution).
+	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(len(xs) - 1)}.Quantile(0.975)
 	half := t * stddev / math.Sqrt(float64(len(xs)))
 	return mean, stddev, mean - half, mean + half
 }

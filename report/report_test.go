@@ -13,8 +13,8 @@ func TestMeanCI95(t *testing.T) {
 		t.Errorf("one run: %v %v %v %v", mean, sd, lo, hi)
 	}
 	mean, sd, lo, hi = MeanCI95([]float64{90, 100, 110})
-	// stddev 10, t(2 df) 4.303, half-width 4.303*10/sqrt(3).
-	half := 4.303 * 10 / math.Sqrt(3)
+	// stddev 10, t(2 df) = 4.302652729911275, half-width t*10/sqrt(3).
+	half := 4.302652729911275 * 10 / math.Sqrt(3)
 	if mean != 100 || math.Abs(sd-10) > 1e-9 || math.Abs(lo-(100-half)) > 1e-9 || math.Abs(hi-(100+half)) > 1e-9 {
 		t.Errorf("three runs: %v %v %v %v", mean, sd, lo, hi)
 	}
