@@ -289,26 +289,7 @@ func TestMultishotRecvLimit(t *testing.T) {
 	defer bufs.unmap()
 	defer bufs.unregister(r)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	accepted, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer accepted.Close()
-	f, err := accepted.(*net.TCPConn).File() // a blocking duplicate the ring may use
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	client, f := tcpPair(t)
 
 	const limit, piece = 150, 100
 	r.push(recvMultishotSQE(int(f.Fd()), bufGroup, limit, false, 1))
@@ -360,26 +341,7 @@ func TestInlineWait(t *testing.T) {
 	}
 	defer r.close()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	accepted, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer accepted.Close()
-	f, err := accepted.(*net.TCPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	client, f := tcpPair(t)
 	peerDone := make(chan error, 1)
 	go func() { // the peer reads the send, then replies
 		buf := make([]byte, 10)
@@ -419,4 +381,31 @@ func TestInlineWait(t *testing.T) {
 	if _, minComplete := r.publish(true); minComplete != 0 {
 		t.Errorf("with a backlog: wait for %d completions, want 0", minComplete)
 	}
+}
+
+// tcpPair connects a loopback client to a listener and returns the client and the accepted end as
+// a file: a blocking duplicate of its descriptor the ring may use. All of it closes with the test.
+func tcpPair(t *testing.T) (net.Conn, *os.File) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { accepted.Close() })
+	f, err := accepted.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return client, f
 }
