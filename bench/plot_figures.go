@@ -342,50 +342,49 @@ func (d *plotData) offered(r *Result, c Cell) float64 {
 }
 
 func latencyRateFigure(d *plotData, dir string) (*Figure, error) {
-	cells := d.sweep(SweepRate)
-	if len(cells) == 0 {
-		return nil, nil
-	}
-	var notes []string
-	noted := map[string]bool{}
-	f, err := lineFigure{
+	return latencyRateLines(d, dir, lineFigure{
 		base:  "latency-rate",
 		title: "p99 latency as offered load grows (open loop, 1,000 connections × 64 B)",
 		howToRead: "Each line is flat while the model keeps up and turns up steeply (the hockey stick) where it " +
 			"saturates: the further right a model's bend, the more load it takes before its tail latency " +
 			"explodes; a grey ring marks a point where echobench's own lateness is a material part of the latency.",
 		xLabel: "offered load, msgs/s",
-		panels: []linePanel{{title: "p99 latency, coordinated-omission corrected", yLabel: "latency (log scale)",
-			logY: true, yTick: fmtMicros, cells: cells,
-			value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP99us }, &notes, noted)}},
-	}.draw(d, dir)
-	if f != nil {
-		f.Notes = append(notes, d.pointNotes(cells, false)...) // notes: filled while drawing
-	}
-	return f, err
+	}, latencyPanel{"p99 latency, coordinated-omission corrected", func(s report.Summary) float64 { return s.LatencyP99us }})
 }
 
 func latencyRateTailsFigure(d *plotData, dir string) (*Figure, error) {
-	cells := d.sweep(SweepRate)
-	if len(cells) == 0 {
-		return nil, nil
-	}
-	var notes []string
-	noted := map[string]bool{}
-	f, err := lineFigure{
+	return latencyRateLines(d, dir, lineFigure{
 		base:  "latency-rate-p50-p999",
 		title: "Median and p99.9 latency as offered load grows (open loop, 1,000 connections × 64 B)",
 		howToRead: "The median bends later than the tail: a model whose p99.9 (right) turns up well before its " +
 			"median (left) stalls a few messages long before it is out of capacity, which is what a " +
 			"thread-per-connection or a scan of every fd does under load.",
 		xLabel: "offered load, msgs/s", sameY: true,
-		panels: []linePanel{
-			{title: "p50 latency", yLabel: "latency (log scale)", logY: true, yTick: fmtMicros, cells: cells,
-				value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP50us }, &notes, noted)},
-			{title: "p99.9 latency", yLabel: "latency (log scale)", logY: true, yTick: fmtMicros, cells: cells,
-				value: d.latencyPoint(func(s report.Summary) float64 { return s.LatencyP999us }, &notes, noted)},
-		},
-	}.draw(d, dir)
+	},
+		latencyPanel{"p50 latency", func(s report.Summary) float64 { return s.LatencyP50us }},
+		latencyPanel{"p99.9 latency", func(s report.Summary) float64 { return s.LatencyP999us }})
+}
+
+// latencyPanel is one panel of latency against offered load: its title and the percentile it plots.
+type latencyPanel struct {
+	title  string
+	metric func(report.Summary) float64
+}
+
+// latencyRateLines draws fig over the rate sweep with one log-scale latency panel per entry of
+// panels, and gives the figure the notes its points raised while it was drawn.
+func latencyRateLines(d *plotData, dir string, fig lineFigure, panels ...latencyPanel) (*Figure, error) {
+	cells := d.sweep(SweepRate)
+	if len(cells) == 0 {
+		return nil, nil
+	}
+	var notes []string
+	noted := map[string]bool{}
+	for _, p := range panels {
+		fig.panels = append(fig.panels, linePanel{title: p.title, yLabel: "latency (log scale)", logY: true,
+			yTick: fmtMicros, cells: cells, value: d.latencyPoint(p.metric, &notes, noted)})
+	}
+	f, err := fig.draw(d, dir)
 	if f != nil {
 		f.Notes = append(notes, d.pointNotes(cells, false)...) // notes: filled while drawing
 	}
