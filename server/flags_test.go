@@ -4,6 +4,7 @@ import (
 	"flag"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // everyField returns a Config with every field that is a flag set to a value other than its
@@ -18,6 +19,8 @@ func everyField(t *testing.T) Config {
 		switch f := v.Field(i); {
 		case name == "Addr" || name == "Logf":
 			// Not flags: see Config.Addr and RegisterFlags.
+		case f.Type() == reflect.TypeOf(time.Duration(0)):
+			f.SetInt(int64(7 * time.Millisecond))
 		case f.Kind() == reflect.Int:
 			f.SetInt(7)
 		case f.Kind() == reflect.Bool:

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DefaultOutboundLimit bounds the bytes a model buffers toward one client that does not read its
@@ -49,6 +50,16 @@ type Config struct {
 	ReusePort bool
 	// LockOSThread asks models that support it to pin each loop to its own OS thread.
 	LockOSThread bool
+	// UDP asks for the model's UDP variant (Model.StartUDP): an echo of datagrams on a UDP socket
+	// bound to Addr instead of TCP connections.
+	UDP bool
+	// Work is CPU-bound work done for each message before it is echoed, standing for a request's
+	// computation; Block is a blocking call made for each message, standing for a database call.
+	// Each model makes them where it would natively (see Handler). 0 means none.
+	Work, Block time.Duration
+	// PollSleep is how long the nonblocking model sleeps after a pass over its sockets that found
+	// nothing to do; 0 means it never sleeps (pure busy polling). Other models ignore it.
+	PollSleep time.Duration
 	// Logf receives notable events (a rejected connection, a failed accept). nil means log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -93,6 +104,10 @@ type Model struct {
 	Summary string
 	// Start binds cfg.Addr and starts serving in the background.
 	Start func(cfg Config) (Server, error)
+	// StartUDP, if set, is the model's UDP variant: it binds a UDP socket at cfg.Addr and echoes
+	// every datagram to its sender, byte for byte (an empty datagram too). It never queues more
+	// than a fixed number of replies: a datagram it cannot answer is counted in Stats.Dropped.
+	StartUDP func(cfg Config) (Server, error)
 	// Available reports why the model cannot run on this machine (an old kernel, a disabled
 	// syscall), or nil. A nil func means always available.
 	Available func() error
@@ -102,6 +117,17 @@ type Model struct {
 	// whose threads are few; models/blocking, whose threads are many, says why it asks for more.
 	// Tests and other processes that host several models do not apply it.
 	Procs func(cfg Config) int
+}
+
+// Launch starts m with cfg: its UDP variant when cfg.UDP asks for one, else its TCP server.
+func (m Model) Launch(cfg Config) (Server, error) {
+	if !cfg.UDP {
+		return m.Start(cfg)
+	}
+	if m.StartUDP == nil {
+		return nil, fmt.Errorf("model %s has no UDP variant; models with one: %s", m.Name, strings.Join(UDPNames(), " "))
+	}
+	return m.StartUDP(cfg)
 }
 
 // ErrUnavailable is wrapped by errors that say a model cannot run on this machine.
@@ -143,6 +169,17 @@ func Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// UDPNames lists the registered models that have a UDP variant, sorted.
+func UDPNames() []string {
+	var udp []string
+	for _, n := range Names() {
+		if m, _ := Lookup(n); m.StartUDP != nil {
+			udp = append(udp, n)
+		}
+	}
+	return udp
 }
 
 // CheckAvailable returns nil if the model can run here, or an error wrapping ErrUnavailable.

@@ -10,6 +10,11 @@ type Stats struct {
 	Active   int64  `json:"active"`   // connections open now
 	BytesIn  uint64 `json:"bytes_in"` // bytes read from clients
 	BytesOut uint64 `json:"bytes_out"`
+	// A UDP variant's datagrams: read, echoed, and read but not answered because its bounded
+	// reply queue was full (or the reply failed). Zero for TCP.
+	DatagramsIn  uint64 `json:"datagrams_in,omitempty"`
+	DatagramsOut uint64 `json:"datagrams_out,omitempty"`
+	Dropped      uint64 `json:"dropped,omitempty"`
 }
 
 // Counters is a ready implementation of Stats for models to embed. Each method is one atomic add,
@@ -17,6 +22,7 @@ type Stats struct {
 // loop and add them up in Stats.
 type Counters struct {
 	accepted, rejected, bytesIn, bytesOut atomic.Uint64
+	datagramsIn, datagramsOut, dropped    atomic.Uint64
 	active                                atomic.Int64
 }
 
@@ -35,6 +41,15 @@ func (c *Counters) Read(n int) { c.bytesIn.Add(uint64(n)) }
 // Wrote counts n bytes written to a client.
 func (c *Counters) Wrote(n int) { c.bytesOut.Add(uint64(n)) }
 
+// Received counts one datagram of n bytes read from a client.
+func (c *Counters) Received(n int) { c.datagramsIn.Add(1); c.bytesIn.Add(uint64(n)) }
+
+// Sent counts one datagram of n bytes echoed to a client.
+func (c *Counters) Sent(n int) { c.datagramsOut.Add(1); c.bytesOut.Add(uint64(n)) }
+
+// Dropped counts a datagram read but not answered.
+func (c *Counters) Dropped() { c.dropped.Add(1) }
+
 // Snapshot returns the counts so far.
 func (c *Counters) Snapshot() Stats {
 	return Stats{
@@ -43,6 +58,10 @@ func (c *Counters) Snapshot() Stats {
 		Active:   c.active.Load(),
 		BytesIn:  c.bytesIn.Load(),
 		BytesOut: c.bytesOut.Load(),
+
+		DatagramsIn:  c.datagramsIn.Load(),
+		DatagramsOut: c.datagramsOut.Load(),
+		Dropped:      c.dropped.Load(),
 	}
 }
 
@@ -54,5 +73,9 @@ func (s Stats) Add(o Stats) Stats {
 		Active:   s.Active + o.Active,
 		BytesIn:  s.BytesIn + o.BytesIn,
 		BytesOut: s.BytesOut + o.BytesOut,
+
+		DatagramsIn:  s.DatagramsIn + o.DatagramsIn,
+		DatagramsOut: s.DatagramsOut + o.DatagramsOut,
+		Dropped:      s.Dropped + o.Dropped,
 	}
 }

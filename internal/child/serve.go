@@ -46,7 +46,7 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 	fs.SetOutput(stderr)
 	var cfg server.Config
 	model := fs.String("model", "", "IO model to serve with (-list shows them)")
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:0", "TCP address to listen on; port 0 picks a free one")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:0", "address to listen on (TCP, or UDP with -udp); port 0 picks a free one")
 	cfg.RegisterFlags(fs)
 	if hooks.Flags != nil {
 		hooks.Flags(fs)
@@ -67,6 +67,9 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 		for _, n := range server.Names() {
 			m, _ := server.Lookup(n)
 			status := ""
+			if m.StartUDP != nil {
+				status = " [-udp too]"
+			}
 			if err := m.CheckAvailable(); err != nil {
 				status = " (" + err.Error() + ")"
 			}
@@ -110,7 +113,7 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 			return 1
 		}
 	}
-	srv, err := m.Start(cfg)
+	srv, err := m.Launch(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "echoserver: %v\n", err)
 		if errors.Is(err, syscall.EADDRINUSE) {

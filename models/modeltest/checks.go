@@ -347,7 +347,7 @@ func testClose(t *testing.T, m server.Model, cfg server.Config) {
 	fdsBefore := countFDs(t)
 	goroutinesBefore := runtime.NumGoroutine()
 
-	srv, err := m.Start(cfg)
+	srv, err := m.Launch(cfg)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}

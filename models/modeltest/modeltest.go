@@ -101,7 +101,7 @@ func Start(t testing.TB, model string, cfg server.Config) server.Server {
 	if cfg.Logf == nil {
 		cfg.Logf = t.Logf
 	}
-	srv, err := m.Start(cfg)
+	srv, err := m.Launch(cfg)
 	if err != nil {
 		t.Fatalf("start %s: %v", model, err)
 	}
