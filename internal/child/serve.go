@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -53,6 +54,7 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 	}
 	list := fs.Bool("list", false, "list the models and exit")
 	quiet := fs.Bool("quiet", false, "log nothing, not even resource warnings (EMFILE, select's fd ceiling)")
+	allowRemote := fs.Bool("allow-remote", false, "listen on an address that is not loopback (exposes an echo server to the network)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: echoserver -model NAME [-addr 127.0.0.1:0] [flags]\n\nmodels: %v\n\nflags:\n", server.Names())
 		fs.PrintDefaults()
@@ -86,6 +88,17 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "echoserver: %v\n", err)
 		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "echoserver: %v\n", err)
+		return 2
+	}
+	if !isLoopback(cfg.Addr) {
+		if !*allowRemote {
+			fmt.Fprintf(stderr, "echoserver: -addr %s is not a loopback address; an echo server open to a network is an abuse vector (UDP echo reflection above all): listen on 127.0.0.1 or ::1, or pass -allow-remote to accept that\n", cfg.Addr)
+			return 2
+		}
+		fmt.Fprintf(stderr, "echoserver: warning: listening on %s, which is not loopback: anyone who can reach it can use this echo server\n", cfg.Addr)
 	}
 	if err := m.CheckAvailable(); err != nil {
 		fmt.Fprintf(stderr, "echoserver: %v\n", err)
@@ -160,6 +173,29 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 			return 1
 		}
 	}
+}
+
+// isLoopback reports whether addr's host is a loopback address (127.0.0.0/8, ::1, or a name that
+// resolves only to such addresses, like localhost). An empty host or an unspecified address
+// (0.0.0.0, ::) listens on every interface, so it is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // raiseProcsTo returns the GOMAXPROCS model m asks for with cfg (Model.Procs) if that is above
