@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"syscall"
 
+	"echobench/internal/cmdline"
 	"echobench/internal/reexec"
 	"echobench/server"
 )
@@ -38,11 +39,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	list := fs.Bool("list", false, "list the models and exit")
 	quiet := fs.Bool("quiet", false, "log nothing, not even resource warnings (EMFILE, select's fd ceiling)")
 	allowRemote := fs.Bool("allow-remote", false, "listen on an address that is not loopback (exposes an echo server to the network)")
-	fs.Usage = func() {
+	usage := func() {
 		fmt.Fprintf(stderr, "usage: echoserver -model NAME [-addr 127.0.0.1:0] [flags]\n\nmodels: %v\n\nflags:\n", server.Names())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args, stderr, usage); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -63,8 +64,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "echoserver: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
+		fmt.Fprintf(stderr, "echoserver: unexpected argument %q; flags come before it, and -h lists them\n", fs.Arg(0))
 		return 2
 	}
 	m, err := server.Lookup(*model)
