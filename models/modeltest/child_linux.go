@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-
 	"echobench/internal/child"
 	"echobench/internal/procstat"
 	"echobench/server"
