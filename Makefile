@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build test vet lint fmt-check bench bench-reference syscalls reference crosscheck clean
+.PHONY: all build test vet lint fmt-check bench bench-reference syscalls reference crosscheck faults clean
 
 all: build
 
@@ -11,6 +11,7 @@ build:
 	$(GO) build -o $(BIN)/echobench ./cmd/echobench
 	$(GO) build -o $(BIN)/echocompare ./cmd/echocompare
 	$(GO) build -o $(BIN)/echosyscalls ./cmd/echosyscalls
+	$(GO) build -o $(BIN)/echofaults ./cmd/echofaults
 
 vet:
 	$(GO) vet ./...
@@ -64,6 +65,13 @@ reference:
 # PATH); bounded, loopback only, one load at a time; data in results/crosscheck-*/.
 crosscheck:
 	CC="$(CC)" GO="$(GO)" bash bench/crosscheck.sh
+
+# faults: every model, each as its own echoserver on loopback, under every fault scenario of
+# package faults (slow readers, reset storms, fd exhaustion, kill -9, garbage, bad input, ...);
+# a table model x scenario on stdout, results/faults.md and results/faults.csv. Bounded, under
+# 10 minutes on 2 cores. FAULTSFLAGS: -models epoll,select -scenarios half-close,... -scale quick.
+faults: build
+	$(BIN)/echofaults -bin $(BIN) $(FAULTSFLAGS)
 
 clean:
 	rm -rf $(BIN)
