@@ -17,6 +17,16 @@ import (
 // largest IPv4 allows.
 var udpSizes = []int{0, 1, 64, 1472, sockutil.MaxDatagram - 20}
 
+// TestUDPConformance runs the shared UDP suite on the thread-per-datagram server.
+func TestUDPConformance(t *testing.T) {
+	modeltest.RunUDP(t, "blocking", modeltest.Options{})
+}
+
+// TestUDPConformancePool runs it on a pool of four recvfrom/sendto threads.
+func TestUDPConformancePool(t *testing.T) {
+	modeltest.RunUDP(t, "blocking", modeltest.Options{Config: server.Config{Pool: 4}})
+}
+
 func startUDP(t *testing.T, cfg server.Config) server.Server {
 	t.Helper()
 	if cfg.Addr == "" {
