@@ -77,6 +77,9 @@ func CheckHandler(t *testing.T, model string, opts HandlerOptions) {
 			cfg.Block = checkBlock
 			srv := Start(t, model, cfg)
 			first, second := dialHandler(t, srv), dialHandler(t, srv)
+			// The second message is sent while the first is still in its handler (an echo
+			// needs Block), so one loop runs the two handlers one after the other, whichever
+			// it reads first, and sends the later echo no sooner than 2×Block after start.
 			msg := make([]byte, 64)
 			start := time.Now()
 			for id, c := range []net.Conn{first, second} {
