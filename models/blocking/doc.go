@@ -30,6 +30,11 @@
 // too, which is the model's backpressure: a thread waiting for its client to take an echo does not
 // read, so it never holds more than one buffer, and TCP flow control stalls the client.
 //
+// The per-message handler (-work, -block; server.Handler) runs on the connection's own thread,
+// between the read and the send, so a slow handler holds back only its own client, while the other
+// threads go on serving theirs; with a pool, a thread busy in handlers serves nobody else, so slow
+// handlers make clients past the pool wait longer in the backlog.
+//
 // Where it breaks: memory and scheduling at thousands of connections, a thread each, most of them
 // asleep. Past threadCeiling (9,000, below Go's limit of 10,000 threads, which aborts the process)
 // new connections are refused; the kernel's thread limits (ulimit -u, kernel.threads-max) and

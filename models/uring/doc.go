@@ -103,7 +103,11 @@
 // runtime knows about, as the epoll model does and for the same reason: its doc.go describes the
 // runtime's P hand-off this avoids and what keeping the P costs the process's other goroutines.
 // Before 5.11 every wait that sleeps pays that hand-off. A client that does not read makes the
-// server copy its echo once into the outbound, up to the outbound limit.
+// server copy its echo once into the outbound, up to the outbound limit. The per-message handler
+// (-work, -block; server.Handler) runs on the loop's thread as it reaps a recv's completion, before
+// the echo's send is prepared: for a handler's time D the loop reaps and submits nothing, so every
+// connection of that loop waits D, the echoes prepared earlier in the same batch too, which go to
+// the kernel only with the batch's next io_uring_enter. Armed recvs still complete meanwhile.
 //
 // UDP (-udp, udp_linux.go). One UDP socket, bound by sockutil.ListenUDP and shared by every loop:
 // each loop keeps its own ring and its own datagram buffers, and the kernel hands each datagram
