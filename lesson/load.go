@@ -65,5 +65,5 @@ func intervalNote(e bench.Estimate) string {
 	if e.N < 2 {
 		return fmt.Sprintf("%.3g (1 run)", e.Mid)
 	}
-	return fmt.Sprintf("95%% interval %.3g–%.3g over %d rounds", e.Lo, e.Hi, e.N)
+	return fmt.Sprintf("95%% interval %s–%s over %d rounds", FormatValue(e.Lo, ""), FormatValue(e.Hi, ""), e.N)
 }
