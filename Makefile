@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build test vet lint fmt-check bench bench-reference syscalls reference crosscheck faults clean
+.PHONY: all build test vet lint fmt-check bench bench-reference syscalls reference crosscheck faults clean lesson
 
 all: build
 
@@ -53,6 +53,14 @@ SYSCALLS_TRACER ?= perf
 syscalls: build
 	@command -v $(SYSCALLS_TRACER) >/dev/null || (apt-get update && apt-get install -y $(if $(filter perf,$(SYSCALLS_TRACER)),linux-perf,$(SYSCALLS_TRACER)))
 	$(BIN)/echosyscalls -bin $(BIN) -tracer $(SYSCALLS_TRACER) -messages $(SYSCALLS_MESSAGES) $(SYSCALLSFLAGS)
+
+# lesson: each claim of the teaching notes (../shared/seeds/) run as an experiment against the
+# models, with its figures and a verdict computed from them (package lesson); writes docs/lesson.md,
+# prints it, and keeps the raw data in results/lesson-<UTC time>/. Under 10 minutes on two cores;
+# never part of `make test`. LESSONFLAGS go to echolesson (-only 3,12 runs some claims).
+lesson: build
+	$(GO) build -o $(BIN)/echolesson ./cmd/echolesson
+	$(BIN)/echolesson -bin $(BIN) -go $(GO) $(LESSONFLAGS)
 
 # reference: the C yardsticks of the cross-checks (bench/reference/): a minimal epoll echo server
 # and a sockperf-compatible ping-pong client.
