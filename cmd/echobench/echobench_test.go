@@ -43,6 +43,8 @@ func TestServerFlagsReachTheChild(t *testing.T) {
 	fs.VisitAll(func(f *flag.Flag) {
 		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
 			args = append(args, "-"+f.Name+"=true")
+		} else if f.DefValue == "0s" { // a duration
+			args = append(args, "-"+f.Name+"=7ms")
 		} else {
 			args = append(args, "-"+f.Name+"=7")
 		}
