@@ -102,11 +102,13 @@ func mmsg(call uintptr, fd int, hdrs []unix.Mmsghdr) (int, error) {
 }
 
 // ReplyQueue holds the replies an event loop has read but could not send yet, because its
-// socket's send buffer was full: at most ReplyQueueLimit of them, each a copy of its datagram
-// with its sender's address. Past the limit Hold refuses, and the caller counts the datagram
-// dropped. It belongs to one loop and takes no lock.
+// socket's send buffer was full: at most its limit, which the loops of one server share
+// ReplyQueueLimit between, each reply a copy of its datagram with its sender's address. Past the
+// limit Hold refuses, and the caller counts the datagram dropped. It belongs to one loop and
+// takes no lock.
 type ReplyQueue struct {
 	ring    [ReplyQueueLimit]reply
+	limit   int // replies held at most, no more than len(ring)
 	head, n int
 	// One sendmmsg's headers over the queue's head; their size is the batch NewReplyQueue
 	// was given.
@@ -120,10 +122,15 @@ type reply struct {
 	toLen   uint32
 }
 
-// NewReplyQueue returns an empty queue that sends up to batch replies per sendmmsg(2).
-func NewReplyQueue(batch int) *ReplyQueue {
+// NewReplyQueue returns an empty queue that holds up to limit replies (at least one, at most
+// ReplyQueueLimit) and sends up to batch of them per sendmmsg(2).
+func NewReplyQueue(batch, limit int) *ReplyQueue {
 	batch = max(1, min(batch, ReplyQueueLimit))
-	return &ReplyQueue{iovs: make([]unix.Iovec, batch), hdrs: make([]unix.Mmsghdr, batch)}
+	return &ReplyQueue{
+		limit: max(1, min(limit, ReplyQueueLimit)),
+		iovs:  make([]unix.Iovec, batch),
+		hdrs:  make([]unix.Mmsghdr, batch),
+	}
 }
 
 // Len is how many replies are waiting.
@@ -133,7 +140,7 @@ func (q *ReplyQueue) Len() int { return q.n }
 // nothing, when the queue is full. A held copy is its own allocation, let go once it is sent, so
 // that a burst's memory goes back to the garbage collector when the burst is over.
 func (q *ReplyQueue) Hold(d *Datagrams, i int) bool {
-	if q.n == len(q.ring) {
+	if q.n == q.limit {
 		return false
 	}
 	r := &q.ring[(q.head+q.n)%len(q.ring)]

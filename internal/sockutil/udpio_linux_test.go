@@ -116,7 +116,7 @@ func unixPair(t *testing.T) (server, client int) {
 func TestReplyQueue(t *testing.T) {
 	server, client := unixPair(t)
 	d := NewDatagrams(1)
-	q := NewReplyQueue(8)
+	q := NewReplyQueue(8, ReplyQueueLimit)
 	held := 0
 	for ; ; held++ {
 		msg := fmt.Appendf(nil, "reply %d", held)
@@ -190,7 +190,7 @@ func TestReplyQueue(t *testing.T) {
 func TestReplyQueueDrop(t *testing.T) {
 	server, client := unixPair(t)
 	d := NewDatagrams(2)
-	q := NewReplyQueue(4)
+	q := NewReplyQueue(4, 2)
 	for _, msg := range []string{"dropped", ""} {
 		if _, err := unix.Write(client, []byte(msg)); err != nil {
 			t.Fatal(err)

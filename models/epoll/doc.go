@@ -107,8 +107,9 @@
 // to its receiver at once and frees its room); over a device that queues, it can: a partial
 // sendmmsg or EAGAIN copies the rest of the batch into the loop's reply queue
 // (sockutil.ReplyQueue) and arms EPOLLOUT until it drains, one epoll_ctl each way; while replies
-// are queued, new ones go behind them. The queue holds at most sockutil.ReplyQueueLimit replies;
-// while it is full, datagrams are still read, so that they are counted, and dropped
+// are queued, new ones go behind them. The loops share sockutil.ReplyQueueLimit between their
+// queues, so the server holds no more replies than that however many loops it has; while a
+// loop's queue is full, datagrams are still read, so that they are counted, and dropped
 // (Stats.Dropped), as the kernel drops what a full receive buffer cannot take. A reply the
 // kernel refuses for a reason of its own (no route, a firewall's EPERM) is dropped and counted too.
 //

@@ -35,6 +35,8 @@ func serveDatagrams(cfg server.Config, fds []int, addr net.Addr) (server.Server,
 	// EPOLLEXCLUSIVE, which would also forbid the EPOLL_CTL_MOD that arms EPOLLOUT.
 	cfg.ReusePort = true
 	s := &srv{cfg: cfg, addr: addr, listeners: fds}
+	// The server holds at most ReplyQueueLimit replies, whatever its number of loops.
+	queueShare := sockutil.ReplyQueueLimit / len(fds)
 	var loops []*udpLoop
 	for _, fd := range fds {
 		l, err := newLoop(s, fd)
@@ -46,7 +48,7 @@ func serveDatagrams(cfg server.Config, fds []int, addr net.Addr) (server.Server,
 		loops = append(loops, &udpLoop{
 			loop:     l,
 			batch:    sockutil.NewDatagrams(datagramBatch),
-			replies:  sockutil.NewReplyQueue(datagramBatch),
+			replies:  sockutil.NewReplyQueue(datagramBatch, queueShare),
 			handler:  cfg.Handler(),
 			interest: unix.EPOLLIN, // as newLoop registered it
 		})
@@ -60,7 +62,7 @@ func serveDatagrams(cfg server.Config, fds []int, addr net.Addr) (server.Server,
 type udpLoop struct {
 	*loop
 	batch    *sockutil.Datagrams
-	replies  *sockutil.ReplyQueue // replies the socket had no room for, at most ReplyQueueLimit
+	replies  *sockutil.ReplyQueue // replies the socket had no room for: the loop's share of ReplyQueueLimit
 	handler  server.Handler
 	interest uint32 // the socket's interest registered with epoll now
 
@@ -160,7 +162,7 @@ func (u *udpLoop) reply(n int) {
 	}
 	for i := next; i < n; i++ {
 		if !u.replies.Hold(u.batch, i) {
-			u.counts.Dropped() // the queue is at ReplyQueueLimit
+			u.counts.Dropped() // the queue is at its limit
 		}
 	}
 }

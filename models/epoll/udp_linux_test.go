@@ -16,6 +16,8 @@ import (
 	"echobench/server"
 )
 
+func TestUDPConformance(t *testing.T) { modeltest.RunUDP(t, "epoll", modeltest.Options{}) }
+
 func startUDP(t *testing.T, cfg server.Config) server.Server {
 	t.Helper()
 	cfg.Addr, cfg.Logf = "127.0.0.1:0", t.Logf

@@ -12,6 +12,8 @@ import (
 	"echobench/server"
 )
 
+func TestUDPConformance(t *testing.T) { modeltest.RunUDP(t, "stdnet", modeltest.Options{}) }
+
 // exchange sends p on conn and returns the reply.
 func exchange(t *testing.T, conn *net.UDPConn, p []byte) []byte {
 	t.Helper()
