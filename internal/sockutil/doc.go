@@ -13,7 +13,10 @@
 //   - Outbound and Pool: the bounded outbound queue of one connection, and the rule that stops
 //     reading a client that does not read its echoes;
 //   - Waker: the eventfd a loop sleeps on beside its sockets, written to stop it;
-//   - LogBurst: the rate limit for a condition that repeats in bursts, such as EMFILE.
+//   - LogBurst: the rate limit for a condition that repeats in bursts, such as EMFILE;
+//   - for UDP variants: ListenUDP and ListenUDPGroup, the bounds MaxDatagram and
+//     ReplyQueueLimit, Datagrams and ReplyQueue (recvmmsg and sendmmsg batches, raw) for event
+//     loops, Recvfrom and Sendto for threads that block.
 //
 // models/FAIRNESS.md lists what each model takes from here and where a model differs, and why.
 //

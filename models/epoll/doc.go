@@ -84,6 +84,35 @@
 // forked by another goroutine still holds a copy of the fd. Close writes every loop's eventfd; each
 // loop closes its connections and returns, and Close returns once all have and every fd is closed.
 //
+// # The UDP variant
+//
+// With -udp (udp_linux.go) each loop has a UDP socket of its own on one port, an SO_REUSEPORT
+// group (sockutil.ListenUDPGroup) that the kernel spreads datagrams over by a hash of their
+// addresses, so one client's datagrams all reach one loop. The socket is registered
+// level-triggered for EPOLLIN beside the loop's waker, as a listener is. A readiness report costs
+// one recvmmsg(2), which takes up to datagramBatch (32) datagrams, and one sendmmsg(2), which sends
+// them all back, each to its sender: two syscalls per batch rather than two per datagram, plus the
+// share of an epoll_wait. The handler runs on each datagram of the batch, in order, before the
+// batch is sent, so the first reply of a batch waits for the handling of the whole batch. It
+// breaks where the TCP loops do, and one way more: the hash, not the load, picks a client's loop,
+// so a few busy clients may share one loop while another has none.
+//
+// Waiting happens in epoll_wait, as for TCP. Copying happens in recvmmsg, which moves each
+// datagram from the socket's receive queue into a slot of the loop's batch (sockutil.Datagrams,
+// each slot sockutil.MaxDatagram bytes, so no datagram is truncated), and in sendmmsg, which sends
+// it from that same slot. A reply is exactly the datagram received, never more: an echo server
+// that answered a small datagram with a larger one would be an amplifier for a spoofed sender.
+//
+// Over loopback a send never finds the socket's send buffer full (the kernel hands each datagram
+// to its receiver at once and frees its room); over a device that queues, it can: a partial
+// sendmmsg or EAGAIN copies the rest of the batch into the loop's reply queue
+// (sockutil.ReplyQueue) and arms EPOLLOUT until it drains, one epoll_ctl each way; while replies
+// are queued, new ones go behind them. The loops share sockutil.ReplyQueueLimit between their
+// queues, so the server holds no more replies than that however many loops it has; while a
+// loop's queue is full, datagrams are still read, so that they are counted, and dropped
+// (Stats.Dropped), as the kernel drops what a full receive buffer cannot take. A reply the
+// kernel refuses for a reason of its own (no route, a firewall's EPERM) is dropped and counted too.
+//
 // # Where it breaks
 //
 // Whatever a loop is doing, its other connections wait: one loop flushing a large backlog

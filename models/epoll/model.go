@@ -7,6 +7,7 @@ func init() {
 		Name:      "epoll",
 		Summary:   "raw epoll: N level-triggered event loops, each on its own locked OS thread (the performance reference)",
 		Start:     Start,
+		StartUDP:  StartUDP,
 		Available: available,
 	})
 }

@@ -27,10 +27,7 @@ type srv struct {
 
 // Start listens on cfg.Addr and starts cfg.Loops event loops (default GOMAXPROCS).
 func Start(cfg server.Config) (server.Server, error) {
-	nloops := cfg.Loops
-	if nloops <= 0 {
-		nloops = runtime.GOMAXPROCS(0)
-	}
+	nloops := loopCount(cfg)
 	nlisteners := 1
 	if cfg.ReusePort {
 		nlisteners = nloops
@@ -48,16 +45,30 @@ func Start(cfg server.Config) (server.Server, error) {
 		}
 		s.loops = append(s.loops, l)
 	}
-	for _, l := range s.loops {
+	s.serve(func(i int) { s.loops[i].run() })
+	return s, nil
+}
+
+// loopCount is cfg.Loops, or GOMAXPROCS.
+func loopCount(cfg server.Config) int {
+	if cfg.Loops > 0 {
+		return cfg.Loops
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// serve runs run(i) for every loop i, each in a goroutine of its own that marks s.running done
+// as it returns, and once all have returned closes the server's fds and marks it stopped.
+func (s *srv) serve(run func(i int)) {
+	for i := range s.loops {
 		s.running.Add(1)
-		go l.run()
+		go run(i)
 	}
 	go func() {
 		s.running.Wait()
 		s.closeFDs()
 		s.Stopped()
 	}()
-	return s, nil
 }
 
 func (s *srv) Addr() net.Addr { return s.addr }

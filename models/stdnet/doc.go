@@ -22,6 +22,18 @@
 // waiting on the netpoller would; -work holds a P, so only as many handlers compute at once as
 // GOMAXPROCS allows, and the scheduler preempts them every 10 ms to let the other goroutines run.
 //
+// The UDP variant (-udp, udp.go) is what a Go programmer writes for datagrams: net.ListenUDP,
+// and cfg.Loops goroutines (GOMAXPROCS by default) on the one socket, each in a loop of
+// ReadFromUDPAddrPort, the handler, and WriteToUDPAddrPort back to the sender. One datagram costs
+// a recvfrom(2) and a sendto(2), and a recvfrom that returns EAGAIN whenever the goroutine then
+// parks in the netpoller; waiting is the netpoller's, copying is recvfrom's, into the goroutine's
+// buffer of sockutil.MaxDatagram bytes, and sendto's, from it. There is no reply queue: a write
+// that finds the send buffer full parks its goroutine, which reads nothing until it returns, so
+// the server holds at most one datagram per goroutine, and goroutines are capped at
+// sockutil.ReplyQueueLimit. A reply the kernel refuses is dropped and counted (Stats.Dropped).
+// Unlike the epoll variant's loops, the goroutines share one socket and its receive lock, and
+// each datagram is two syscalls, with no batching.
+//
 // Where it breaks: memory per connection (a goroutine stack plus its buffer, held even while idle)
 // and scheduling overhead at high connection counts. Every chart in echobench shows it, because
 // it is what a Go user would pick instead of any other model here.

@@ -4,8 +4,9 @@ import "echobench/server"
 
 func init() {
 	server.Register(server.Model{
-		Name:    "stdnet",
-		Summary: "Go standard library: net.Listen, a goroutine per connection (the baseline)",
-		Start:   Start,
+		Name:     "stdnet",
+		Summary:  "Go standard library: net.Listen, a goroutine per connection (the baseline)",
+		Start:    Start,
+		StartUDP: StartUDP,
 	})
 }
