@@ -43,6 +43,8 @@ func TestServerFlagsReachTheChild(t *testing.T) {
 	fs.VisitAll(func(f *flag.Flag) {
 		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
 			args = append(args, "-"+f.Name+"=true")
+		} else if _, ok := f.Value.(flag.Getter).Get().(time.Duration); ok {
+			args = append(args, "-"+f.Name+"=7ms")
 		} else {
 			args = append(args, "-"+f.Name+"=7")
 		}
@@ -94,13 +96,13 @@ func TestParseSizes(t *testing.T) {
 		{"64-64", []int{64}},
 		{"1-4", []int{1, 2, 4}},
 	} {
-		got, err := parseSizes(tc.in)
+		got, err := parseSizes(tc.in, false)
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("parseSizes(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
 	for _, bad := range []string{"", "0", "-5", "a", "64,", "4096-64", "64-x"} {
-		if got, err := parseSizes(bad); err == nil {
+		if got, err := parseSizes(bad, false); err == nil {
 			t.Errorf("parseSizes(%q) = %v, want an error", bad, got)
 		}
 	}
