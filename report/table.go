@@ -125,7 +125,7 @@ func writeRun(row func(string, string, ...any), run Run) {
 	}
 	cl := run.Client
 	row("echobench CPU", "%.2fs user + %.2fs sys = %.2fs; %.0f%% of a core over the window, on %d core(s)", cl.UserS, cl.SysS, cl.CPUS, cl.CPUPct, cl.Cores)
-	if sc := run.ServerCounts; sc != nil {
+	if sc := run.ServerCounts; sc != nil && run.UDP == nil { // a UDP server accepts nothing; its datagrams are in the check below
 		rejected := ""
 		if sc.Rejected > 0 {
 			rejected = " (closed at once, unserved: see the server's log, e.g. select's fd ceiling)"
