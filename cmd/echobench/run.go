@@ -161,8 +161,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("-%s goes with -knee", stray)
 	}
 	if o.model != "" {
-		if _, err := server.Lookup(o.model); err != nil {
+		m, err := server.Lookup(o.model)
+		if err != nil {
 			return nil, bad("%v", err)
+		}
+		if o.server.UDP && m.StartUDP == nil {
+			with := strings.Join(server.UDPNames(), " ")
+			if with == "" {
+				with = "none in this build"
+			}
+			return nil, bad("-udp: model %s has no UDP variant; models with one: %s", o.model, with)
 		}
 	}
 	return o, nil

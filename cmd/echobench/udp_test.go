@@ -86,6 +86,9 @@ func TestUDPRefusesOversizedDatagrams(t *testing.T) {
 	if status := run([]string{"-addr", "127.0.0.1:9", "-size", "0", "-pin=false"}, &stdout, &stderr); status != exitUsage || !strings.Contains(stderr.String(), "-udp") {
 		t.Errorf("-size 0 over TCP: status %d, %q", status, stderr.String())
 	}
+	if status := run([]string{"-model", "process", "-udp"}, &stdout, &stderr); status != exitUsage || !strings.Contains(stderr.String(), "no UDP variant") {
+		t.Errorf("-udp -model process: status %d, %q", status, stderr.String())
+	}
 	for _, flags := range [][]string{{"-frame"}, {"-reconnect", "3"}, {"-udp-timeout", "0"}} {
 		var stdout, stderr bytes.Buffer
 		if status := run(append([]string{"-addr", "127.0.0.1:9", "-udp", "-pin=false"}, flags...), &stdout, &stderr); status != exitUsage {
