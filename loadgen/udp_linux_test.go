@@ -31,7 +31,8 @@ func startUDPServer(t *testing.T, h udpHandler) *udpTestServer {
 		t.Fatal(err)
 	}
 	// The engine's flows burst; the kernel's default buffer would drop some of a burst and turn
-	// a test of one fault into a test of two.
+	// a test of one fault into a test of two. (net.core.rmem_max may cap it, so the loads below
+	// also keep their windows' bytes well under the default buffer.)
 	c.SetReadBuffer(4 << 20)
 	s := &udpTestServer{conn: c}
 	s.wg.Go(func() {
@@ -72,7 +73,10 @@ func runUDPChecked(t *testing.T, addr string, cfg Config) (*Result, error) {
 		cfg.Warmup = 50 * time.Millisecond
 	}
 	if cfg.UDPTimeout == 0 {
-		cfg.UDPTimeout = 20 * time.Millisecond
+		// Long enough that a correct server stalled by the race detector or a busy machine is
+		// not taken for a lossy one; tests of loss set a short one, and the drain of a run with
+		// nothing in flight ends at once whatever the timeout.
+		cfg.UDPTimeout = time.Second
 	}
 	cfg.Verify = true
 	before := countFDs(t)
@@ -111,7 +115,7 @@ func TestUDPCleanServer(t *testing.T) {
 		cfg  Config
 	}{
 		{"pingpong", Config{Sizes: []int{64}}},
-		{"window and sizes", Config{Sizes: []int{12, 100, 1472, 9000}, Pipeline: 8, Workers: 2}},
+		{"window and sizes", Config{Sizes: []int{12, 100, 1472, 4000}, Pipeline: 4, Workers: 2}},
 		{"open loop", Config{Sizes: []int{64}, Pipeline: 2, Rate: 2000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,21 +151,22 @@ func TestUDPCountsDrops(t *testing.T) {
 			reply(b)
 		}
 	})
-	cfg := Config{Sizes: []int{64}, Pipeline: 2}
+	cfg := Config{Sizes: []int{64}, Pipeline: 2, UDPTimeout: 50 * time.Millisecond}
 	res, err := runUDPChecked(t, s.addr(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkFates(t, res)
 	// The server drops every tenth datagram it receives; the window's datagrams are consecutive
-	// at the server but for those in flight across the window's two ends.
+	// at the server but for those in flight across the window's two ends. (A stall of the test
+	// server past the timeout would time out more, but their echoes come late: Lost holds.)
 	slack := uint64(2*4*cfg.Pipeline + 2)
 	want := res.DatagramsSent / every
-	if res.TimedOut+slack < want || res.TimedOut > want+slack {
-		t.Errorf("%d timed out of %d sent; want %d ± %d", res.TimedOut, res.DatagramsSent, want, slack)
+	if res.Lost+slack < want || res.Lost > want+slack {
+		t.Errorf("%d lost of %d sent; want %d ± %d", res.Lost, res.DatagramsSent, want, slack)
 	}
-	if res.Lost != res.TimedOut || res.Late != 0 || res.Duplicated != 0 || res.Corrupted != 0 {
-		t.Errorf("lost %d, late %d, duplicated %d, corrupted %d", res.Lost, res.Late, res.Duplicated, res.Corrupted)
+	if res.Duplicated != 0 || res.Corrupted != 0 {
+		t.Errorf("duplicated %d, corrupted %d", res.Duplicated, res.Corrupted)
 	}
 	if res.DatagramsEchoed+res.TimedOut != res.DatagramsSent {
 		t.Errorf("%d echoed + %d timed out != %d sent", res.DatagramsEchoed, res.TimedOut, res.DatagramsSent)
@@ -230,12 +235,13 @@ func TestUDPCountsReordering(t *testing.T) {
 
 func TestUDPCountsCorruption(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		at     int  // the byte flipped
-		orphan bool // the header is hit: the echo names no datagram, which then times out
+		name    string
+		at      int  // the byte flipped
+		orphan  bool // the header is hit: the echo names no datagram, which then times out
+		timeout time.Duration
 	}{
-		{"body", 40, false},
-		{"header", 5, true},
+		{"body", 40, false, 0},
+		{"header", 5, true, 50 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var flipped atomic.Uint64
@@ -246,7 +252,7 @@ func TestUDPCountsCorruption(t *testing.T) {
 				}
 				reply(b)
 			})
-			res, err := runUDPChecked(t, s.addr(), Config{Sizes: []int{64}})
+			res, err := runUDPChecked(t, s.addr(), Config{Sizes: []int{64}, UDPTimeout: tc.timeout})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -345,7 +351,7 @@ func TestUDPNoServer(t *testing.T) {
 	}
 	addr := c.LocalAddr().String()
 	c.Close()
-	res, err := runUDPChecked(t, addr, Config{Sizes: []int{64}, Duration: 100 * time.Millisecond})
+	res, err := runUDPChecked(t, addr, Config{Sizes: []int{64}, Duration: 100 * time.Millisecond, UDPTimeout: 20 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "came back") {
 		t.Errorf("Run against nothing: %v", err)
 	}
