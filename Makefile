@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: all build test vet lint fmt-check bench bench-reference syscalls reference crosscheck clean
+.PHONY: all build test vet lint fmt-check bench bench-reference syscalls reference crosscheck faults clean lesson
 
 all: build
 
@@ -11,6 +11,7 @@ build:
 	$(GO) build -o $(BIN)/echobench ./cmd/echobench
 	$(GO) build -o $(BIN)/echocompare ./cmd/echocompare
 	$(GO) build -o $(BIN)/echosyscalls ./cmd/echosyscalls
+	$(GO) build -o $(BIN)/echofaults ./cmd/echofaults
 
 vet:
 	$(GO) vet ./...
@@ -53,6 +54,14 @@ syscalls: build
 	@command -v $(SYSCALLS_TRACER) >/dev/null || (apt-get update && apt-get install -y $(if $(filter perf,$(SYSCALLS_TRACER)),linux-perf,$(SYSCALLS_TRACER)))
 	$(BIN)/echosyscalls -bin $(BIN) -tracer $(SYSCALLS_TRACER) -messages $(SYSCALLS_MESSAGES) $(SYSCALLSFLAGS)
 
+# lesson: each claim of the teaching notes (../shared/seeds/) run as an experiment against the
+# models, with its figures and a verdict computed from them (package lesson); writes docs/lesson.md,
+# prints it, and keeps the raw data in results/lesson-<UTC time>/. Under 10 minutes on two cores;
+# never part of `make test`. LESSONFLAGS go to echolesson (-only 3,12 runs some claims).
+lesson: build
+	$(GO) build -o $(BIN)/echolesson ./cmd/echolesson
+	$(BIN)/echolesson -bin $(BIN) -go $(GO) $(LESSONFLAGS)
+
 # reference: the C yardsticks of the cross-checks (bench/reference/): a minimal epoll echo server
 # and a sockperf-compatible ping-pong client.
 reference:
@@ -64,6 +73,13 @@ reference:
 # PATH); bounded, loopback only, one load at a time; data in results/crosscheck-*/.
 crosscheck:
 	CC="$(CC)" GO="$(GO)" bash bench/crosscheck.sh
+
+# faults: every model, each as its own echoserver on loopback, under every fault scenario of
+# package faults (slow readers, reset storms, fd exhaustion, kill -9, garbage, bad input, ...);
+# a table model x scenario on stdout, results/faults.md and results/faults.csv. Bounded, under
+# 10 minutes on 2 cores. FAULTSFLAGS: -models epoll,select -scenarios half-close,... -scale quick.
+faults: build
+	$(BIN)/echofaults -bin $(BIN) $(FAULTSFLAGS)
 
 clean:
 	rm -rf $(BIN)

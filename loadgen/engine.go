@@ -51,6 +51,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return run(ctx, cfg)
 }
 
+// Check reports whether Run would refuse cfg, so that a front end can say so before it starts a
+// server. The target address is not checked: a front end that starts its own server does not
+// know it yet.
+func Check(cfg Config) error {
+	if cfg.Addr == "" {
+		cfg.Addr = "to be known"
+	}
+	return normalize(&cfg) // on a copy: normalize fills in defaults
+}
+
 // normalize fills defaults and rejects configurations the engine cannot run.
 func normalize(cfg *Config) error {
 	if cfg.Addr == "" {

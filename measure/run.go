@@ -221,7 +221,10 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 			}
 		}
 	}
-	c.judgeSaturation(&r.Client, r.Server)
+	if res.Messages > 0 {
+		// With no echo in the window there is no throughput the meter could have limited.
+		c.judgeSaturation(&r.Client, r.Server)
+	}
 	if r.VerifyFailuresTotal > 0 {
 		c.warn("VERIFY FAILED: run %d: %d echoes differed from what was sent (%d in the measured window): the server is broken and its figures mean nothing",
 			index+1, r.VerifyFailuresTotal, r.VerifyFailures)

@@ -38,3 +38,20 @@ func (c Config) Args() []string {
 	})
 	return args
 }
+
+// Validate reports the first field of c that no model can honour, with what to pass instead: a
+// negative count, limit or duration. Zero always means the model's default.
+func (c Config) Validate() error {
+	for _, f := range []struct {
+		flag string
+		bad  bool
+	}{
+		{"loops", c.Loops < 0}, {"pool", c.Pool < 0}, {"outbound", c.OutboundLimit < 0},
+		{"work", c.Work < 0}, {"block", c.Block < 0}, {"poll-sleep", c.PollSleep < 0},
+	} {
+		if f.bad {
+			return fmt.Errorf("-%s is negative; give 0 for the model's default, or a positive value", f.flag)
+		}
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"flag"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +51,24 @@ func TestArgsRoundTrip(t *testing.T) {
 	}
 	if n := reflect.TypeOf(Config{}).NumField() - 2; len(want.Args()) != n {
 		t.Errorf("Args = %q: want one flag for each of the %d fields but Addr and Logf", want.Args(), n)
+	}
+}
+
+// TestValidate checks that every field RegisterFlags binds is either accepted at its zero and
+// test values or refused when negative, naming its flag.
+func TestValidate(t *testing.T) {
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("zero Config: %v", err)
+	}
+	if err := everyField(t).Validate(); err != nil {
+		t.Errorf("Config with every field set: %v", err)
+	}
+	for flagName, c := range map[string]Config{
+		"loops": {Loops: -1}, "pool": {Pool: -1}, "outbound": {OutboundLimit: -1},
+		"work": {Work: -1}, "block": {Block: -1}, "poll-sleep": {PollSleep: -1},
+	} {
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "-"+flagName+" ") {
+			t.Errorf("%+v: Validate = %v, want an error naming -%s", c, err, flagName)
+		}
 	}
 }

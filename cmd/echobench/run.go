@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"echobench/internal/child"
+	"echobench/internal/cmdline"
 	"echobench/loadgen"
 	"echobench/measure"
 	"echobench/report"
@@ -111,17 +112,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.hlog, "hlog", "", "write the corrected latency of every measured second, runs one after the other, as an HdrHistogram interval log (values in µs) to this file")
 	fs.DurationVar(&o.stopGrace, "stop-grace", measure.DefaultStopGrace, "time the server child gets to exit after SIGTERM before SIGKILL")
 	fs.BoolVar(&o.forceProgress, "progress", false, "print the progress line even when stderr is not a terminal")
-	fs.Usage = func() {
+	usage := func() {
 		fmt.Fprintf(stderr, "usage: echobench (-model NAME | -addr HOST:PORT) [flags]\n\nmodels: %v\n\nflags:\n", server.Names())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args, stderr, usage); err != nil {
 		return nil, err
 	}
 	bad := func(format string, args ...any) error {
 		err := fmt.Errorf(format, args...)
-		fmt.Fprintf(stderr, "echobench: %v\n", err)
-		fs.Usage()
+		fmt.Fprintf(stderr, "echobench: %v; run echobench -h to list the flags\n", err)
 		return err
 	}
 	switch {
@@ -274,6 +274,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Sizes: sizes, Pipeline: o.pipeline, Rate: o.rate, Messages: o.messages, Verify: o.verify, Frame: o.frame,
 		Reconnect: o.reconnect, Workers: o.workers, Repeat: o.repeat, Sources: o.sources, WakeOnEcho: o.wakeOnEcho,
 	}
+	if err := loadgen.Check(cfg); err != nil {
+		fmt.Fprintf(stderr, "echobench: %v\n", err)
+		return exitUsage
+	}
+	if err := o.server.Validate(); err != nil {
+		fmt.Fprintf(stderr, "echobench: %v\n", err)
+		return exitUsage
+	}
 	if o.server.UDP {
 		rep.Settings.UDP, rep.Settings.UDPTimeoutMs = true, float64(o.udpTimeout)/float64(time.Millisecond)
 		rep.Settings.Sources = 0
@@ -343,7 +351,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// already in the report; this makes the failure the exit status too.
 		status = exitFail
 	}
-	if o.out != "" {
+	if rep.Error != "" {
+		fmt.Fprintf(stderr, "echobench: %s\n", rep.Error)
+	}
+	if o.out != "" && rep.Error != "" && !anyConnected(rep) {
+		// Nothing was measured: a file of results written earlier is worth more than this.
+		fmt.Fprintf(stderr, "echobench: no connection was made, so %s is left as it was\n", o.out)
+	} else if o.out != "" {
 		if err := writeJSON(o.out, rep); err != nil {
 			fmt.Fprintf(stderr, "echobench: %v\n", err)
 			status = exitFail
@@ -360,6 +374,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	rep.WriteTable(stdout)
 	return status
+}
+
+// anyConnected reports whether any run of rep established a connection.
+func anyConnected(rep *report.Report) bool {
+	for _, r := range rep.Runs {
+		if r.Conns.Established > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(path string, rep *report.Report) error {

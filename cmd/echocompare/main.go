@@ -17,6 +17,7 @@ import (
 
 	"echobench/bench"
 	"echobench/internal/affinity"
+	"echobench/internal/cmdline"
 	"echobench/server"
 )
 
@@ -43,7 +44,7 @@ func main() {
 	// Every server.Config flag, given to every model row's server (a row's own setting wins).
 	var shared server.Config
 	shared.RegisterFlags(flag.CommandLine)
-	flag.Parse()
+	cmdline.ParseCommandLine()
 
 	fail := func(code int, format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "echocompare: "+format+"\n", args...)

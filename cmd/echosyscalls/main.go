@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"echobench/bench"
+	"echobench/internal/cmdline"
 	"echobench/internal/syscount"
 	"echobench/measure"
 	_ "echobench/models/all"
@@ -36,7 +37,7 @@ func main() {
 	flag.DurationVar(&c.Limit, "limit", 2*time.Minute, "the longest one measured window may run")
 	flag.StringVar(&c.ServerCPUs, "server-cpus", "0", "CPUs for the server")
 	flag.StringVar(&c.ClientCPUs, "client-cpus", "1", "CPUs for echobench")
-	flag.Parse()
+	cmdline.ParseCommandLine()
 	c.EchoServer = filepath.Join(*bin, "echoserver")
 	c.EchoBench = filepath.Join(*bin, "echobench")
 

@@ -7,7 +7,8 @@
 // address (host:port) and nothing else. SIGUSR1 makes it print a line "stats {json}" with the
 // server's own counters (server.Stats); SIGINT or SIGTERM makes it stop accepting, close every
 // connection, print a final stats line and exit 0. The server's configuration travels as
-// echoserver flags: -model, -addr, and server.Config's own flags (Config.Args).
+// echoserver flags: -model, -addr, server.Config's own flags (Config.Args), and the fd limits a
+// test of fd exhaustion runs it under (FDLimits: -nofile, -fdslots).
 //
 // Which binary the parent starts: an explicit path; else an echoserver next to the running
 // executable; else the running executable itself, re-executed in the reexec role RoleServer,

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
 
+	"echobench/internal/cmdline"
 	"echobench/internal/reexec"
 	"echobench/server"
 )
@@ -22,42 +24,26 @@ func init() {
 	reexec.Register(RoleServer, func(args []string) int { return Main(args, os.Stdout, os.Stderr) })
 }
 
-// Hooks let a variant of the child (modeltest's, which also limits its fds) add to Main without
-// a protocol of its own. Every field may be nil.
-type Hooks struct {
-	// Flags declares the variant's own flags on the echoserver flag set.
-	Flags func(fs *flag.FlagSet)
-	// BeforeStart runs after the flags are parsed, before the server starts.
-	BeforeStart func() error
-	// AfterStart runs once the server listens, before its address is printed.
-	AfterStart func() error
-}
-
 // Main runs the echo server with the given arguments (without the program name) and returns the
 // process exit status: 0 after a clean stop, 1 when the server cannot start or fails, 2 for bad
 // usage.
 func Main(args []string, stdout, stderr io.Writer) int {
-	return Serve(args, stdout, stderr, Hooks{})
-}
-
-// Serve is Main with hooks.
-func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 	fs := flag.NewFlagSet("echoserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg server.Config
 	model := fs.String("model", "", "IO model to serve with (-list shows them)")
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:0", "address to listen on (TCP, or UDP with -udp); port 0 picks a free one")
 	cfg.RegisterFlags(fs)
-	if hooks.Flags != nil {
-		hooks.Flags(fs)
-	}
+	var limits FDLimits
+	limits.register(fs)
 	list := fs.Bool("list", false, "list the models and exit")
 	quiet := fs.Bool("quiet", false, "log nothing, not even resource warnings (EMFILE, select's fd ceiling)")
-	fs.Usage = func() {
+	allowRemote := fs.Bool("allow-remote", false, "listen on an address that is not loopback (exposes an echo server to the network)")
+	usage := func() {
 		fmt.Fprintf(stderr, "usage: echoserver -model NAME [-addr 127.0.0.1:0] [flags]\n\nmodels: %v\n\nflags:\n", server.Names())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args, stderr, usage); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -78,14 +64,24 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 		return 0
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "echoserver: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
+		fmt.Fprintf(stderr, "echoserver: unexpected argument %q; flags come before it, and -h lists them\n", fs.Arg(0))
 		return 2
 	}
 	m, err := server.Lookup(*model)
 	if err != nil {
 		fmt.Fprintf(stderr, "echoserver: %v\n", err)
 		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "echoserver: %v\n", err)
+		return 2
+	}
+	if !isLoopback(cfg.Addr) {
+		if !*allowRemote {
+			fmt.Fprintf(stderr, "echoserver: -addr %s is not a loopback address; an echo server open to a network is an abuse vector (UDP echo reflection above all): listen on 127.0.0.1 or ::1, or pass -allow-remote to accept that\n", cfg.Addr)
+			return 2
+		}
+		fmt.Fprintf(stderr, "echoserver: warning: listening on %s, which is not loopback: anyone who can reach it can use this echo server\n", cfg.Addr)
 	}
 	if err := m.CheckAvailable(); err != nil {
 		fmt.Fprintf(stderr, "echoserver: %v\n", err)
@@ -107,11 +103,9 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 
-	if hooks.BeforeStart != nil {
-		if err := hooks.BeforeStart(); err != nil {
-			fmt.Fprintf(stderr, "echoserver: %v\n", err)
-			return 1
-		}
+	if err := limits.beforeStart(); err != nil {
+		fmt.Fprintf(stderr, "echoserver: %v\n", err)
+		return 1
 	}
 	srv, err := m.Launch(cfg)
 	if err != nil {
@@ -121,12 +115,10 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 		}
 		return 1
 	}
-	if hooks.AfterStart != nil {
-		if err := hooks.AfterStart(); err != nil {
-			fmt.Fprintf(stderr, "echoserver: %v\n", err)
-			srv.Close()
-			return 1
-		}
+	if err := limits.afterStart(); err != nil {
+		fmt.Fprintf(stderr, "echoserver: %v\n", err)
+		srv.Close()
+		return 1
 	}
 	writeAddr(stdout, srv.Addr())
 	if f, ok := stdout.(*os.File); ok {
@@ -160,6 +152,29 @@ func Serve(args []string, stdout, stderr io.Writer, hooks Hooks) int {
 			return 1
 		}
 	}
+}
+
+// isLoopback reports whether addr's host is a loopback address (127.0.0.0/8, ::1, or a name that
+// resolves only to such addresses, like localhost). An empty host or an unspecified address
+// (0.0.0.0, ::) listens on every interface, so it is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // raiseProcsTo returns the GOMAXPROCS model m asks for with cfg (Model.Procs) if that is above

@@ -150,3 +150,31 @@ func readStats(t *testing.T, lines *bufio.Scanner) server.Stats {
 	}
 	return st
 }
+
+// TestRefusesWhatNoModelCanHonour checks that bad input exits 2 with one line that names the
+// flag, and that a non-loopback address needs -allow-remote, before any socket is opened.
+func TestRefusesWhatNoModelCanHonour(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-model", "epoll", "-loops", "-3"}, "-loops is negative"},
+		{[]string{"-model", "stdnet", "-block", "-1ms"}, "-block is negative"},
+		{[]string{"-model", "stdnet", "-addr", "0.0.0.0:0"}, "-allow-remote"},
+		{[]string{"-model", "stdnet", "-addr", ":0"}, "-allow-remote"},
+		{[]string{"-model", "stdnet", "-addr", "192.0.2.1:7"}, "not a loopback address"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := Main(c.args, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2", c.args, code)
+		}
+		if msg := stderr.String(); !strings.Contains(msg, c.says) || strings.Count(msg, "\n") != 1 || stdout.Len() != 0 {
+			t.Errorf("%q: stdout %q, stderr %q: want one line saying %q and no address", c.args, stdout.String(), msg, c.says)
+		}
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:0": true, "127.9.9.9:1": true, "[::1]:0": true, "localhost:0": true, "0.0.0.0:0": false, "[::]:0": false, ":0": false, "198.18.0.1:7": false} {
+		if got := isLoopback(addr); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -86,7 +86,9 @@
 // between them; so unless Config.ReusePort asks for sharing, Start first checks with a plain bind
 // that the port is free.
 //
-// A handler that blocks or runs long stalls every connection on its loop, and connections never
+// A handler that blocks or runs long stalls every connection on its loop: the per-message handler
+// (-work, -block; server.Handler) runs inline in OnTraffic, between gnet's read and the echo's
+// Write, so one that takes D holds every other connection of that loop for D. Connections never
 // move between loops, so an unlucky loop stays hot. gnet's logger and its table of engines by
 // address are process-wide: the last server started receives gnet's package-level log lines (each
 // server drops them once its engine has returned, so they never reach a closed server's Logf),

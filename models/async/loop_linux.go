@@ -33,6 +33,9 @@ func (s *srv) OnTraffic(c gnet.Conn) gnet.Action {
 	// gnet's per-connection inbound ring stays empty because we always take everything.
 	data, _ := c.Next(-1)
 	s.Read(len(data))
+	if !s.handler.Idle() {
+		s.handler.Handle(data)
+	}
 	st := c.Context().(*connState)
 	// Write tries write(2) at once and copies only what the kernel did not take into c's
 	// outbound buffer, arming EPOLLOUT. An error (EPIPE, ECONNRESET) means gnet has already

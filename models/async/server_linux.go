@@ -47,10 +47,11 @@ type srv struct {
 	server.Lifecycle
 	server.Counters
 
-	cfg    server.Config
-	addr   net.Addr
-	engine gnet.Engine
-	fdCeil int // OnOpen rejects a connection whose fd number is this or higher
+	cfg     server.Config
+	handler server.Handler // cfg's per-message cost, run inline in OnTraffic on the loop
+	addr    net.Addr
+	engine  gnet.Engine
+	fdCeil  int // OnOpen rejects a connection whose fd number is this or higher
 
 	// booted is closed by the first OnTick, once gnet has created and started every loop.
 	booted     chan struct{}
@@ -120,7 +121,8 @@ func Start(cfg server.Config) (server.Server, error) {
 		}
 	}
 
-	s := &srv{cfg: cfg, fdCeil: fdCeil, booted: make(chan struct{}), ran: make(chan struct{})}
+	s := &srv{cfg: cfg, handler: cfg.Handler(), fdCeil: fdCeil}
+	s.booted, s.ran = make(chan struct{}), make(chan struct{})
 	opts := []gnet.Option{
 		gnet.WithNumEventLoop(loops),
 		gnet.WithReusePort(true),

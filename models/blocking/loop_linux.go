@@ -133,6 +133,9 @@ func (s *srv) serve(fd int) {
 			return
 		}
 		s.Read(n)
+		if !s.handler.Idle() {
+			s.handler.Handle(buf[:n])
+		}
 		if err := s.writeAll(fd, buf[:n]); err != nil {
 			if !sockutil.IsPeerGone(err) {
 				s.cfg.Log("blocking: send on fd %d: %v", fd, err)

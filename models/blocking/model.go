@@ -7,6 +7,7 @@ func init() {
 		Name:      "blocking",
 		Summary:   "a locked OS thread per connection on blocking sockets (-pool N: N threads, the rest wait in the backlog)",
 		Start:     Start,
+		StartUDP:  StartUDP,
 		Available: available,
 		Procs:     procs,
 	})

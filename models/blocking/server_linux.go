@@ -39,6 +39,7 @@ type srv struct {
 	lfd     int
 	addr    *net.TCPAddr
 	bufSize int
+	handler server.Handler // cfg's per-message cost, run on the connection's thread
 
 	threads sync.WaitGroup // every locked goroutine: acceptors, pool threads, connection threads
 	live    atomic.Int64   // locked threads started and not yet through threadDone
@@ -69,6 +70,7 @@ func Start(cfg server.Config) (server.Server, error) {
 		lfd:     lfd,
 		addr:    addr,
 		bufSize: sockutil.ReadBuffer(cfg.Outbound()),
+		handler: cfg.Handler(),
 		conns:   map[int]struct{}{},
 	}
 	if cfg.Pool > 0 {

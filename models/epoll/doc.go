@@ -87,7 +87,10 @@
 // # Where it breaks
 //
 // Whatever a loop is doing, its other connections wait: one loop flushing a large backlog
-// delays all of its connections, and a connection never moves to another loop, so a few busy
+// delays all of its connections. The per-message handler (-work, -block; server.Handler) runs
+// inline on the loop too, between a connection's read and its send, so a handler that takes D
+// holds every other connection of that loop for D, where a thread per connection would hold back
+// only its own client. A connection never moves to another loop, so a few busy
 // connections that share a loop leave other cores idle while theirs is saturated. Two syscalls
 // per message is the floor of this design; with small messages the loops are syscall-bound,
 // which is what io_uring's batched submissions remove. The loops always lock their OS threads

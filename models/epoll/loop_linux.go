@@ -304,6 +304,9 @@ func (l *loop) read(c *conn) bool {
 		return true
 	}
 	l.counts.Read(n)
+	if !l.srv.handler.Idle() {
+		l.srv.handler.Handle(l.buf[:n])
+	}
 	return l.echo(c, l.buf[:n])
 }
 

@@ -18,6 +18,7 @@ import (
 type srv struct {
 	server.Lifecycle
 	cfg       server.Config
+	handler   server.Handler // cfg's per-message cost, run inline on the loop that read it
 	addr      net.Addr
 	listeners []int // one shared listener, or one SO_REUSEPORT listener per loop
 	loops     []*loop
@@ -38,7 +39,7 @@ func Start(cfg server.Config) (server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll: listen on %s: %w", cfg.Addr, err)
 	}
-	s := &srv{cfg: cfg, addr: addr, listeners: listeners}
+	s := &srv{cfg: cfg, handler: cfg.Handler(), addr: addr, listeners: listeners}
 	for i := range nloops {
 		l, err := newLoop(s, listeners[i%len(listeners)])
 		if err != nil {

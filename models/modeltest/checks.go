@@ -400,7 +400,13 @@ func testClose(t *testing.T, m server.Model, cfg server.Config) {
 		c.Close()
 		t.Errorf("dial after Close succeeded: the listener is still open")
 	}
+	nothingLeft(t, fdsBefore, goroutinesBefore)
+}
 
+// nothingLeft waits up to 10 s for the test process's fds and goroutines to fall back to the
+// counts taken before a server started, and fails the test with what is left if they do not.
+func nothingLeft(t *testing.T, fdsBefore, goroutinesBefore int) {
+	t.Helper()
 	var fdsAfter, goroutinesAfter int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		fdsAfter, goroutinesAfter = countFDs(t), runtime.NumGoroutine()

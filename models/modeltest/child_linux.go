@@ -5,15 +5,12 @@ package modeltest
 // server's alone, not blurred by the test's own clients, and its RLIMIT_NOFILE can be lowered
 // without starving the test of fds.
 //
-// The child is cmd/echoserver's own code (package internal/child) in a reexec role of its own,
-// which adds the two fd-limit flags below: the configuration travels as server.Config's flags,
-// and the address and counters come back by that package's line protocol.
+// The child is cmd/echoserver's own code (package internal/child) in its reexec role: the
+// configuration travels as server.Config's flags and echoserver's fd-limit flags
+// (child.FDLimits), and the address and counters come back by that package's line protocol.
 
 import (
 	"bytes"
-	"flag"
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,18 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"echobench/internal/child"
 	"echobench/internal/procstat"
-	"echobench/internal/reexec"
 	"echobench/server"
 )
-
-// childRole is the reexec role in which the test binary is a child server.
-const childRole = "modeltest-child"
-
-func init() { reexec.Register(childRole, serveChild) }
 
 // childStopTimeout bounds how long Stop waits for a child to close its server and exit. The
 // conformance suite allows Close 20s; the rest is slack for -race on a loaded two-core machine.
@@ -54,120 +43,6 @@ type ChildOptions struct {
 	FDSlots int
 }
 
-// fdLimits are the flags the child adds to echoserver's.
-type fdLimits struct {
-	noFile  uint64
-	fdSlots int
-}
-
-func (l *fdLimits) register(fs *flag.FlagSet) {
-	fs.Uint64Var(&l.noFile, "nofile", l.noFile, "RLIMIT_NOFILE to set before the server starts (0 = leave it)")
-	fs.IntVar(&l.fdSlots, "fdslots", l.fdSlots, "lower RLIMIT_NOFILE after the server starts to leave exactly N fds free (0 = leave it)")
-}
-
-func (l fdLimits) args() []string {
-	var args []string
-	if l.noFile > 0 {
-		args = append(args, "-nofile="+strconv.FormatUint(l.noFile, 10))
-	}
-	if l.fdSlots > 0 {
-		args = append(args, "-fdslots="+strconv.Itoa(l.fdSlots))
-	}
-	return args
-}
-
-func (o ChildOptions) launch(stderr *lockedBuffer) child.Options {
-	return child.Options{
-		Model:  o.Model,
-		Config: o.Config,
-		Role:   childRole,
-		Args:   fdLimits{noFile: o.NoFile, fdSlots: o.FDSlots}.args(),
-		Stderr: stderr,
-	}
-}
-
-// serveChild is the child's main: echoserver's, with the fd limits applied around Start.
-func serveChild(args []string) int {
-	var limits fdLimits
-	return child.Serve(args, os.Stdout, os.Stderr, child.Hooks{
-		Flags: limits.register,
-		BeforeStart: func() error {
-			if limits.noFile == 0 {
-				return nil
-			}
-			lim := unix.Rlimit{Cur: limits.noFile, Max: limits.noFile}
-			if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-				return fmt.Errorf("setrlimit RLIMIT_NOFILE %d: %w", limits.noFile, err)
-			}
-			return nil
-		},
-		AfterStart: func() error {
-			if limits.fdSlots == 0 {
-				return nil
-			}
-			return leaveFDSlots(limits.fdSlots)
-		},
-	})
-}
-
-// leaveFDSlots lowers this process's RLIMIT_NOFILE so that exactly slots more fds can be opened.
-func leaveFDSlots(slots int) error {
-	open, err := openFDs()
-	if err != nil {
-		return err
-	}
-	limit := fdLimitLeaving(open, slots)
-	lim := unix.Rlimit{Cur: limit, Max: limit}
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("setrlimit RLIMIT_NOFILE %d to leave %d fds free: %w", limit, slots, err)
-	}
-	return nil
-}
-
-// openFDs returns the set of fds this process has open, leaving out the one it opens to list
-// them, which is closed again by the time the caller uses the set.
-func openFDs() (map[int]bool, error) {
-	dir, err := os.Open("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	defer dir.Close()
-	names, err := dir.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("listing /proc/self/fd: %w", err)
-	}
-	own := int(dir.Fd())
-	open := make(map[int]bool, len(names))
-	for _, name := range names {
-		fd, err := strconv.Atoi(name)
-		if err != nil {
-			return nil, fmt.Errorf("/proc/self/fd entry %q: %w", name, err)
-		}
-		if fd != own {
-			open[fd] = true
-		}
-	}
-	return open, nil
-}
-
-// fdLimitLeaving returns the smallest RLIMIT_NOFILE under which exactly slots fd numbers are
-// free. The limit bounds fd numbers, not the count of open fds: the kernel hands out the lowest
-// free number, and refuses one at or above the limit. So the free numbers below the limit are
-// what can still be opened, holes in the fd table included, and an open fd at or above the limit
-// takes no slot.
-func fdLimitLeaving(open map[int]bool, slots int) uint64 {
-	free := 0
-	for fd := 0; ; fd++ {
-		if open[fd] {
-			continue
-		}
-		free++
-		if free == slots {
-			return uint64(fd + 1)
-		}
-	}
-}
-
 // Child is a server running in a child process, started by StartChild.
 type Child struct {
 	// Addr is the server's listening address.
@@ -178,6 +53,16 @@ type Child struct {
 	srv     *child.Server
 	stderr  *lockedBuffer
 	stopped atomic.Bool // Stop was called: the test's cleanup need not kill the child
+}
+
+func (o ChildOptions) launch(stderr *lockedBuffer) child.Options {
+	return child.Options{
+		Model:  o.Model,
+		Config: o.Config,
+		Role:   child.RoleServer, // this test binary, which links the model, not an echoserver beside it
+		Args:   child.FDLimits{NoFile: o.NoFile, Slots: o.FDSlots}.Args(),
+		Stderr: stderr,
+	}
 }
 
 // StartChild re-executes the test binary as a child server and returns once the server listens.

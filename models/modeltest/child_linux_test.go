@@ -20,30 +20,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestFDLimitLeaving(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		open  []int
-		slots int
-		want  uint64
-	}{
-		{"no holes", []int{0, 1, 2, 3}, 4, 8},
-		{"holes fill first", []int{0, 1, 2, 5, 6}, 3, 8},
-		{"slots within a hole", []int{0, 1, 2, 5, 6}, 2, 5},
-		{"open fds above the limit take no slot", []int{0, 1, 2, 100}, 2, 5},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			open := map[int]bool{}
-			for _, fd := range tc.open {
-				open[fd] = true
-			}
-			if got := fdLimitLeaving(open, tc.slots); got != tc.want {
-				t.Errorf("fds %v open, %d slots: limit %d, want %d", tc.open, tc.slots, got, tc.want)
-			}
-		})
-	}
-}
-
 // TestChildArgsCarryOptions sets every option and checks that the child's flags give them all
 // back: the Config through its own flags (server.Config.RegisterFlags, which its test checks
 // field by field), the fd limits through the child's.
@@ -54,16 +30,15 @@ func TestChildArgsCarryOptions(t *testing.T) {
 		NoFile: 6, FDSlots: 7,
 	}
 	got := ChildOptions{Config: server.Config{}}
-	var limits fdLimits
 	fs := flag.NewFlagSet("child", flag.ContinueOnError)
 	fs.StringVar(&got.Model, "model", "", "")
 	fs.StringVar(&got.Config.Addr, "addr", "", "")
 	got.Config.RegisterFlags(fs)
-	limits.register(fs)
+	fs.Uint64Var(&got.NoFile, "nofile", 0, "")
+	fs.IntVar(&got.FDSlots, "fdslots", 0, "")
 	if err := fs.Parse(want.launch(nil).CommandArgs()); err != nil {
 		t.Fatal(err)
 	}
-	got.NoFile, got.FDSlots = limits.noFile, limits.fdSlots
 	if got.Config.Addr != "127.0.0.1:0" {
 		t.Errorf("the child listens on %q, want 127.0.0.1:0", got.Config.Addr)
 	}

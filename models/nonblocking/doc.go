@@ -26,6 +26,18 @@
 // the one read buffer the loop shares between connections, and a second time into the outbound
 // queue only for the part of an echo the client's socket would not take.
 //
+// With -poll-sleep D (Config.PollSleep), a pass that accepted, read and sent nothing is followed
+// by a sleep of D, and the model becomes a crude multiplexer: rather than ask the kernel which
+// sockets are ready and sleep until one is, as select and epoll do, it sleeps for a fixed time
+// and then asks every socket again. An idle server then costs one pass per D instead of a core,
+// and pays in latency: a message that arrives just after an idle pass waits up to D (plus the
+// timer's slack) for the next one, so at a low message rate every round trip can gain up to D.
+// Under load, when every pass finds something to do, it never sleeps and is the busy loop again.
+//
+// The per-message handler (-work, -block; server.Handler) runs inline on the loop's thread, right
+// after the read that got the message: while it runs, no socket is polled, so a handler that takes
+// D holds every other connection, and every client waiting to connect, for D.
+//
 // Where it breaks: the core it burns, taken from every other process on the machine (on a
 // two-core box, half of it), and latency that grows with the connection count, since a message
 // waits for the pass to come round to its connection, and a pass does a syscall per connection.

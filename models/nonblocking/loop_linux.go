@@ -11,8 +11,9 @@ import (
 )
 
 // run is the whole model: pass after pass, try to accept, try to read every connection, try to
-// send every outbound. Nothing in it blocks and nothing sleeps, so it uses a core whether or not
-// there is work; the one check between passes is whether Close has been called.
+// send every outbound. Nothing in it blocks, so it uses a core whether or not there is work; the
+// one check between passes is whether Close has been called. With cfg.PollSleep, a pass that
+// found nothing to do is followed by a sleep of that long (doc.go says what that makes of it).
 func (s *srv) run() {
 	defer s.Stopped()
 	// The loop owns one OS thread for its whole life, as the C original does. It would keep a
@@ -20,11 +21,26 @@ func (s *srv) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	for !s.IsClosing() {
+		s.progressed = false
 		s.accept()
 		s.sweep(s.read)
 		s.sweep(s.write)
+		if !s.progressed && s.idleTimer != nil {
+			s.sleepIdle()
+		}
 	}
 	s.closeAll()
+}
+
+// sleepIdle is the pause after a pass that found nothing to do: cfg.PollSleep, or until Close,
+// so that a long sleep does not hold Close up. The timer is made once, in Start, and reset for
+// every sleep, so an idle pass allocates nothing.
+func (s *srv) sleepIdle() {
+	s.idleTimer.Reset(s.cfg.PollSleep)
+	select {
+	case <-s.idleTimer.C:
+	case <-s.Closing():
+	}
 }
 
 // accept takes the clients queued on the listener, a batch per pass.
@@ -33,6 +49,7 @@ func (s *srv) accept() {
 	switch {
 	case err == nil:
 		if n > 0 {
+			s.progressed = true
 			s.acceptTrouble.End(s.cfg.Log, "nonblocking: accept works again")
 		}
 	case sockutil.IsResourceShortage(err):
@@ -95,7 +112,11 @@ func (s *srv) read(c *conn) (open bool) {
 		return true
 	}
 	s.Read(n)
+	s.progressed = true
 	data := buf[:n]
+	if !s.handler.Idle() {
+		s.handler.Handle(data)
+	}
 	if c.outbound.Len() == 0 {
 		// Nothing is waiting ahead of these bytes, so try to send them now: in the usual case
 		// they all go and the outbound, and its copy, are never needed.
@@ -139,6 +160,7 @@ func (s *srv) send(fd int, p []byte) (int, error) {
 		return 0, err
 	}
 	s.Wrote(n)
+	s.progressed = true
 	return n, nil
 }
 
@@ -152,6 +174,7 @@ func (s *srv) closeConn(c *conn, err error) {
 	unix.Close(c.fd)
 	c.outbound.Release()
 	s.Closed()
+	s.progressed = true
 }
 
 // closeAll is the loop's last act: it closes every connection, then the listener, and new clients

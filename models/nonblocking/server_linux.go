@@ -3,6 +3,7 @@ package nonblocking
 import (
 	"fmt"
 	"net"
+	"time"
 
 	"echobench/internal/sockutil"
 	"echobench/server"
@@ -11,15 +12,21 @@ import (
 type srv struct {
 	server.Lifecycle
 	server.Counters
-	cfg  server.Config
-	lfd  int
-	addr *net.TCPAddr
+	cfg     server.Config
+	handler server.Handler // cfg's per-message cost, run inline on the loop's thread
+	lfd     int
+	addr    *net.TCPAddr
 
 	// Everything below belongs to the loop's thread alone, so none of it is locked.
 	readBuf       []byte
 	pool          *sockutil.Pool
 	conns         []*conn
 	acceptTrouble sockutil.LogBurst
+	// progressed records that the current pass accepted, read or wrote something (or closed a
+	// connection); a pass that did none of these is idle, and with cfg.PollSleep the loop
+	// sleeps after it.
+	progressed bool
+	idleTimer  *time.Timer // nil unless cfg.PollSleep > 0
 }
 
 // conn is one client. Its outbound (the w_list of the classic busy-poll server) holds the
@@ -39,10 +46,15 @@ func Start(cfg server.Config) (server.Server, error) {
 	}
 	s := &srv{
 		cfg:     cfg,
+		handler: cfg.Handler(),
 		lfd:     lfd,
 		addr:    addr,
 		readBuf: make([]byte, sockutil.ReadBuffer(cfg.Outbound())),
 		pool:    sockutil.NewPool(cfg.Outbound()),
+	}
+	if cfg.PollSleep > 0 {
+		s.idleTimer = time.NewTimer(cfg.PollSleep)
+		s.idleTimer.Stop()
 	}
 	go s.run()
 	return s, nil

@@ -57,6 +57,12 @@
 // one buffer and pushes back on its own sender (backpressure by blocking), without affecting any
 // other client, which has its own process.
 //
+// The per-message handler (-work, -block; server.Handler) runs in the child, on its one thread,
+// between the read and the send; it reaches the child with the rest of the configuration, as the
+// server's own flags in the child's arguments (Config.Args, parsed back by the child). A slow
+// handler holds back only its own connection, which has a process to itself; in prefork, a worker
+// busy in handlers serves nobody else, so clients past the pool wait longer in the backlog.
+//
 // Stopping: Close closes the listener, sends every child SIGTERM, and SIGKILLs any still alive
 // after terminateGrace. A child catches SIGTERM, shuts its connection down (which ends its blocked
 // read or write), reports, and exits. Close is the only way a child is stopped: children run in a

@@ -1,7 +1,9 @@
 package process
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -12,29 +14,31 @@ import (
 	"golang.org/x/sys/unix"
 
 	"echobench/internal/sockutil"
+	"echobench/server"
 )
 
 // runChild is the child's main: reexec.Run calls it when this binary was started by the parent
-// as reexecRole, with childArgs: the role (roleConn or roleWorker), the echo buffer size in
-// bytes, and the parent's pid. It returns the exit status.
+// as reexecRole, with childArgs: the role (roleConn or roleWorker), the parent's pid, and the
+// server's configuration as flags. It returns the exit status.
 func runChild(args []string) int {
-	if len(args) != 3 {
-		fmt.Fprintf(os.Stderr, "process child: arguments %q: want role, buffer size and parent pid\n", args)
+	role, parent, cfg, err := parseChildArgs(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "process child: %v\n", err)
 		return 2
 	}
-	role, buf, parent := args[0], args[1], args[2]
 	if strconv.Itoa(os.Getppid()) != parent {
 		// We were reparented: the parent is gone, and nobody would count or stop us, so serve
 		// nothing. Go's forkExec already kills a child whose parent died before Pdeathsig was
 		// armed; this is a redundant safety net, cheap enough to keep.
 		return 1
 	}
-	bufSize, err := strconv.Atoi(buf)
-	if err != nil || bufSize <= 0 {
-		fmt.Fprintf(os.Stderr, "process child: buffer size %q: want a positive byte count\n", buf)
-		return 2
+	// The blocking echo holds one buffer per connection, sized by sockutil.ReadBuffer's rule.
+	c := &childState{
+		report:  childReportFD,
+		conn:    -1,
+		buf:     make([]byte, sockutil.ReadBuffer(cfg.Outbound())),
+		handler: cfg.Handler(),
 	}
-	c := &childState{report: childReportFD, conn: -1, buf: make([]byte, bufSize)}
 	// SIGINT is meant for the parent (a terminal's Ctrl-C). The child already runs in a process
 	// group of its own (spawn sets Setpgid), so a terminal cannot reach it; ignoring SIGINT
 	// also covers a kill -INT aimed at it directly. Only the parent's Close stops a child.
@@ -58,6 +62,20 @@ func runChild(args []string) int {
 	}
 }
 
+// parseChildArgs is childArgs read back: the role, the parent's pid, and the configuration.
+func parseChildArgs(args []string) (role, parent string, cfg server.Config, err error) {
+	if len(args) < 2 {
+		return "", "", cfg, fmt.Errorf("arguments %q: want role, parent pid and the server's flags", args)
+	}
+	flags := flag.NewFlagSet("process child", flag.ContinueOnError)
+	flags.SetOutput(io.Discard) // the error returned says what is wrong
+	cfg.RegisterFlags(flags)
+	if err := flags.Parse(args[2:]); err != nil {
+		return "", "", cfg, fmt.Errorf("server flags %q: %w", args[2:], err)
+	}
+	return args[0], args[1], cfg, nil
+}
+
 // childState is what a child's main goroutine shares with its SIGTERM handler: the connection
 // being served, if any, and whether the parent asked us to stop. mu orders the two, so the
 // handler never shuts down an fd that was closed (and maybe reused) under it, and never exits
@@ -65,6 +83,7 @@ func runChild(args []string) int {
 type childState struct {
 	report   int
 	buf      []byte
+	handler  server.Handler // the server's per-message cost, run on the child's one thread
 	mu       sync.Mutex
 	conn     int // -1 while no connection is being served
 	stopping bool
@@ -76,7 +95,7 @@ func (c *childState) serveOne(fd int) int {
 		unix.Close(fd)
 		return 0
 	}
-	if err := c.end(echo(fd, c.buf, &meter{report: c.report})); err != nil {
+	if err := c.end(c.echo(fd, &meter{report: c.report})); err != nil {
 		fmt.Fprintf(os.Stderr, "process child: %v\n", err)
 		return 1
 	}
@@ -112,7 +131,7 @@ func (c *childState) serveForever(listener int) int {
 			fmt.Fprintf(os.Stderr, "process worker: %v\n", err)
 			return 1 // the parent is gone
 		}
-		if err := c.end(echo(fd, c.buf, &meter{report: c.report})); err != nil {
+		if err := c.end(c.echo(fd, &meter{report: c.report})); err != nil {
 			fmt.Fprintf(os.Stderr, "process worker: %v\n", err)
 			return 1
 		}
@@ -176,7 +195,8 @@ func (c *childState) stop() {
 // completes this loop does not read again, so a client that never reads is simply not read from
 // (backpressure by blocking) and costs one buffer. Raw syscalls rather than os.File or
 // net.FileConn keep the Go runtime's netpoller out of the child entirely.
-func echo(fd int, buf []byte, m *meter) *meter {
+func (c *childState) echo(fd int, m *meter) *meter {
+	buf := c.buf
 	for {
 		n, err := sockutil.Read(fd, buf)
 		if err != nil {
@@ -188,6 +208,9 @@ func echo(fd int, buf []byte, m *meter) *meter {
 			return m
 		}
 		m.in += uint64(n)
+		if !c.handler.Idle() {
+			c.handler.Handle(buf[:n])
+		}
 		for sent := 0; sent < n; {
 			w, err := sockutil.Send(fd, buf[sent:n])
 			if err != nil {

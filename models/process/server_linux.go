@@ -55,10 +55,12 @@ func listen(addr string) (*net.TCPListener, error) {
 }
 
 // childArgs are what a child needs to know, as the arguments of its reexec role (see runChild):
-// its role, its echo buffer size (sockutil.ReadBuffer's rule: the blocking echo holds one buffer
-// per connection), and the parent's pid.
+// its role, the parent's pid, and the server's configuration as its own flags (Config.Args,
+// which the child parses back with Config.RegisterFlags), so that every setting a child acts on,
+// its buffer size and its per-message handler among them, crosses the exec by the one encoding
+// echoserver's command line uses too.
 func childArgs(cfg server.Config, role string) []string {
-	return []string{role, strconv.Itoa(sockutil.ReadBuffer(cfg.Outbound())), strconv.Itoa(os.Getpid())}
+	return append([]string{role, strconv.Itoa(os.Getpid())}, cfg.Args()...)
 }
 
 // childEnviron is the parent's environment with the reexec role set, built once rather than per

@@ -38,4 +38,7 @@
 //     mostly idle connections, one ready socket costs a thousand-entry scan. epoll keeps the
 //     interest set in the kernel and returns only the ready fds.
 //   - One thread: a single core serves every connection, however many cores the machine has.
+//     The per-message handler (-work, -block; server.Handler) runs inline on it, between a
+//     connection's read and its send, so a handler that takes D holds every other connection for
+//     D: select is not called again until the handler returns.
 package selectmodel

@@ -194,6 +194,9 @@ func (s *srv) read(c *conn) {
 		return
 	}
 	s.Read(n)
+	if !s.handler.Idle() {
+		s.handler.Handle(buf[:n])
+	}
 	s.echo(c, buf[:n])
 }
 

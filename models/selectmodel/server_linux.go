@@ -33,9 +33,10 @@ const rejectLogInterval = time.Second
 type srv struct {
 	server.Lifecycle
 	server.Counters
-	cfg   server.Config
-	addr  *net.TCPAddr
-	waker *sockutil.Waker // Close writes it to wake the loop out of select
+	cfg     server.Config
+	handler server.Handler // cfg's per-message cost, run inline on the loop's thread
+	addr    *net.TCPAddr
+	waker   *sockutil.Waker // Close writes it to wake the loop out of select
 
 	// Everything below is owned by the loop goroutine alone.
 	listenFD int
@@ -81,6 +82,7 @@ func start(cfg server.Config) (server.Server, error) {
 	}
 	s := &srv{
 		cfg:      cfg,
+		handler:  cfg.Handler(),
 		addr:     addr,
 		waker:    waker,
 		listenFD: lfd,

@@ -16,6 +16,12 @@
 // read(2), in the goroutine, into a buffer per connection of sockutil.ReadBufferSize (or the
 // outbound limit, if smaller), as in every model.
 //
+// The per-message handler (-work, -block; server.Handler) runs in the connection's goroutine,
+// between Read and Write, so a slow handler holds back only its own connection: -block sleeps in
+// time.Sleep, which parks the goroutine and leaves its thread to others, as a Go database client
+// waiting on the netpoller would; -work holds a P, so only as many handlers compute at once as
+// GOMAXPROCS allows, and the scheduler preempts them every 10 ms to let the other goroutines run.
+//
 // Where it breaks: memory per connection (a goroutine stack plus its buffer, held even while idle)
 // and scheduling overhead at high connection counts. Every chart in echobench shows it, because
 // it is what a Go user would pick instead of any other model here.

@@ -75,6 +75,9 @@ func (s *srv) serve(c net.Conn) {
 		n, rerr := c.Read(buf)
 		if n > 0 {
 			s.Read(n)
+			if !s.handler.Idle() {
+				s.handler.Handle(buf[:n])
+			}
 			w, werr := c.Write(buf[:n])
 			s.Wrote(w)
 			if werr != nil {

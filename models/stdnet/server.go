@@ -11,11 +11,12 @@ import (
 type srv struct {
 	server.Lifecycle
 	server.Counters
-	cfg   server.Config
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	cfg     server.Config
+	handler server.Handler // cfg's per-message cost, run in the connection's goroutine
+	ln      net.Listener
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
 }
 
 // Start listens on cfg.Addr and serves each connection in its own goroutine.
@@ -24,7 +25,7 @@ func Start(cfg server.Config) (server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stdnet: listen on %s: %w", cfg.Addr, err)
 	}
-	s := &srv{cfg: cfg, ln: ln, conns: map[net.Conn]struct{}{}}
+	s := &srv{cfg: cfg, handler: cfg.Handler(), ln: ln, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	go func() {

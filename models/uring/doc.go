@@ -103,5 +103,35 @@
 // runtime knows about, as the epoll model does and for the same reason: its doc.go describes the
 // runtime's P hand-off this avoids and what keeping the P costs the process's other goroutines.
 // Before 5.11 every wait that sleeps pays that hand-off. A client that does not read makes the
-// server copy its echo once into the outbound, up to the outbound limit.
+// server copy its echo once into the outbound, up to the outbound limit. The per-message handler
+// (-work, -block; server.Handler) runs on the loop's thread as it reaps a recv's completion, before
+// the echo's send is prepared: for a handler's time D the loop reaps and submits nothing, so every
+// connection of that loop waits D, the echoes prepared earlier in the same batch too, which go to
+// the kernel only with the batch's next io_uring_enter. Armed recvs still complete meanwhile.
+//
+// UDP (-udp, udp_linux.go). One UDP socket, bound by sockutil.ListenUDP and shared by every loop:
+// each loop keeps its own ring and its own datagram buffers, and the kernel hands each datagram
+// to one of the loops waiting on the socket. A loop keeps one multishot IORING_OP_RECVMSG armed
+// (Linux 6.0) over a ring of provided buffers, each large enough for the largest datagram: when a
+// datagram arrives the kernel takes a buffer, writes a header, the sender's address and the
+// payload into it, and posts a completion, staying armed. The loop runs the handler inline, then
+// posts an IORING_OP_SENDMSG of the payload to that address straight from the same buffer, with
+// MSG_DONTWAIT (on EAGAIN it is posted again without, and the kernel waits for room), and the
+// buffer goes back to the ring when the send completes. So an echoed datagram costs, as a TCP
+// message does, no syscall of its own: one submission (the send) and two completions, and the
+// kernel does the waiting and both copies. Kernels without multishot recvmsg (or before 5.19,
+// without buffer rings) get up to four single recvmsgs armed per loop, into buffers the loop
+// picks, with the same buffer layout; the loop falls back by itself when the kernel refuses the
+// multishot one.
+//
+// Bounds: a buffer is held from its datagram's arrival until its echo's send completes, so a
+// loop holds at most as many replies as it has buffers (256, fewer when there are many loops, so
+// that all of them together hold no more than sockutil.ReplyQueueLimit). With every buffer held
+// the multishot recvmsg ends (ENOBUFS) and is armed again when one comes back: datagrams wait in
+// the socket meanwhile, and the kernel drops what its receive buffer cannot hold, uncounted by the
+// server. A reply the kernel refuses, or one cancelled by Close, is counted as dropped. Close
+// cancels every recvmsg and sendmsg in flight, reaps their completions, frees the buffers and the
+// ring, and closes the socket once every loop is done. Sharing one socket means an arrival wakes
+// every loop's armed recvmsg while only one finds the datagram; one SO_REUSEPORT socket per loop,
+// as the TCP server has, would avoid that.
 package uring

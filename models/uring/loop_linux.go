@@ -343,6 +343,9 @@ func (l *loop) received(c *conn, e cqe) {
 			l.release(bid)
 			return
 		}
+		if !l.s.handler.Idle() {
+			l.s.handler.Handle(l.recvBuf(c, bid)[:e.res])
+		}
 		l.echo(c, bid, int(e.res))
 		l.armRecv(c, false)
 	case e.res == 0:

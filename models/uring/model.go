@@ -11,6 +11,7 @@ func init() {
 		Name:      "uring",
 		Summary:   "io_uring: one completion ring per thread; the kernel waits for data and copies it (Linux)",
 		Start:     start,
+		StartUDP:  startUDP,
 		Available: available,
 	})
 }

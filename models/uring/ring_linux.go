@@ -535,6 +535,7 @@ var requiredOps = []struct {
 }{
 	{opPollAdd, "POLL_ADD"}, {opTimeout, "TIMEOUT"}, {opAccept, "ACCEPT"},
 	{opAsyncCancel, "ASYNC_CANCEL"}, {opSend, "SEND"}, {opRecv, "RECV"},
+	{opSendmsg, "SENDMSG"}, {opRecvmsg, "RECVMSG"}, // the UDP variant's; Linux 5.3, before FAST_POLL
 }
 
 // probe sets up a tiny ring and checks that it has every feature and operation the model needs.

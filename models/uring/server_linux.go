@@ -26,10 +26,11 @@ var (
 
 type srv struct {
 	server.Lifecycle
-	cfg   server.Config
-	addr  net.Addr
-	loops []*loop
-	wg    sync.WaitGroup
+	cfg     server.Config
+	handler server.Handler // cfg's per-message cost, run inline on the loop that reaped the recv
+	addr    net.Addr
+	loops   []*loop
+	wg      sync.WaitGroup
 
 	// waker is the one eventfd every loop keeps a POLL_ADD on. Waking it once completes all
 	// those polls, which is how Close reaches loops that are asleep in io_uring_enter.
@@ -62,7 +63,7 @@ func start(cfg server.Config) (server.Server, error) {
 		return nil, fmt.Errorf("uring: %w", err)
 	}
 
-	s := &srv{cfg: cfg, addr: addr, waker: waker}
+	s := &srv{cfg: cfg, handler: cfg.Handler(), addr: addr, waker: waker}
 	ready := make(chan error, n)
 	for i, fd := range fds {
 		// From here the loop owns its listener and closes it on every path.
