@@ -91,6 +91,7 @@ const (
 	SweepIdle      = "idle"      // mostly idle connections, for RSS per connection; X = connections
 	SweepRate      = "rate"      // open loop, 1,000 × 64 B; X = offered msgs/s
 	SweepKnee      = "knee"      // -knee search; X = the p99 bound in µs
+	SweepUDP       = "udp"       // UDP datagrams, closed loop, 64 B, every row with a UDP variant; X = flows
 )
 
 // Baseline is the row every ratio is taken against: what a Go user writes without thinking about

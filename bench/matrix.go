@@ -128,6 +128,10 @@ const idlePerConnRate = 2
 const idleNote = "idle: open loop at two 64 B messages per connection per second; RSS per connection = " +
 	"(peak RSS at N connections − peak RSS of the same row at 1 connection, idle=1) / N"
 
+// udpNote says what the UDP cell measures.
+const udpNote = "udp: 100 UDP flows (one connected socket each) × 64 B closed loop, ping-pong, against each model's UDP variant " +
+	"(echobench -udp); a datagram unanswered for 200 ms counts as lost and its slot is reused, so loss % is part of the result (loadgen/README.md, \"UDP\")"
+
 // Matrix returns the cells of a BENCH level, in the order they run: the connections sweep
 // first, so that each row's closed-loop throughput at 1,000 connections is known before its
 // knee cells, which it brackets.
@@ -205,6 +209,9 @@ func Matrix(level string, lim Limits) ([]Cell, error) {
 			Args: append([]string{"-c", "1000", "-size", "64", "-rate", strconv.Itoa(rate)},
 				window(p.warmup, p.duration)...)})
 	}
+	add(Cell{Name: "udp", Sweep: SweepUDP, X: 100, Conns: 100, Warmup: p.warmup, Duration: p.duration,
+		Adaptive: p.adaptiveAll, Note: udpNote,
+		Args: append([]string{"-udp", "-c", "100", "-size", "64"}, window(p.warmup, p.duration)...)})
 	for _, bound := range p.knees {
 		add(Cell{Name: "knee=" + bound.String(), Sweep: SweepKnee, X: float64(bound.Microseconds()), Conns: 1000,
 			Warmup: p.kneeWarmup, Duration: p.kneeDuration, Timeout: p.kneeTimeout, Bracket: Headline,

@@ -15,17 +15,18 @@ func TestMatrixShape(t *testing.T) {
 	want := map[string]map[string][]float64{
 		LevelQuick: {
 			SweepConns: {100, 1000}, SweepSize: {64, 16384}, SweepPipeline: {1, 16}, SweepReconnect: {100},
-			SweepIdle: {1, 1000}, SweepRate: {30000, 150000}, SweepKnee: {10000},
+			SweepIdle: {1, 1000}, SweepRate: {30000, 150000}, SweepKnee: {10000}, SweepUDP: {100},
 		},
 		LevelDefault: {
 			SweepConns: {1, 10, 100, 1000, 10000}, SweepSize: {64, 1024, 16384, 65536}, SweepPipeline: {1, 16},
 			SweepReconnect: {100}, SweepIdle: {1, 1000, 10000}, SweepRate: {20000, 60000, 100000, 150000},
-			SweepKnee: {1000, 10000},
+			SweepKnee: {1000, 10000}, SweepUDP: {100},
 		},
 		LevelFull: {
 			SweepConns: {1, 10, 100, 1000, 10000, 19900}, SweepSize: {64, 1024, 16384, 65536}, SweepPipeline: {1, 16},
 			SweepReconnect: {100}, SweepIdle: {1, 1000, 10000},
 			SweepRate: {10000, 25000, 50000, 75000, 100000, 125000, 150000, 200000}, SweepKnee: {1000, 10000},
+			SweepUDP: {100},
 		},
 	}
 	for level, sweeps := range want {
@@ -58,6 +59,9 @@ func TestMatrixShape(t *testing.T) {
 				}
 				if c.Reconnect != (c.Sweep == SweepReconnect) {
 					t.Errorf("%s: Reconnect %v", c.Name, c.Reconnect)
+				}
+				if (c.Sweep == SweepUDP) != slices.Contains(c.Args, "-udp") {
+					t.Errorf("%s (sweep %s) args %q", c.Name, c.Sweep, c.Args)
 				}
 				if c.Sweep == SweepKnee && (c.Adaptive || c.Timeout == 0 || flagValue(c.Args, "-knee") == "") {
 					t.Errorf("knee cell %s: adaptive %v, timeout %v, args %q", c.Name, c.Adaptive, c.Timeout, c.Args)

@@ -91,6 +91,14 @@ func Unsupported(row Row, cell Cell, cfg Config) string {
 	if max := cfg.Limits.MaxConns(); max > 0 && n > max {
 		return fmt.Sprintf("%d connections need more than the %d descriptors RLIMIT_NOFILE allows one process", n, cfg.Limits.NoFile)
 	}
+	if cell.Sweep == SweepUDP {
+		if row.External() {
+			return "an external server is started as a TCP server; the UDP cell is for models with a UDP variant"
+		}
+		if m, err := server.Lookup(row.Model); err == nil && m.StartUDP == nil {
+			return fmt.Sprintf("%s has no UDP variant; models with one: %s", row.Model, strings.Join(server.UDPNames(), " "))
+		}
+	}
 	if row.External() {
 		return "" // an external server's limits are its own business; its results show them
 	}

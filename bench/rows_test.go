@@ -54,6 +54,13 @@ func TestUnsupportedKnownLimits(t *testing.T) {
 	if got := Unsupported(rows["epoll"], knee, Config{Echobench: "old/echobench"}); !strings.Contains(got, "-knee") {
 		t.Errorf("knee cell without -knee: %q", got)
 	}
+	udp := Cell{Name: "udp", Sweep: SweepUDP, Conns: 100}
+	if got := Unsupported(rows["process"], udp, cfg); !strings.Contains(got, "no UDP variant") {
+		t.Errorf("process (no UDP variant) at the UDP cell: %q", got)
+	}
+	if got := Unsupported(rows[CRefName], udp, cfg); !strings.Contains(got, "TCP server") {
+		t.Errorf("an external row at the UDP cell: %q", got)
+	}
 	missing := CRefRow(t.TempDir())
 	if got := Unsupported(missing, cell(1), cfg); !strings.Contains(got, "make reference") {
 		t.Errorf("C-ref without its binary: %q", got)

@@ -329,9 +329,16 @@ var (
 	StatServerUsConn = Statistic{"server_cpu_per_conn", "us", func(s report.Summary) float64 { return perSecond(s.ServerCPUPct, s.NewConnsPerSec) }}
 	StatConnectP99   = Statistic{"connect_p99", "us", func(s report.Summary) float64 { return s.ConnectP99us }}
 	StatKneeRate     = Statistic{Name: "knee_rate", Unit: "msgs/s"}
+	StatLossPct      = Statistic{"loss_pct", "%", func(s report.Summary) float64 {
+		if s.UDP == nil {
+			return 0
+		}
+		return s.UDP.LossPct
+	}}
 	commonStatistics = []Statistic{StatMsgsPerSec, StatMBPerSec, StatP50, StatP99, StatP999, StatServerUsMsg, StatServerCPU, StatClientCPU, StatServerRSS, StatThreads, StatProcesses}
 	reconnectExtra   = []Statistic{StatNewConns, StatServerUsConn, StatConnectP99}
 	idleExtra        = []Statistic{StatRSSPerConn}
+	udpExtra         = []Statistic{StatLossPct}
 )
 
 // perSecond is the server's CPU in µs per unit of work: its share of a core over the rate. NaN
@@ -363,6 +370,8 @@ func StatisticsOf(cell Cell) []Statistic {
 		return append(append([]Statistic(nil), commonStatistics...), reconnectExtra...)
 	case SweepIdle:
 		return append(append([]Statistic(nil), commonStatistics...), idleExtra...)
+	case SweepUDP:
+		return append(append([]Statistic(nil), commonStatistics...), udpExtra...)
 	}
 	return commonStatistics
 }

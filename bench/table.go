@@ -58,6 +58,13 @@ func Table(w io.Writer, results []*Result, cells []Cell) {
 			g.ranked(w, c, StatNewConns)
 		}
 	}
+	for _, c := range cells {
+		if c.Sweep == SweepUDP && !ranked[c.Name] {
+			ranked[c.Name] = true
+			section(fmt.Sprintf("%s: UDP, ranked by msgs/s, with loss", c.Name))
+			g.udpRanked(w, c)
+		}
+	}
 	for _, st := range sweepTables {
 		var swept []Cell
 		for _, c := range cells {
@@ -89,7 +96,7 @@ func headlineCell(cells []Cell) Cell {
 	}
 	for _, c := range cells {
 		switch c.Sweep {
-		case SweepReconnect, SweepIdle, SweepRate, SweepKnee:
+		case SweepReconnect, SweepIdle, SweepRate, SweepKnee, SweepUDP:
 		default:
 			return c
 		}

@@ -291,3 +291,37 @@ func TestKneeNoneHeld(t *testing.T) {
 		t.Errorf("epoll's knee line %q, want it to read none, with the footnote, in:\n%s", epollLine, out)
 	}
 }
+
+// TestTableUDPCell checks the UDP cell's table: its rows by msgs/s, with p99 and loss, and the
+// rows without a UDP variant as n/a.
+func TestTableUDPCell(t *testing.T) {
+	cells := []Cell{{Name: "conns=1000", Sweep: SweepConns, X: 1000}, {Name: "udp", Sweep: SweepUDP, X: 100}}
+	var results []*Result
+	for i, row := range []string{"stdnet", "epoll", "process"} {
+		for _, c := range cells {
+			r := &Result{Row: Row{Name: row}, Cell: c.Name}
+			results = append(results, r)
+			if c.Sweep == SweepUDP && row == "process" {
+				r.NA = "process has no UDP variant"
+				continue
+			}
+			s := report.Summary{MsgsPerSec: float64(50000 * (i + 1)), LatencyP99us: 900, ConnsEstablished: int(c.X), ConnsEchoed: int(c.X)}
+			if c.Sweep == SweepUDP {
+				s.UDP = &report.UDPCounts{Sent: 1000, Lost: uint64(10 * (i + 1)), LossPct: float64(i + 1)}
+			}
+			r.Runs, r.Rounds = []report.Summary{s}, []int{0}
+		}
+	}
+	var b strings.Builder
+	Table(&b, results, cells)
+	out := b.String()
+	at := strings.Index(out, "udp: UDP, ranked by msgs/s, with loss")
+	if at < 0 {
+		t.Fatalf("no UDP table:\n%s", out)
+	}
+	udp := out[at:]
+	first, second := strings.Index(udp, "epoll"), strings.Index(udp, "stdnet")
+	if first < 0 || second < first || !strings.Contains(udp, "loss %") || !strings.Contains(udp, "2.000") || !strings.Contains(udp, "process") {
+		t.Errorf("UDP table, want epoll above stdnet with loss 2.000 and process n/a:\n%s", udp)
+	}
+}

@@ -40,9 +40,30 @@ type Config struct {
 	// client about one more wake per message. Closed loop and deeper pipelines always wake on
 	// echoes.
 	WakeOnEcho bool
+	// UDP drives UDP instead of TCP: each of Conns is a flow, one connected UDP socket, sending
+	// datagrams that carry a flow id and a sequence number (README.md, "UDP"). Pipeline is the
+	// flow's window of datagrams in flight, Rate the open-loop rate over all flows. A size may be
+	// 0 (an empty datagram), and at most MaxDatagramIPv4 or MaxDatagramIPv6 bytes. Frame,
+	// Reconnect and Sources do not apply.
+	UDP bool
+	// UDPTimeout is how long a datagram may go unanswered before it counts as lost and its window
+	// slot is reused; 0 = DefaultUDPTimeout.
+	UDPTimeout time.Duration
 	// Progress, if set, is called about once a second with the totals so far.
 	Progress func(Progress)
 }
+
+// The largest UDP payloads: a datagram's 16-bit length field counts at most 65,535 bytes, less
+// the 8-byte UDP header, and over IPv4 also the 20-byte IP header that the same 65,535 limit
+// covers (IPv6's payload length does not count its own header). Larger sizes are refused.
+const (
+	MaxDatagramIPv4 = 65535 - 20 - 8
+	MaxDatagramIPv6 = 65535 - 8
+)
+
+// DefaultUDPTimeout is Config.UDPTimeout's default. README.md, "UDP", says why it is fixed rather
+// than derived from the latency seen so far.
+const DefaultUDPTimeout = 200 * time.Millisecond
 
 // MaxSources is the most source addresses Config.Sources may ask for: 127.0.0.2 to 127.0.0.254.
 const MaxSources = 253
@@ -115,6 +136,35 @@ type Result struct {
 	// KernelTimed counts the completions of the whole run (warmup and drain included) timed by the
 	// kernel's receive timestamp (harvest mode); the others were timed at their read.
 	KernelTimed uint64
+
+	// UDP runs only (zero for TCP). The loss accounting follows the datagrams sent in the window
+	// to their end, drain included: each is echoed, timed out or answered with a corrupted echo,
+	// so DatagramsSent = DatagramsEchoed + TimedOut + the corrupted echoes among them.
+	DatagramsSent   uint64 // datagrams sent in the window
+	DatagramsEchoed uint64 // of those, echoed intact before their timeout
+	TimedOut        uint64 // of those, unanswered within UDPTimeout: counted lost once, slot reused
+	Late            uint64 // of the timed-out ones, echoed after their timeout after all
+	Lost            uint64 // TimedOut - Late: never came back
+	// Duplicated, Reordered and Corrupted count echoes that arrived in the window: a second echo of
+	// one datagram; an echo whose sequence number is below the highest its flow has seen echoed;
+	// an echo whose header is unreadable or names no datagram sent, or whose body differs.
+	// Corrupted ones also count in VerifyFailures (and over the whole run in VerifyFailuresTotal).
+	Duplicated, Reordered, Corrupted uint64
+	// Unmatched is set when some size is below the 12-byte datagram header: echoes are then
+	// matched to the flow's datagrams in arrival order and checked by length only, so duplicates,
+	// reordering and late echoes cannot be told apart (README.md, "UDP").
+	Unmatched bool
+	// TotalDatagramsSent and TotalDatagramsReceived cover the whole run, like TotalSent and
+	// TotalReceived, for the server's datagram counters.
+	TotalDatagramsSent, TotalDatagramsReceived uint64
+}
+
+// LossPct is Lost as a percentage of DatagramsSent.
+func (r *Result) LossPct() float64 {
+	if r.DatagramsSent == 0 {
+		return 0
+	}
+	return float64(r.Lost) / float64(r.DatagramsSent) * 100
 }
 
 // MsgsPerSec is the measured throughput in messages per second.

@@ -45,6 +45,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := normalize(&cfg); err != nil {
 		return nil, err
 	}
+	if cfg.UDP {
+		return runUDP(ctx, cfg)
+	}
 	return run(ctx, cfg)
 }
 
@@ -82,6 +85,23 @@ func normalize(cfg *Config) error {
 		cfg.Sizes = []int{defaultSize}
 	}
 	cfg.Sizes = append([]int(nil), cfg.Sizes...)
+	if cfg.UDP {
+		if err := normalizeUDP(cfg); err != nil {
+			return err
+		}
+	} else if err := checkTCPSizes(cfg); err != nil {
+		return err
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	// A loop without connections would only spin up a thread for nothing.
+	cfg.Workers = min(cfg.Workers, cfg.Conns)
+	return nil
+}
+
+// checkTCPSizes rejects message sizes the TCP engine cannot send.
+func checkTCPSizes(cfg *Config) error {
 	for _, s := range cfg.Sizes {
 		if s <= 0 || s > 1<<30 {
 			return fmt.Errorf("loadgen: message size %d; want 1..%d", s, 1<<30)
@@ -90,11 +110,6 @@ func normalize(cfg *Config) error {
 			return fmt.Errorf("loadgen: message size %d is smaller than the %d-byte frame header; use -size %d or more with -frame", s, frameHeaderLen, frameHeaderLen)
 		}
 	}
-	if cfg.Workers == 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
-	}
-	// A loop without connections would only spin up a thread for nothing.
-	cfg.Workers = min(cfg.Workers, cfg.Conns)
 	return nil
 }
 

@@ -110,7 +110,11 @@ wait:
 	}
 
 	waitThreadsGone(workers)
-	res := merge(sh, workers)
+	stats := make([]*workerStats, len(workers))
+	for i, w := range workers {
+		stats[i] = &w.st
+	}
+	res := merge(sh, stats)
 	var errs []error
 	for i, w := range workers {
 		if w.st.err != nil {
@@ -140,13 +144,22 @@ const threadExitTimeout = time.Second
 // (tid == pid): if a worker happened to be scheduled there, the runtime cannot end that thread and
 // parks it for good instead, idle and never running Go code again, so there is nothing to wait for.
 func waitThreadsGone(workers []*worker) {
+	tids := make([]int, len(workers))
+	for i, w := range workers {
+		tids[i] = w.tid
+	}
+	waitTIDsGone(tids)
+}
+
+// waitTIDsGone is waitThreadsGone for the threads tids (0: never started).
+func waitTIDsGone(tids []int) {
 	deadline := time.Now().Add(threadExitTimeout)
 	pid := os.Getpid()
-	for _, w := range workers {
-		if w.tid == 0 || w.tid == pid {
+	for _, tid := range tids {
+		if tid == 0 || tid == pid {
 			continue
 		}
-		path := fmt.Sprintf("/proc/self/task/%d", w.tid)
+		path := fmt.Sprintf("/proc/self/task/%d", tid)
 		for time.Now().Before(deadline) {
 			if _, err := os.Stat(path); err != nil {
 				break
@@ -203,8 +216,9 @@ func (sh *shared) progress(live []liveCounters) Progress {
 	return p
 }
 
-// merge adds up what the workers measured. Workers have exited, so their stats are quiescent.
-func merge(sh *shared, workers []*worker) *Result {
+// merge adds up what the workers measured (the TCP engine's and the UDP engine's alike). Workers
+// have exited, so their stats are quiescent.
+func merge(sh *shared, stats []*workerStats) *Result {
 	res := &Result{
 		ConnectErrors:  map[string]int{},
 		IOErrors:       map[string]int{},
@@ -220,8 +234,7 @@ func merge(sh *shared, workers []*worker) *Result {
 	measureStart := sh.measureStart.Load()
 	var firstConnect, lastEstablished int64
 	var seconds []secondStats
-	for _, w := range workers {
-		st := &w.st
+	for _, st := range stats {
 		res.Established += st.established
 		res.ConnsEchoed += st.slotsEchoed
 		res.Failed += st.failed

@@ -38,7 +38,11 @@ func TestMergeAddsUpWorkers(t *testing.T) {
 		}
 		workers = append(workers, w)
 	}
-	res := merge(sh, workers)
+	stats := make([]*workerStats, len(workers))
+	for i, w := range workers {
+		stats[i] = &w.st
+	}
+	res := merge(sh, stats)
 	if !res.Latency.Equals(all) || !res.Uncorrected.Equals(allUncorrected) {
 		t.Errorf("merged histograms differ from the histograms of all values")
 	}

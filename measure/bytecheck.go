@@ -7,6 +7,7 @@ import (
 	"echobench/internal/procstat"
 	"echobench/loadgen"
 	"echobench/report"
+	"echobench/server"
 )
 
 // procIOTolerancePct is how far the kernel's counters of an external server may stray from
@@ -65,5 +66,25 @@ func byteCheck(res *loadgen.Result, serverIn, serverOut uint64, source string) *
 		InDiffPct:  report.DiffPct(serverIn, res.TotalSent),
 		OutDiffPct: report.DiffPct(serverOut, res.TotalReceived),
 		Source:     source,
+	}
+}
+
+// udpByteCheck is the datagram side of a UDP run's check against the server's own counters, st.
+// Loss makes exact equality impossible, so it checks the two inequalities that hold whatever is
+// lost (report.UDPByteCheck) and says where the missing datagrams went missing.
+func udpByteCheck(res *loadgen.Result, st *server.Stats) *report.UDPByteCheck {
+	gap := func(a, b uint64) uint64 {
+		if a < b {
+			return 0
+		}
+		return a - b
+	}
+	return &report.UDPByteCheck{
+		ClientSent: res.TotalDatagramsSent, ClientReceived: res.TotalDatagramsReceived,
+		ServerIn: st.DatagramsIn, ServerOut: st.DatagramsOut, ServerDropped: st.Dropped,
+		LostInbound: gap(res.TotalDatagramsSent, st.DatagramsIn),
+		LostReturn:  gap(st.DatagramsOut, res.TotalDatagramsReceived),
+		Consistent: st.DatagramsIn <= res.TotalDatagramsSent && st.BytesIn <= res.TotalSent &&
+			st.DatagramsOut >= res.TotalDatagramsReceived && st.BytesOut >= res.TotalReceived,
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"echobench/internal/procstat"
 	"echobench/loadgen"
 	"echobench/report"
+	"echobench/server"
 )
 
 // smallLoad is a short closed-loop load, mixing sizes so that reads and writes split unevenly.
@@ -165,5 +166,32 @@ func TestModelRunByteCounts(t *testing.T) {
 	r := out.Run
 	if bc := r.ByteCheck; bc == nil || bc.Source != "exit" || r.BytesSentTotal == 0 || bc.ClientSent != r.BytesSentTotal || bc.ServerIn != r.BytesSentTotal || bc.ServerOut != r.BytesReceivedTotal {
 		t.Errorf("run sent %d, received %d; byte check %+v: want the server's own count of the same bytes", r.BytesSentTotal, r.BytesReceivedTotal, r.ByteCheck)
+	}
+}
+
+// TestUDPByteCheck checks the datagram check's rule: loss on either leg is consistent and is
+// placed on its leg; a server that read more than was sent, or sent less than was read back, is not.
+func TestUDPByteCheck(t *testing.T) {
+	res := &loadgen.Result{TotalDatagramsSent: 100, TotalDatagramsReceived: 90, TotalSent: 6400, TotalReceived: 5760}
+	lossy := &server.Stats{DatagramsIn: 95, DatagramsOut: 93, Dropped: 2, BytesIn: 6080, BytesOut: 5952}
+	if u := udpByteCheck(res, lossy); !u.Consistent || u.LostInbound != 5 || u.LostReturn != 3 || u.ServerDropped != 2 {
+		t.Errorf("lossy server: %+v", u)
+	}
+	for _, bad := range []*server.Stats{
+		{DatagramsIn: 101, DatagramsOut: 95, BytesIn: 6464, BytesOut: 6080},
+		{DatagramsIn: 100, DatagramsOut: 89, BytesIn: 6400, BytesOut: 5696},
+	} {
+		if u := udpByteCheck(res, bad); u.Consistent {
+			t.Errorf("server counts %+v against %+v: consistent", bad, res)
+		}
+	}
+	run := FromResult(0, &loadgen.Result{DatagramsSent: 200, DatagramsEchoed: 190, TimedOut: 10, Late: 2, Lost: 8, Duplicated: 1}, false, true)
+	rep := report.Report{Runs: []report.Run{run, run}}
+	rep.Summarize("x", report.Hists{})
+	if u := rep.Summary.UDP; u == nil || u.Sent != 400 || u.Lost != 16 || u.LossPct != 4 || u.Duplicated != 2 {
+		t.Errorf("summary of two runs: %+v", u)
+	}
+	if tcp := FromResult(0, res, false, false); tcp.UDP != nil {
+		t.Error("a TCP run has UDP counts")
 	}
 }

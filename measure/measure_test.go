@@ -46,18 +46,18 @@ func TestFromResultFailuresAndLag(t *testing.T) {
 	}
 	// An engine that counts failures only in the window still yields a total at least as big.
 	res := &loadgen.Result{VerifyFailures: 2, Incomplete: 7, ScheduleLag: lag}
-	run := FromResult(0, res, true)
+	run := FromResult(0, res, true, false)
 	if run.VerifyFailuresTotal != 2 || run.Incomplete != 7 {
 		t.Errorf("run = total %d incomplete %d, want 2 and 7", run.VerifyFailuresTotal, run.Incomplete)
 	}
 	if sl := run.ScheduleLag; sl == nil || sl.Count != 4 || sl.MaxUs < 500 || sl.P50us > 3 {
 		t.Errorf("schedule lag = %+v, want 4 sends, p50 ≤ 3, max ≥ 500", sl)
 	}
-	if closed := FromResult(0, res, false); closed.ScheduleLag != nil {
+	if closed := FromResult(0, res, false, false); closed.ScheduleLag != nil {
 		t.Errorf("closed loop reports a schedule lag: %+v", closed.ScheduleLag)
 	}
 	res.VerifyFailuresTotal = 5
-	rep := report.Report{Runs: []report.Run{FromResult(0, res, true), FromResult(1, res, true)}}
+	rep := report.Report{Runs: []report.Run{FromResult(0, res, true, false), FromResult(1, res, true, false)}}
 	rep.Summarize("m", report.Hists{})
 	if rep.Summary.VerifyFailuresTotal != 10 || rep.Summary.Incomplete != 14 {
 		t.Errorf("summary = total %d incomplete %d, want 10 and 14", rep.Summary.VerifyFailuresTotal, rep.Summary.Incomplete)
@@ -73,7 +73,7 @@ func TestFromResultFailuresAndLag(t *testing.T) {
 
 func TestFromResultPerSecond(t *testing.T) {
 	res := &loadgen.Result{PerSecond: []loadgen.Second{{Messages: 3, Bytes: 192, P99us: 40}}}
-	run := FromResult(0, res, false)
+	run := FromResult(0, res, false, false)
 	if want := (report.Second{Messages: 3, Bytes: 192, P99us: 40}); len(run.PerSecond) != 1 || run.PerSecond[0] != want {
 		t.Errorf("per second = %+v, want [%+v]", run.PerSecond, want)
 	}
@@ -91,20 +91,20 @@ func TestMeterLimitedRunAndSummary(t *testing.T) {
 		return &loadgen.Result{Latency: lat, Uncorrected: lat, ScheduleLag: lag}
 	}
 	precise, late := result(20), result(600)
-	if m := FromResult(0, precise, true).MeterLimited; m != nil {
+	if m := FromResult(0, precise, true, false).MeterLimited; m != nil {
 		t.Errorf("lag 20 µs of 1000 flagged: %+v", m)
 	}
-	run := FromResult(1, late, true)
+	run := FromResult(1, late, true, false)
 	if m := run.MeterLimited; m == nil || m.Percentile != 99 || m.LagUs < 590 {
 		t.Errorf("lag 600 µs of 1000: flag %+v, want p99 at about 600 µs", m)
 	}
-	if closed := FromResult(0, late, false); closed.MeterLimited != nil {
+	if closed := FromResult(0, late, false, false); closed.MeterLimited != nil {
 		t.Errorf("closed loop flagged: %+v", closed.MeterLimited)
 	}
 	var h report.Hists
 	AddHists(&h, precise)
 	AddHists(&h, late)
-	rep := report.Report{Settings: report.Settings{Rate: 1000}, Runs: []report.Run{FromResult(0, precise, true), run}}
+	rep := report.Report{Settings: report.Settings{Rate: 1000}, Runs: []report.Run{FromResult(0, precise, true, false), run}}
 	rep.Summarize("m", h)
 	if m := rep.Summary.MeterLimited; m == nil || m.Percentile != 99 {
 		t.Errorf("summary of a precise and a late run: flag %+v, want p99 (half the sends were 600 µs late)", m)

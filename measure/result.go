@@ -6,7 +6,8 @@ import (
 )
 
 // FromResult turns the engine's result into a Run; the accounting is filled in by the caller.
-func FromResult(index int, res *loadgen.Result, openLoop bool) report.Run {
+// udp adds the datagram accounting of a UDP run.
+func FromResult(index int, res *loadgen.Result, openLoop, udp bool) report.Run {
 	r := report.Run{Index: index}
 	if res == nil {
 		return r
@@ -47,6 +48,14 @@ func FromResult(index int, res *loadgen.Result, openLoop bool) report.Run {
 	if h := res.ScheduleLag; openLoop && h != nil {
 		r.ScheduleLag = report.LagFromHistogram(h)
 		r.MeterLimited = report.JudgeMeter(r.ScheduleLag, r.Latency)
+	}
+	if udp {
+		r.UDP = &report.UDPCounts{
+			Sent: res.DatagramsSent, Echoed: res.DatagramsEchoed, TimedOut: res.TimedOut,
+			Late: res.Late, Lost: res.Lost, LossPct: res.LossPct(),
+			Duplicated: res.Duplicated, Reordered: res.Reordered, Corrupted: res.Corrupted,
+			Unmatched: res.Unmatched, SentTotal: res.TotalDatagramsSent, ReceivedTotal: res.TotalDatagramsReceived,
+		}
 	}
 	r.IOErrors = res.IOErrors
 	for _, s := range res.PerSecond {

@@ -117,7 +117,10 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 		out.PinnedThreads, out.Threads = s.PinnedThreads, s.Threads
 	}
 	out.Addr = cfg.Addr
-	cfg.Sources = SourcesFor(cfg.Addr, c.spec.MaxSources)
+	cfg.Sources = 0 // UDP flows open no connections, so they meet no port limit to spread over
+	if !cfg.UDP {
+		cfg.Sources = SourcesFor(cfg.Addr, c.spec.MaxSources)
+	}
 	out.Sources = cfg.Sources
 
 	var sampler *procstat.Sampler
@@ -185,7 +188,7 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 		return out, fmt.Errorf("load: %w", runErr)
 	}
 
-	r := FromResult(index, res, cfg.Rate > 0)
+	r := FromResult(index, res, cfg.Rate > 0, cfg.UDP)
 	var err error
 	switch {
 	case serverDied.Load():
@@ -239,6 +242,13 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 		if st := exit.Stats; st != nil {
 			r.ServerCounts = st
 			r.ByteCheck = byteCheck(res, st.BytesIn, st.BytesOut, "exit")
+			if cfg.UDP {
+				r.ByteCheck.UDP = udpByteCheck(res, st)
+				if !r.ByteCheck.UDP.Consistent {
+					c.warn("run %d: datagram check does not hold: the server read %d datagrams (%d bytes) of the %d (%d) echobench sent and sent %d (%d) of the %d (%d) echobench read back; one side's counts are wrong",
+						index+1, st.DatagramsIn, st.BytesIn, res.TotalDatagramsSent, res.TotalSent, st.DatagramsOut, st.BytesOut, res.TotalDatagramsReceived, res.TotalReceived)
+				}
+			}
 		}
 	} else if countIO && ioErr == nil {
 		var warnings []string

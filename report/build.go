@@ -115,9 +115,22 @@ func (r *Report) Summarize(model string, h Hists) {
 		s.BothSaturated = s.BothSaturated || run.Client.BothSaturated
 		s.BytesSentTotal += run.BytesSentTotal
 		s.BytesReceivedTotal += run.BytesReceivedTotal
+		if run.UDP != nil {
+			sum := run.UDP.Add(UDPCounts{})
+			if s.UDP != nil {
+				sum = s.UDP.Add(*run.UDP)
+			}
+			s.UDP = &sum
+		}
 		if bc := run.ByteCheck; bc != nil {
 			s.ByteCheckSource = bc.Source
-			for _, d := range []float64{bc.InDiffPct, bc.OutDiffPct} {
+			diffs := []float64{bc.InDiffPct, bc.OutDiffPct}
+			if bc.UDP != nil {
+				// Loss makes the server read less than was sent and echobench read less than
+				// the server sent; only the opposite is a discrepancy.
+				diffs = []float64{max(bc.InDiffPct, 0), min(bc.OutDiffPct, 0)}
+			}
+			for _, d := range diffs {
 				if math.Abs(d) > math.Abs(s.ByteDiffPct) {
 					s.ByteDiffPct = d
 				}

@@ -102,6 +102,10 @@ type Settings struct {
 	// Sources is how many source addresses (127.0.0.2 upward) the connections were spread over
 	// when the target is an IPv4 loopback address; 0 means the kernel chose (always 127.0.0.1).
 	Sources int `json:"sources"`
+	// UDP: the load was UDP datagrams, Conns flows of them, each datagram unanswered for
+	// UDPTimeoutMs counted lost (loadgen/README.md, "UDP").
+	UDP          bool    `json:"udp,omitempty"`
+	UDPTimeoutMs float64 `json:"udp_timeout_ms,omitempty"`
 }
 
 // Env is where the cell ran.
@@ -196,10 +200,49 @@ type Run struct {
 	Server       *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
 	Client       ClientAccounting  `json:"client"`
 	ByteCheck    *ByteCheck        `json:"byte_check,omitempty"`
+	// UDP holds a UDP run's datagram accounting; nil for TCP.
+	UDP *UDPCounts `json:"udp,omitempty"`
 	// ServerCounts is the server's own final count of connections and bytes (its "stats" line),
 	// when echobench started it. Rejected connections were accepted and closed at once without
 	// being served: select's fd ceiling, a thread ceiling, EMFILE.
 	ServerCounts *server.Stats `json:"server_counts,omitempty"`
+}
+
+// UDPCounts is a UDP run's datagram accounting (loadgen.Result says what each count counts). The
+// first five follow the datagrams sent in the window to their end, drain included:
+// datagrams_sent = datagrams_echoed + timed_out + the corrupted echoes among them, and lost =
+// timed_out - late. Duplicated, reordered and corrupted count echoes that arrived in the window.
+type UDPCounts struct {
+	Sent       uint64  `json:"datagrams_sent"`
+	Echoed     uint64  `json:"datagrams_echoed"`
+	TimedOut   uint64  `json:"timed_out"`
+	Late       uint64  `json:"late"`
+	Lost       uint64  `json:"lost"`
+	LossPct    float64 `json:"loss_pct"` // lost of datagrams_sent
+	Duplicated uint64  `json:"duplicated"`
+	Reordered  uint64  `json:"reordered"`
+	Corrupted  uint64  `json:"corrupted"`
+	// Unmatched is set when a size was below the 12-byte datagram header: echoes were matched in
+	// arrival order and checked by length only, so duplicated, reordered and late are blind.
+	Unmatched bool `json:"unmatched,omitempty"`
+	// The whole run's datagrams, for the server's datagram counters.
+	SentTotal     uint64 `json:"datagrams_sent_total"`
+	ReceivedTotal uint64 `json:"datagrams_received_total"`
+}
+
+// Add sums two runs' counts and recomputes the loss percentage.
+func (u UDPCounts) Add(o UDPCounts) UDPCounts {
+	s := UDPCounts{
+		Sent: u.Sent + o.Sent, Echoed: u.Echoed + o.Echoed, TimedOut: u.TimedOut + o.TimedOut,
+		Late: u.Late + o.Late, Lost: u.Lost + o.Lost, Duplicated: u.Duplicated + o.Duplicated,
+		Reordered: u.Reordered + o.Reordered, Corrupted: u.Corrupted + o.Corrupted,
+		Unmatched: u.Unmatched || o.Unmatched, SentTotal: u.SentTotal + o.SentTotal,
+		ReceivedTotal: u.ReceivedTotal + o.ReceivedTotal,
+	}
+	if s.Sent > 0 {
+		s.LossPct = float64(s.Lost) / float64(s.Sent) * 100
+	}
+	return s
 }
 
 // ScheduleLag summarises the engine's own lateness in open loop, in microseconds.
@@ -292,6 +335,29 @@ type ByteCheck struct {
 	// "sigusr1" (a stats line asked for), or "proc-io" (the rchar and wchar deltas of the server
 	// tree's /proc/PID/io over the load run, for an external server given by -server-pid).
 	Source string `json:"source"`
+	// UDP is the datagram side of the check for a UDP run against the server's own counters.
+	// Under loss the byte counts cannot agree, so the diffs above are expected to be negative
+	// there; what must hold is UDPByteCheck.Consistent.
+	UDP *UDPByteCheck `json:"udp,omitempty"`
+}
+
+// UDPByteCheck compares a UDP run's datagram counts with the server's. A datagram can be lost
+// on the way in (echobench sent it, the server never read it: its socket's receive buffer was
+// full), at the server (read, never answered: Dropped, its reply queue was full), or on the way
+// back (the server sent it, echobench never read it: echobench's receive buffer was full, or the
+// echo came after its socket closed). Nothing can arrive that was not sent, so the server read at
+// most what echobench sent and echobench read at most what the server sent.
+type UDPByteCheck struct {
+	ClientSent     uint64 `json:"client_datagrams_sent"`
+	ClientReceived uint64 `json:"client_datagrams_received"`
+	ServerIn       uint64 `json:"server_datagrams_in"`
+	ServerOut      uint64 `json:"server_datagrams_out"`
+	ServerDropped  uint64 `json:"server_dropped"`
+	LostInbound    uint64 `json:"lost_inbound"` // client_datagrams_sent - server_datagrams_in
+	LostReturn     uint64 `json:"lost_return"`  // server_datagrams_out - client_datagrams_received
+	// Consistent: server_in ≤ client_sent and server_out ≥ client_received, in datagrams and in
+	// bytes. False means one side's counts are wrong (or the server echoed what nobody sent).
+	Consistent bool `json:"consistent"`
 }
 
 // Summary is the cell in one line of fields: what `make bench` compares across models. With
@@ -333,13 +399,18 @@ type Summary struct {
 	// ConnsEchoed is how many connections completed at least one echo in the window (the fewest
 	// of any run): below ConnsEstablished when a pool keeps the rest in the backlog, or when
 	// starting a thread or process per connection cannot keep up.
-	ConnsEchoed int     `json:"conns_echoed"`
-	ByteDiffPct float64 `json:"byte_diff_pct"` // largest |difference| of the byte check
+	ConnsEchoed int `json:"conns_echoed"`
+	// ByteDiffPct is the largest |difference| of the byte check; in a UDP run only a difference
+	// that breaks UDPByteCheck's rule counts (the server read more than was sent, or sent less
+	// than was received), since loss makes the rest expected.
+	ByteDiffPct float64 `json:"byte_diff_pct"`
 	// ByteCheckSource is the runs' ByteCheck.Source ("" when no run had one).
 	ByteCheckSource string `json:"byte_check_source,omitempty"`
 	// BytesSentTotal and BytesReceivedTotal are the runs' whole-run byte counts summed: against
 	// one external server, what its own counters should have moved by over this invocation.
 	BytesSentTotal     uint64 `json:"bytes_sent_total"`
 	BytesReceivedTotal uint64 `json:"bytes_received_total"`
-	Error              string `json:"error,omitempty"`
+	// UDP is the runs' datagram accounting summed, loss_pct over all of them; nil for TCP.
+	UDP   *UDPCounts `json:"udp,omitempty"`
+	Error string     `json:"error,omitempty"`
 }

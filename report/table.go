@@ -22,8 +22,12 @@ func (r *Report) WriteTable(w io.Writer) {
 	if set.Rate > 0 {
 		loop = fmt.Sprintf("open loop %d msgs/s", set.Rate)
 	}
-	fmt.Fprintf(tw, "echobench: %s, %d conns, sizes %v, pipeline %d, %s, %gs + %gs warmup\n",
-		target, set.Conns, set.Sizes, set.Pipeline, loop, set.DurationS, set.WarmupS)
+	conns := fmt.Sprintf("%d conns", set.Conns)
+	if set.UDP {
+		conns = fmt.Sprintf("UDP, %d flows, timeout %gms", set.Conns, set.UDPTimeoutMs)
+	}
+	fmt.Fprintf(tw, "echobench: %s, %s, sizes %v, pipeline %d, %s, %gs + %gs warmup\n",
+		target, conns, set.Sizes, set.Pipeline, loop, set.DurationS, set.WarmupS)
 	if len(set.ServerArgs) > 0 {
 		fmt.Fprintf(tw, "server flags: %s\n", strings.Join(set.ServerArgs, " "))
 	}
@@ -57,6 +61,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		if m := s.MeterLimited; m != nil {
 			row("METER-LIMITED", "%s (all runs merged)", meterText(m))
 		}
+		if u := s.UDP; u != nil {
+			row("datagrams", "%d sent in the windows, %d lost (%.3f%%), %d timed out (%d late), %d duplicated, %d reordered, %d corrupted",
+				u.Sent, u.Lost, u.LossPct, u.TimedOut, u.Late, u.Duplicated, u.Reordered, u.Corrupted)
+		}
 		row("verify failures", "%d in the windows, %d in the whole runs", s.VerifyFailures, s.VerifyFailuresTotal)
 		if s.Incomplete > 0 {
 			row("incomplete", "%d messages", s.Incomplete)
@@ -81,8 +89,15 @@ func writeRun(row func(string, string, ...any), run Run) {
 	} else {
 		row("latency µs", "p50 %.0f  p90 %.0f  p99 %.0f  p99.9 %.0f  p99.99 %.0f  max %.0f", l.P50us, l.P90us, l.P99us, l.P999us, l.P9999us, l.MaxUs)
 	}
+	if u := run.UDP; u != nil {
+		writeUDP(row, u)
+	}
 	c := run.Conns
-	row("connections", "%d established, %d failed%s, ramp-up %.3fs; %d got an echo in the window", c.Established, c.Failed, countsText(c.FailedBy), c.RampUpS, run.ConnsEchoed)
+	if run.UDP != nil {
+		row("flows", "%d opened, %d failed%s; %d got an echo in the window", c.Established, c.Failed, countsText(c.FailedBy), run.ConnsEchoed)
+	} else {
+		row("connections", "%d established, %d failed%s, ramp-up %.3fs; %d got an echo in the window", c.Established, c.Failed, countsText(c.FailedBy), c.RampUpS, run.ConnsEchoed)
+	}
 	if c.Reconnects > 0 {
 		row("reconnect", "%.0f new conns/s, connect p50 %.0f µs  p99 %.0f µs", c.NewConnsPerSec, c.ConnectP50us, c.ConnectP99us)
 	}
@@ -110,7 +125,7 @@ func writeRun(row func(string, string, ...any), run Run) {
 	}
 	cl := run.Client
 	row("echobench CPU", "%.2fs user + %.2fs sys = %.2fs; %.0f%% of a core over the window, on %d core(s)", cl.UserS, cl.SysS, cl.CPUS, cl.CPUPct, cl.Cores)
-	if sc := run.ServerCounts; sc != nil {
+	if sc := run.ServerCounts; sc != nil && run.UDP == nil { // a UDP server accepts nothing; its datagrams are in the check below
 		rejected := ""
 		if sc.Rejected > 0 {
 			rejected = " (closed at once, unserved: see the server's log, e.g. select's fd ceiling)"
@@ -118,13 +133,37 @@ func writeRun(row func(string, string, ...any), run Run) {
 		row("server counted", "%d connections served, %d rejected%s", sc.Accepted, sc.Rejected, rejected)
 	}
 	row("echobench bytes", "%d sent, %d received over the whole run", run.BytesSentTotal, run.BytesReceivedTotal)
-	if bc := run.ByteCheck; bc != nil {
+	if bc := run.ByteCheck; bc != nil && bc.UDP != nil {
+		writeUDPByteCheck(row, bc)
+	} else if bc != nil {
 		row("byte check", "server read %d vs echobench sent %d (%+.3f%%); server wrote %d vs echobench received %d (%+.3f%%); %s",
 			bc.ServerIn, bc.ClientSent, bc.InDiffPct, bc.ServerOut, bc.ClientReceived, bc.OutDiffPct, byteSourceText(bc.Source))
 	}
 	if run.Error != "" {
 		row("error", "%s", run.Error)
 	}
+}
+
+// writeUDP prints a UDP run's datagram accounting.
+func writeUDP(row func(string, string, ...any), u *UDPCounts) {
+	row("datagrams", "%d sent in the window: %d echoed, %d timed out (%d of them late), %d lost: %.3f%% loss", u.Sent, u.Echoed, u.TimedOut, u.Late, u.Lost, u.LossPct)
+	row("wrong echoes", "%d duplicated, %d reordered, %d corrupted (arrived in the window)", u.Duplicated, u.Reordered, u.Corrupted)
+	if u.Unmatched {
+		row("note", "sizes below the 12-byte datagram header: echoes were matched in arrival order and checked by length alone, so duplicated, reordered and late cannot be seen (a late echo or a duplicate answers the next datagram in flight)")
+	}
+}
+
+// writeUDPByteCheck prints a UDP run's check against the server's own datagram counters.
+func writeUDPByteCheck(row func(string, string, ...any), bc *ByteCheck) {
+	u := bc.UDP
+	verdict := "holds"
+	if !u.Consistent {
+		verdict = "DOES NOT HOLD: one side's counts are wrong, or the server sent what nobody asked for"
+	}
+	row("datagram check", "echobench sent %d, the server read %d (lost on the way in %d), dropped %d, sent %d; echobench read %d (lost on the way back %d); %s",
+		u.ClientSent, u.ServerIn, u.LostInbound, u.ServerDropped, u.ServerOut, u.ClientReceived, u.LostReturn, byteSourceText(bc.Source))
+	row("", "under loss the counts cannot be equal: the check is server read ≤ echobench sent and server sent ≥ echobench read, in datagrams and bytes (%d/%d bytes in, %d/%d out): %s",
+		bc.ServerIn, bc.ClientSent, bc.ServerOut, bc.ClientReceived, verdict)
 }
 
 func meterText(m *MeterLimited) string {

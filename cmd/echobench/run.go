@@ -52,6 +52,22 @@ type options struct {
 	out, hlog              string
 	stopGrace              time.Duration
 	forceProgress          bool
+	udpTimeout             time.Duration
+}
+
+// childArgs are the server flags the -model child gets; none for -addr, whose server is not ours.
+func childArgs(o *options) []string {
+	if o.model == "" {
+		return nil
+	}
+	return o.server.Args()
+}
+
+// serverOnlyArgs are the server flags set that only a -model child can take. -udp is also the
+// load's protocol, so with -addr it says that the server there echoes UDP.
+func serverOnlyArgs(cfg server.Config) []string {
+	cfg.UDP = false
+	return cfg.Args()
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -83,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.workers, "workers", 0, "engine event loops (0 = GOMAXPROCS, which pinning sets to the client CPUs)")
 	fs.IntVar(&o.sources, "sources", 16, "spread connections over N source addresses, 127.0.0.2 upward, for IPv4 loopback targets (0 = the kernel's choice; one address caps new connections at ~14,000/s)")
 	fs.IntVar(&o.messages, "messages", 0, "end the measured window after N echoes, all connections together (0 = no limit; -d still bounds it)")
+	fs.DurationVar(&o.udpTimeout, "udp-timeout", loadgen.DefaultUDPTimeout, "with -udp: a datagram unanswered this long counts as lost, once, and its window slot is reused (a late echo then counts as late)")
 	fs.IntVar(&o.repeat, "repeat", 1, "run the same cell N times and report mean, stddev and 95% CI of msgs/s")
 	// The knee search's flags (knee.go).
 	fs.DurationVar(&o.knee.bound, "knee", 0, "search the highest open-loop rate whose corrected p99 stays within this bound (e.g. 1ms); every probe runs -warmup then -d; Runs and Summary are the knee's own probe's")
@@ -112,8 +129,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("unexpected argument %q", fs.Arg(0))
 	case (o.addr == "") == (o.model == ""):
 		return nil, bad("give exactly one of -addr and -model")
-	case o.addr != "" && len(o.server.Args()) > 0:
-		return nil, bad("%s configure the server that -model starts; an -addr server is configured where it was started", strings.Join(o.server.Args(), " "))
+	case o.addr != "" && len(serverOnlyArgs(o.server)) > 0:
+		return nil, bad("%s configure the server that -model starts; an -addr server is configured where it was started", strings.Join(serverOnlyArgs(o.server), " "))
+	case o.server.UDP && (o.frame || o.reconnect > 0):
+		return nil, bad("-frame and -reconnect are TCP's: a UDP datagram keeps its boundaries and carries its own header, and a flow has no connection to reopen")
+	case o.udpTimeout <= 0:
+		return nil, bad("-udp-timeout %v: want a positive duration", o.udpTimeout)
 	case o.serverPID != 0 && o.addr == "":
 		return nil, bad("-server-pid goes with -addr; with -model echobench knows the server's pid")
 	case o.conns <= 0:
@@ -140,8 +161,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("-%s goes with -knee", stray)
 	}
 	if o.model != "" {
-		if _, err := server.Lookup(o.model); err != nil {
+		m, err := server.Lookup(o.model)
+		if err != nil {
 			return nil, bad("%v", err)
+		}
+		if o.server.UDP && m.StartUDP == nil {
+			with := strings.Join(server.UDPNames(), " ")
+			if with == "" {
+				with = "none in this build"
+			}
+			return nil, bad("-udp: model %s has no UDP variant; models with one: %s", o.model, with)
 		}
 	}
 	return o, nil
@@ -174,7 +203,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	sizes, err := parseSizes(o.size)
+	sizes, err := parseSizes(o.size, o.server.UDP)
+	if err == nil && o.server.UDP {
+		err = checkUDPSizes(sizes, o.addr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "echobench: %v\n", err)
 		return exitUsage
@@ -232,9 +264,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Workers:     o.workers,
 		Messages:    o.messages,
 		WakeOnEcho:  o.wakeOnEcho,
+		UDP:         o.server.UDP,
+		UDPTimeout:  o.udpTimeout,
 	}
 	rep.Settings = report.Settings{
-		Model: o.model, Addr: o.addr, ServerArgs: o.server.Args(),
+		Model: o.model, Addr: o.addr, ServerArgs: childArgs(o),
 		Loops: o.server.Loops, Pool: o.server.Pool, Outbound: o.server.OutboundLimit,
 		Conns: o.conns, ConnectRate: o.connectRate, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
 		Sizes: sizes, Pipeline: o.pipeline, Rate: o.rate, Messages: o.messages, Verify: o.verify, Frame: o.frame,
@@ -247,6 +281,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := o.server.Validate(); err != nil {
 		fmt.Fprintf(stderr, "echobench: %v\n", err)
 		return exitUsage
+	}
+	if o.server.UDP {
+		rep.Settings.UDP, rep.Settings.UDPTimeoutMs = true, float64(o.udpTimeout)/float64(time.Millisecond)
+		rep.Settings.Sources = 0
 	}
 	if o.model != "" {
 		bin, self, err := child.FindBinary(o.serverBin)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"echobench/loadgen"
 )
 
 // checkLoopback refuses a target outside this machine. echobench floods what it aims at, so
@@ -51,11 +53,16 @@ const maxSizes = 64
 // parseSizes reads -size: one size ("64"), a list ("64,1500"), or a range ("64-4096"), which
 // becomes its two ends and every power of two between them (64,128,...,4096): sizes spread
 // evenly on the log scale on which per-message and per-byte costs trade places.
-func parseSizes(s string) ([]int, error) {
+//
+// With udp a size may be 0: an empty datagram is a datagram, and is echoed.
+func parseSizes(s string, udp bool) ([]int, error) {
 	atoi := func(t string) (int, error) {
 		n, err := strconv.Atoi(strings.TrimSpace(t))
-		if err != nil || n <= 0 {
-			return 0, fmt.Errorf("-size %q: %q is not a positive byte count", s, t)
+		switch {
+		case err != nil || n < 0:
+			return 0, fmt.Errorf("-size %q: %q is not a byte count", s, t)
+		case n == 0 && !udp:
+			return 0, fmt.Errorf("-size %q: %q is not a positive byte count (an empty message is UDP's alone: -udp)", s, t)
 		}
 		return n, nil
 	}
@@ -96,4 +103,23 @@ func parseSizes(s string) ([]int, error) {
 		}
 	}
 	return sizes, nil
+}
+
+// checkUDPSizes refuses sizes that one datagram to the target cannot carry: 65,507 bytes over
+// IPv4, 65,527 over IPv6 (loadgen.CheckUDPSize says why). A -model child listens on 127.0.0.1, so
+// only an -addr with an IPv6 host gets the larger limit.
+func checkUDPSizes(sizes []int, addr string) error {
+	ipv4 := true
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		literal, _, _ := strings.Cut(host, "%")
+		if ip := net.ParseIP(literal); ip != nil && ip.To4() == nil {
+			ipv4 = false
+		}
+	}
+	for _, n := range sizes {
+		if err := loadgen.CheckUDPSize(n, ipv4); err != nil {
+			return fmt.Errorf("-size: %w", err)
+		}
+	}
+	return nil
 }
