@@ -98,6 +98,32 @@ func alive(srv *child.Server) error {
 	return echoOnce(c, []byte("still there?"), 5*time.Second)
 }
 
+// aliveSoon is alive, retried until it succeeds or within has passed.
+func aliveSoon(srv *child.Server, within time.Duration) error {
+	end := time.Now().Add(within)
+	for {
+		err := alive(srv)
+		if err == nil || time.Now().After(end) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// catchUp judges a row whose limitation is a delay (a process per connection works through a
+// queue of forks after a storm): it must still catch up within a minute of stopped, its fd count
+// back to at most fds and a new connection served; the verdict says how long it took.
+func catchUp(srv *child.Server, fds int, stopped time.Time, why string) (Verdict, string, int, error) {
+	got, err := settledFDs(srv.PID, time.Minute)
+	if err == nil {
+		err = aliveSoon(srv, 10*time.Second)
+	}
+	if err != nil || got > fds {
+		return Breaks, "", got, err
+	}
+	return Limitation, fmt.Sprintf("%s; it caught up %v after the load stopped", why, time.Since(stopped).Round(time.Second)), got, nil
+}
+
 // echoOnce writes p and reads exactly len(p) bytes back, which must equal p.
 func echoOnce(c net.Conn, p []byte, timeout time.Duration) error {
 	c.SetDeadline(time.Now().Add(timeout))

@@ -154,24 +154,35 @@ func judge(e *Env, scenario string, held bool) (Verdict, string) {
 	if held {
 		return Holds, ""
 	}
-	if why, ok := limitations[limitKey{e.Row.Model, scenario}]; ok {
+	if why, ok := limitations[limitKey{e.Row.Name, scenario}]; ok {
 		return Limitation, why
 	}
 	return Breaks, ""
 }
 
-type limitKey struct{ model, scenario string }
+type limitKey struct{ row, scenario string }
 
-// limitations are the failures a model's design predicts, each with the doc.go that says so.
+// poolLimit is the prefork pool's limitation wherever a scenario needs more connections served at
+// once than the pool has workers.
+const poolLimit = "a prefork pool of N serves N connections at a time and the rest wait in the listen backlog until a worker is free (models/process/doc.go)"
+
+// limitations are the failures a row's design predicts, each with the doc.go that says so.
 // A cell is judged against them only after its rule failed: a model that does better than its
 // limitation holds.
 var limitations = map[limitKey]string{
-	{"select", "select-1024"}:        "select(2) cannot watch fd 1024 or above (FD_SETSIZE): connections past it are refused and counted (models/selectmodel/doc.go)",
-	{"select", "connect-burst"}:      "select(2) serves only fds below 1024 (models/selectmodel/doc.go)",
-	{"select", "many-slow-readers"}:  "select(2) serves only fds below 1024 (models/selectmodel/doc.go)",
-	{"select", "idle-cost"}:          "select(2) serves only fds below 1024 (models/selectmodel/doc.go)",
-	{"nonblocking", "slow-reader"}:   "one busy-polling thread serves every connection in turn, so any stall is everyone's latency (models/nonblocking/doc.go)",
-	{"select", "slow-reader"}:        "select rebuilds and scans its fd sets each pass, so latency grows with what it watches (models/selectmodel/doc.go)",
-	{"nonblocking", "fd-exhaustion"}: "a busy-polling loop spins by design, with or without free fds (models/nonblocking/doc.go)",
-	{"nonblocking", "idle-cost"}:     "a busy-polling loop spins by design, with or without work (models/nonblocking/doc.go)",
+	{"select", "select-1024"}:                "select(2) cannot watch fd 1024 or above (FD_SETSIZE): connections past it are refused and counted (models/selectmodel/doc.go)",
+	{"select", "connect-burst"}:              "select(2) serves only fds below 1024 (models/selectmodel/doc.go)",
+	{"select", "many-slow-readers"}:          "select(2) serves only fds below 1024 (models/selectmodel/doc.go)",
+	{"select", "idle-cost"}:                  "select(2) serves only fds below 1024 (models/selectmodel/doc.go)",
+	{"nonblocking", "slow-reader"}:           "one busy-polling thread serves every connection in turn, so any stall is everyone's latency (models/nonblocking/doc.go)",
+	{"select", "slow-reader"}:                "select rebuilds and scans its fd sets each pass, so latency grows with what it watches (models/selectmodel/doc.go)",
+	{"nonblocking", "fd-exhaustion"}:         "a busy-polling loop spins by design, with or without free fds (models/nonblocking/doc.go)",
+	{"nonblocking", "idle-cost"}:             "a busy-polling loop spins by design, with or without work (models/nonblocking/doc.go)",
+	{"process", "many-slow-readers"}:         "a process per connection costs a Go runtime per connection, whose threads and pages grow once it blocks in a send, beyond the bytes it holds (models/process/doc.go); what it holds stays within the bound",
+	{"process", "reset-storm"}:               "every connection costs a fork and exec of a Go process, so a storm of connections queues work the server finishes only after it (models/process/doc.go)",
+	{"process", "churn"}:                     "every connection costs a fork and exec of a Go process, so a client that opens and closes as fast as it can queues work the server finishes only after it stops (models/process/doc.go)",
+	{"process/prefork", "slow-reader"}:       poolLimit,
+	{"process/prefork", "many-slow-readers"}: poolLimit,
+	{"process/prefork", "select-1024"}:       poolLimit,
+	{"process/prefork", "idle-cost"}:         poolLimit,
 }

@@ -78,7 +78,7 @@ func sigterm() Scenario {
 			if err != nil {
 				return failed(err)
 			}
-			conns, _ := dialMany(srv.Addr, 10)
+			conns, _ := dialMany(srv.Addr, 5) // within any pool the rows have
 			defer closeAll(conns)
 			ok, _ := served(conns, 5*time.Second)
 			start := time.Now()

@@ -110,8 +110,12 @@ func manySlowReaders() Scenario {
 			growth := int64(stalled.RSSBytes) - int64(idle.RSSBytes)
 			bound := int64(len(conns))*outbound + slack
 			heldBytes := int64(st.BytesIn) - int64(st.BytesOut)
-			ok := growth <= bound && heldBytes <= int64(len(conns))*outbound && len(errs) == 0 && echoes > 0 && len(dialErrs) == 0
+			heldOK := heldBytes <= int64(len(conns))*outbound && len(dialErrs) == 0
+			ok := growth <= bound && heldOK && len(errs) == 0 && echoes > 0
 			v, why := judge(e, "many-slow-readers", ok)
+			if v == Limitation && !heldOK {
+				v, why = Breaks, "" // what the server holds must stay within the bound for every row
+			}
 			return Cell{Verdict: v,
 				Figure: fmt.Sprintf("%d stalled, RSS +%s (bound %s), holds %s", len(conns), mib(uint64(max(0, growth))), mib(uint64(bound)), mib(uint64(max(0, heldBytes)))),
 				Detail: fmt.Sprintf("%d of %d connected (refused: %s); they pushed %s; RSS %s idle, %s stalled; 5 other clients echoed %d times (errors: %s). %s",
