@@ -224,3 +224,22 @@ func TestFormatValue(t *testing.T) {
 		}
 	}
 }
+
+// TestSpliceVerdicts checks that the tour's table is replaced between its markers and nowhere
+// else, and that a page without them is refused.
+func TestSpliceVerdicts(t *testing.T) {
+	page := "intro\n" + VerdictsBegin + "\nold table\n" + VerdictsEnd + "\noutro\n"
+	got, err := SpliceVerdicts(page, "new table\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "intro\n" + VerdictsBegin + "\n\nnew table\n" + VerdictsEnd + "\noutro\n"; got != want {
+		t.Errorf("spliced:\n%q\nwant\n%q", got, want)
+	}
+	if again, _ := SpliceVerdicts(got, "new table\n"); again != got {
+		t.Errorf("a second splice changed the page:\n%q", again)
+	}
+	if _, err := SpliceVerdicts("no markers", "x"); err == nil {
+		t.Error("a page without markers: no error")
+	}
+}

@@ -27,6 +27,15 @@ func Render(w io.Writer, h Header, es []*Experiment, fs []Finding) {
 	fmt.Fprintf(w, "rule stated under it (package `lesson`, one judge function per claim); \"not measurable yet\" means\n")
 	fmt.Fprintf(w, "the experiment could not decide, and says why. Compare figures within one claim, as ratios:\n")
 	fmt.Fprintf(w, "absolute numbers on a shared two-core machine are noise.\n\n")
+	RenderVerdicts(w, h, es, fs)
+	for i, e := range es {
+		renderOne(w, e, fs[i])
+	}
+}
+
+// RenderVerdicts writes the run's line and the table of verdicts, claim by claim: the head of the
+// lesson's page, and what docs/models.md carries between its verdict markers (SpliceVerdicts).
+func RenderVerdicts(w io.Writer, h Header, es []*Experiment, fs []Finding) {
 	fmt.Fprintf(w, "- Made by `%s` at %s in %s; raw data in `%s`\n", h.Command, h.Start.UTC().Format(time.RFC3339), h.Elapsed.Round(time.Second), h.Dir)
 	fmt.Fprintf(w, "- %s\n\n", h.Env)
 	fmt.Fprintf(w, "| # | claim | verdict |\n| --- | --- | --- |\n")
@@ -34,9 +43,24 @@ func Render(w io.Writer, h Header, es []*Experiment, fs []Finding) {
 		fmt.Fprintf(w, "| %d | %s | %s |\n", e.ID, cell(e.Title), cell(fs[i].Verdict.Text()))
 	}
 	fmt.Fprintln(w)
-	for i, e := range es {
-		renderOne(w, e, fs[i])
+}
+
+// The markers between which a page carries the verdicts of the last full `make lesson`, which
+// rewrites what is between them, so the tour's copy is never older than the lesson's.
+const (
+	VerdictsBegin = "<!-- verdicts: written by make lesson; edits here are overwritten -->"
+	VerdictsEnd   = "<!-- end of verdicts -->"
+)
+
+// SpliceVerdicts returns page with the text between its verdict markers replaced by verdicts, or
+// an error if the markers are missing or out of order.
+func SpliceVerdicts(page, verdicts string) (string, error) {
+	a := strings.Index(page, VerdictsBegin)
+	b := strings.Index(page, VerdictsEnd)
+	if a < 0 || b < a {
+		return "", fmt.Errorf("no %q ... %q markers, in that order", VerdictsBegin, VerdictsEnd)
 	}
+	return page[:a+len(VerdictsBegin)] + "\n\n" + verdicts + page[b:], nil
 }
 
 func renderOne(w io.Writer, e *Experiment, f Finding) {

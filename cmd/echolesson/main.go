@@ -30,6 +30,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	bin := flag.String("bin", "bin", "directory holding echobench and echoserver (make build)")
 	doc := flag.String("doc", "docs/lesson.md", "the page to write")
+	tour := flag.String("tour", "docs/models.md", "the page whose verdict table a full run (no -only) rewrites, between its markers (\"\" = none)")
 	out := flag.String("o", "", "directory for the raw data (default results/lesson-<UTC time>)")
 	only := flag.String("only", "", "run only these claims, e.g. 3,12")
 	goCmd := flag.String("go", "go", "the go command, for the claims that run go tests")
@@ -61,7 +62,14 @@ func run() int {
 		cmdline = "bin/echolesson -only " + *only
 	}
 	var page bytes.Buffer
-	lesson.Render(&page, lesson.Header{Start: start, Elapsed: time.Since(start), Command: cmdline, Dir: dir, Env: env(pinned)}, es, findings)
+	header := lesson.Header{Start: start, Elapsed: time.Since(start), Command: cmdline, Dir: dir, Env: env(pinned)}
+	lesson.Render(&page, header, es, findings)
+	if *tour != "" && *only == "" {
+		if err := updateTour(*tour, header, es, findings); err != nil {
+			fmt.Fprintln(os.Stderr, "echolesson:", err)
+			return 1
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(*doc), 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "echolesson:", err)
 		return 1
@@ -75,6 +83,21 @@ func run() int {
 	os.Stdout.Write(page.Bytes())
 	fmt.Fprintf(os.Stderr, "echolesson: wrote %s in %v\n", *doc, time.Since(start).Round(time.Second))
 	return 0
+}
+
+// updateTour rewrites the verdict table of the tour page (docs/models.md) from this run.
+func updateTour(path string, h lesson.Header, es []*lesson.Experiment, fs []lesson.Finding) error {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("the tour's verdicts: %w", err)
+	}
+	var table bytes.Buffer
+	lesson.RenderVerdicts(&table, h, es, fs)
+	page, err := lesson.SpliceVerdicts(string(old), table.String())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, []byte(page), 0o644)
 }
 
 // pick keeps the experiments whose IDs are listed; all of them for an empty list.
