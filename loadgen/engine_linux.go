@@ -62,6 +62,43 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		workers = append(workers, w)
 	}
 
+	interrupted := drive(ctx, sh, asEngineWorkers(workers), live)
+	res, errs := collect(sh, asEngineWorkers(workers))
+	// Interruption comes first: a run cancelled during the ramp has established nothing, and
+	// "is the server running?" would send its user looking in the wrong place.
+	switch {
+	case interrupted:
+		errs = append(errs, fmt.Errorf("loadgen: run interrupted after %v of the measured window: %w", res.Elapsed, ctx.Err()))
+	case res.Established == 0:
+		errs = append(errs, fmt.Errorf("loadgen: no connection to %s could be established (%s); is the server running?", cfg.Addr, countsString(res.ConnectErrors)))
+	case res.ServerGone:
+		errs = append(errs, fmt.Errorf("loadgen: every connection to %s failed mid-run (%s); the server died or reset them all", cfg.Addr, countsString(res.IOErrors)))
+	}
+	return res, errors.Join(errs...)
+}
+
+// engineWorker is what drive and collect need of a worker, TCP or UDP: one event loop on its own
+// locked thread.
+type engineWorker interface {
+	run()
+	wake()
+	threadID() int // 0 until run has started
+	stats() *workerStats
+}
+
+func asEngineWorkers[W engineWorker](ws []W) []engineWorker {
+	out := make([]engineWorker, len(ws))
+	for i, w := range ws {
+		out[i] = w
+	}
+	return out
+}
+
+// drive runs the workers until every one has returned: it opens the measured window once all of
+// them have finished their initial ramp, wakes them when the window is due to close early
+// (Config.Messages) or the run is cancelled, and reports progress. It returns whether ctx ended
+// the run, once every worker's thread has exited.
+func drive(ctx context.Context, sh *shared, workers []engineWorker, live []liveCounters) (interrupted bool) {
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Go(w.run)
@@ -76,12 +113,10 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 			w.wake()
 		}
 	}
-
 	ticker := time.NewTicker(progressInterval)
 	defer ticker.Stop()
 	cancelled := ctx.Done()
 	ramped := 0
-	interrupted := false
 wait:
 	for {
 		select {
@@ -95,63 +130,49 @@ wait:
 		case <-sh.rampDone:
 			ramped++
 			if ramped == len(workers) {
-				start := sh.clock.now() + int64(cfg.Warmup)
-				sh.measureEnd.Store(start + int64(cfg.Duration))
+				start := sh.clock.now() + int64(sh.cfg.Warmup)
+				sh.measureEnd.Store(start + int64(sh.cfg.Duration))
 				sh.measureStart.Store(start)
 				wakeAll()
 			}
 		case <-sh.full:
 			wakeAll()
 		case <-ticker.C:
-			if cfg.Progress != nil {
-				cfg.Progress(sh.progress(live))
+			if sh.cfg.Progress != nil {
+				sh.cfg.Progress(sh.progress(live))
 			}
 		}
 	}
-
-	waitThreadsGone(workers)
-	stats := make([]*workerStats, len(workers))
+	tids := make([]int, len(workers))
 	for i, w := range workers {
-		stats[i] = &w.st
+		tids[i] = w.threadID()
 	}
-	res := merge(sh, stats)
+	waitTIDsGone(tids)
+	return interrupted
+}
+
+// collect merges what the workers measured and returns it with the errors they ended on.
+func collect(sh *shared, workers []engineWorker) (*Result, []error) {
+	stats := make([]*workerStats, len(workers))
 	var errs []error
 	for i, w := range workers {
-		if w.st.err != nil {
-			errs = append(errs, fmt.Errorf("loadgen: worker %d: %w", i, w.st.err))
+		stats[i] = w.stats()
+		if err := w.stats().err; err != nil {
+			errs = append(errs, fmt.Errorf("loadgen: worker %d: %w", i, err))
 		}
 	}
-	// Interruption comes first: a run cancelled during the ramp has established nothing, and
-	// "is the server running?" would send its user looking in the wrong place.
-	switch {
-	case interrupted:
-		errs = append(errs, fmt.Errorf("loadgen: run interrupted after %v of the measured window: %w", res.Elapsed, ctx.Err()))
-	case res.Established == 0:
-		errs = append(errs, fmt.Errorf("loadgen: no connection to %s could be established (%s); is the server running?", cfg.Addr, countsString(res.ConnectErrors)))
-	case res.ServerGone:
-		errs = append(errs, fmt.Errorf("loadgen: every connection to %s failed mid-run (%s); the server died or reset them all", cfg.Addr, countsString(res.IOErrors)))
-	}
-	return res, errors.Join(errs...)
+	return merge(sh, stats), errs
 }
 
 // threadExitTimeout bounds the wait for the workers' threads to exit.
 const threadExitTimeout = time.Second
 
-// waitThreadsGone waits until the OS threads of the workers have exited. A worker's goroutine has
+// waitTIDsGone waits until the OS threads tids (0: never started) have exited. A worker's goroutine has
 // returned by now, and a goroutine that returns while locked to its thread takes the thread with
 // it, but the thread's exit completes a moment after the goroutine's last deferred call; Run
 // promises that no engine thread outlives it. The one exception is the process's main thread
 // (tid == pid): if a worker happened to be scheduled there, the runtime cannot end that thread and
 // parks it for good instead, idle and never running Go code again, so there is nothing to wait for.
-func waitThreadsGone(workers []*worker) {
-	tids := make([]int, len(workers))
-	for i, w := range workers {
-		tids[i] = w.tid
-	}
-	waitTIDsGone(tids)
-}
-
-// waitTIDsGone is waitThreadsGone for the threads tids (0: never started).
 func waitTIDsGone(tids []int) {
 	deadline := time.Now().Add(threadExitTimeout)
 	pid := os.Getpid()

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -110,75 +109,21 @@ func runUDP(ctx context.Context, cfg Config) (*Result, error) {
 	// Every flow's schedule counts from here, so the workers' schedules interleave as the TCP
 	// engine's connections' do.
 	scheduleBase := sh.clock.now()
-	var wg sync.WaitGroup
 	for _, w := range workers {
 		w.scheduleBase = scheduleBase
-		wg.Go(w.run)
 	}
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	wakeAll := func() {
-		for _, w := range workers {
-			w.wake()
-		}
-	}
-
-	ticker := time.NewTicker(progressInterval)
-	defer ticker.Stop()
-	cancelled := ctx.Done()
-	ramped := 0
-	interrupted := false
-wait:
-	for {
-		select {
-		case <-done:
-			break wait
-		case <-cancelled:
-			interrupted = true
-			cancelled = nil
-			sh.stop.Store(true)
-			wakeAll()
-		case <-sh.rampDone:
-			ramped++
-			if ramped == len(workers) {
-				start := sh.clock.now() + int64(cfg.Warmup)
-				sh.measureEnd.Store(start + int64(cfg.Duration))
-				sh.measureStart.Store(start)
-				wakeAll()
-			}
-		case <-sh.full:
-			wakeAll()
-		case <-ticker.C:
-			if cfg.Progress != nil {
-				cfg.Progress(sh.progress(live))
-			}
-		}
-	}
-
-	tids := make([]int, len(workers))
-	stats := make([]*workerStats, len(workers))
+	interrupted := drive(ctx, sh, asEngineWorkers(workers), live)
+	res, errs := collect(sh, asEngineWorkers(workers))
 	var udp udpCounts
-	for i, w := range workers {
-		tids[i], stats[i] = w.tid, &w.st
+	for _, w := range workers {
 		udp.add(w.udp)
 	}
-	waitTIDsGone(tids)
-	res := merge(sh, stats)
 	res.DatagramsSent, res.DatagramsEchoed = udp.sent, udp.echoed
 	res.TimedOut, res.Late, res.Lost = udp.timedOut, udp.late, udp.timedOut-udp.late
 	res.Duplicated, res.Reordered, res.Corrupted = udp.duplicated, udp.reordered, udp.corrupted
 	res.TotalDatagramsSent, res.TotalDatagramsReceived = udp.datagramsSent, udp.datagramsReceived
 	res.Unmatched = !matchBySeq(cfg.Sizes)
 
-	var errs []error
-	for i, w := range workers {
-		if w.st.err != nil {
-			errs = append(errs, fmt.Errorf("loadgen: worker %d: %w", i, w.st.err))
-		}
-	}
 	switch {
 	case interrupted:
 		errs = append(errs, fmt.Errorf("loadgen: run interrupted after %v of the measured window: %w", res.Elapsed, ctx.Err()))

@@ -169,6 +169,9 @@ func (w *udpWorker) closeFlows() {
 }
 
 // wake interrupts the worker's epoll_wait. Run calls it from another goroutine.
+func (w *udpWorker) threadID() int       { return w.tid }
+func (w *udpWorker) stats() *workerStats { return &w.st }
+
 func (w *udpWorker) wake() {
 	one := [8]byte{1}
 	// EAGAIN means the counter is already non-zero: the worker will wake anyway.

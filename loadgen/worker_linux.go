@@ -183,6 +183,9 @@ func (w *worker) closeFDs() {
 }
 
 // wake interrupts the worker's epoll_wait. Run calls it from another goroutine.
+func (w *worker) threadID() int       { return w.tid }
+func (w *worker) stats() *workerStats { return &w.st }
+
 func (w *worker) wake() {
 	one := [8]byte{1}
 	// EAGAIN means the counter is already non-zero: the worker will wake anyway.

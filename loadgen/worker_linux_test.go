@@ -112,7 +112,7 @@ func TestLockedWorkerThreadExits(t *testing.T) {
 		w.tid = unix.Gettid()
 	}()
 	<-done
-	waitThreadsGone([]*worker{w})
+	waitTIDsGone([]int{w.tid})
 	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", w.tid)); err == nil {
 		t.Errorf("thread %d still exists after its locked goroutine returned", w.tid)
 	}
