@@ -21,27 +21,12 @@ const progressInterval = time.Second
 // run starts the workers, starts the measured window once the initial ramp is over, reports
 // progress, and merges what the workers measured.
 func run(ctx context.Context, cfg Config) (*Result, error) {
-	sh := &shared{cfg: cfg, clock: measureClock{base: time.Now()}, rampDone: make(chan struct{}, cfg.Workers), full: make(chan struct{}, 1)}
-	sh.messagesLeft.Store(int64(cfg.Messages))
-	sh.harvest = harvestMode(&cfg)
-	if err := sh.resolve(cfg.Addr); err != nil {
+	sh, err := newShared(cfg)
+	if err != nil {
 		return nil, err
 	}
-	if cfg.Rate > 0 {
-		sh.interval = max(int64(float64(cfg.Conns)*float64(time.Second)/float64(cfg.Rate)), 1)
-	}
-
-	// Each worker's thread holds a P while it sleeps in epoll_pwait2, which the runtime sees as a
-	// blocking syscall. The runtime leaves such a P alone only while another P is idle; without
-	// one (GOMAXPROCS 1 with one worker, as -client-cpus 1 sets it) sysmon takes it away from
-	// every wait longer than its tick and hands it to another thread, and the wait's return has
-	// to get one back: futex wakes, sysmon's nanosleeps at its busiest rate, and another thread
-	// competing for the client's CPU at the moment the worker should send. One spare P keeps the
-	// workers' Ps theirs, and it runs Run's and the caller's goroutines (progress, CPU sampling).
-	if procs := runtime.GOMAXPROCS(0); procs <= cfg.Workers {
-		runtime.GOMAXPROCS(cfg.Workers + 1)
-		defer runtime.GOMAXPROCS(procs)
-	}
+	sh.harvest = harvestMode(&sh.cfg)
+	defer spareP(cfg.Workers)()
 
 	live := make([]liveCounters, cfg.Workers)
 	workers := make([]*worker, 0, cfg.Workers)
@@ -51,11 +36,7 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}()
 	for i := range cfg.Workers {
-		var slots []int
-		for s := i; s < cfg.Conns; s += cfg.Workers {
-			slots = append(slots, s)
-		}
-		w, err := newWorker(sh, slots, max(connectsInFlight/cfg.Workers, 1), &live[i])
+		w, err := newWorker(sh, slotsOf(i, cfg), max(connectsInFlight/cfg.Workers, 1), &live[i])
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: worker %d: %w", i, err)
 		}
@@ -75,6 +56,47 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		errs = append(errs, fmt.Errorf("loadgen: every connection to %s failed mid-run (%s); the server died or reset them all", cfg.Addr, countsString(res.IOErrors)))
 	}
 	return res, errors.Join(errs...)
+}
+
+// newShared is the state every worker of a run shares, with the target resolved and the open
+// loop's per-connection interval set.
+func newShared(cfg Config) (*shared, error) {
+	sh := &shared{cfg: cfg, clock: measureClock{base: time.Now()}, rampDone: make(chan struct{}, cfg.Workers), full: make(chan struct{}, 1)}
+	sh.messagesLeft.Store(int64(cfg.Messages))
+	if err := sh.resolve(cfg.Addr); err != nil {
+		return nil, err
+	}
+	if cfg.Rate > 0 {
+		sh.interval = max(int64(float64(cfg.Conns)*float64(time.Second)/float64(cfg.Rate)), 1)
+	}
+	return sh, nil
+}
+
+// spareP gives the run one P more than it has workers, and returns what puts GOMAXPROCS back.
+//
+// Each worker's thread holds a P while it sleeps in epoll_pwait2, which the runtime sees as a
+// blocking syscall. The runtime leaves such a P alone only while another P is idle; without
+// one (GOMAXPROCS 1 with one worker, as -client-cpus 1 sets it) sysmon takes it away from
+// every wait longer than its tick and hands it to another thread, and the wait's return has
+// to get one back: futex wakes, sysmon's nanosleeps at its busiest rate, and another thread
+// competing for the client's CPU at the moment the worker should send. One spare P keeps the
+// workers' Ps theirs, and it runs Run's and the caller's goroutines (progress, CPU sampling).
+func spareP(workers int) (restore func()) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs > workers {
+		return func() {}
+	}
+	runtime.GOMAXPROCS(workers + 1)
+	return func() { runtime.GOMAXPROCS(procs) }
+}
+
+// slotsOf is worker i's share of the connection slots: every Workers-th, from i.
+func slotsOf(i int, cfg Config) []int {
+	var slots []int
+	for s := i; s < cfg.Conns; s += cfg.Workers {
+		slots = append(slots, s)
+	}
+	return slots
 }
 
 // engineWorker is what drive and collect need of a worker, TCP or UDP: one event loop on its own

@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,9 +67,8 @@ type udpCounts struct {
 
 // runUDP is Run for Config.UDP.
 func runUDP(ctx context.Context, cfg Config) (*Result, error) {
-	sh := &shared{cfg: cfg, clock: measureClock{base: time.Now()}, rampDone: make(chan struct{}, cfg.Workers), full: make(chan struct{}, 1)}
-	sh.messagesLeft.Store(int64(cfg.Messages))
-	if err := sh.resolve(cfg.Addr); err != nil {
+	sh, err := newShared(cfg)
+	if err != nil {
 		return nil, err
 	}
 	for _, s := range cfg.Sizes {
@@ -79,14 +76,7 @@ func runUDP(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("loadgen: %w", err)
 		}
 	}
-	if cfg.Rate > 0 {
-		sh.interval = max(int64(float64(cfg.Conns)*float64(time.Second)/float64(cfg.Rate)), 1)
-	}
-	// One spare P, for the reason run gives.
-	if procs := runtime.GOMAXPROCS(0); procs <= cfg.Workers {
-		runtime.GOMAXPROCS(cfg.Workers + 1)
-		defer runtime.GOMAXPROCS(procs)
-	}
+	defer spareP(cfg.Workers)()
 
 	live := make([]liveCounters, cfg.Workers)
 	workers := make([]*udpWorker, 0, cfg.Workers)
@@ -96,11 +86,7 @@ func runUDP(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}()
 	for i := range cfg.Workers {
-		var slots []int
-		for s := i; s < cfg.Conns; s += cfg.Workers {
-			slots = append(slots, s)
-		}
-		w, err := newUDPWorker(sh, slots, &live[i])
+		w, err := newUDPWorker(sh, slotsOf(i, cfg), &live[i])
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: worker %d: %w", i, err)
 		}
