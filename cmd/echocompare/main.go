@@ -18,6 +18,7 @@ import (
 	"echobench/bench"
 	"echobench/internal/affinity"
 	"echobench/internal/cmdline"
+	_ "echobench/models/all" // the registry bench reads for what each row supports (the UDP cell)
 	"echobench/server"
 )
 
