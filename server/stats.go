@@ -15,6 +15,9 @@ type Stats struct {
 	DatagramsIn  uint64 `json:"datagrams_in,omitempty"`
 	DatagramsOut uint64 `json:"datagrams_out,omitempty"`
 	Dropped      uint64 `json:"dropped,omitempty"`
+	// Goroutines is filled in by the process that hosts the server (cmd/echoserver's stats line,
+	// internal/child), not by the model: the process's goroutines, for a soak to see them grow.
+	Goroutines int `json:"goroutines,omitempty"`
 }
 
 // Counters is a ready implementation of Stats for models to embed. Each method is one atomic add,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 
 	"echobench/server"
@@ -28,8 +29,9 @@ func ParseAddr(line string) (string, error) {
 	return addr, nil
 }
 
-// writeStats prints one stats line.
+// writeStats prints one stats line, with this process's goroutine count.
 func writeStats(w io.Writer, s server.Stats) {
+	s.Goroutines = runtime.NumGoroutine()
 	b, _ := json.Marshal(s) // server.Stats holds only numbers: it always encodes
 	fmt.Fprintf(w, "%s%s\n", statsPrefix, b)
 }

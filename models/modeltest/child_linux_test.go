@@ -88,6 +88,10 @@ func TestChild(t *testing.T) {
 	if !ok {
 		t.FailNow()
 	}
+	if stats.Goroutines <= 0 {
+		t.Errorf("the child's stats line counts %d goroutines", stats.Goroutines)
+	}
+	stats.Goroutines = 0 // the process's, not the model's: compared above
 	if want := (server.Stats{Accepted: 1, BytesIn: size, BytesOut: size}); stats != want {
 		t.Errorf("child server counted %+v, want %+v", stats, want)
 	}
