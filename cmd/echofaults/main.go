@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"echobench/faults"
 	"echobench/internal/affinity"
@@ -37,7 +38,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	scale := fs.String("scale", "full", "load sizes: full (make faults) or quick (seconds, as in make test)")
 	models := fs.String("models", "", "comma-separated rows to run (model names, or process/prefork); empty = all")
 	names := fs.String("scenarios", "", "comma-separated scenarios to run; empty = all")
-	outDir := fs.String("o", "results", "directory for faults.md and faults.csv")
+	outDir := fs.String("o", "results", "directory for faults.md and faults.csv (soak.md and soak.csv with -soak)")
+	soak := fs.Bool("soak", false, "run the soak instead of the scenarios: every row at -soak-conns (or its most) for -soak-d")
+	soakConns := fs.Int("soak-conns", 10000, "connections per row in the soak, where the row can hold them")
+	soakDur := fs.Duration("soak-d", time.Minute, "measured window of each row's soak")
 	if err := cmdline.Parse(fs, args, stderr, nil); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -85,9 +89,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e := measure.CollectEnv()
 	header := fmt.Sprintf("%s, scale %s; %s, kernel %s, %s, %d CPUs, commit %s; %s. Re-run: `make faults` (or `bin/echofaults -models M -scenarios S`).",
 		e.Start, sc.Name, e.CPUModel, e.Kernel, e.GoVersion, e.Cores, e.Commit, pinning)
-	cells := faults.Run(ctx, faults.Options{Rows: rows, Scenarios: scenarios, Scale: sc, Env: env, Progress: stderr})
+	name := "faults"
+	var cells []faults.Cell
+	if *soak {
+		if *soakConns <= 0 || *soakDur < 10*time.Second {
+			return fail(2, "-soak-conns %d -soak-d %v: want at least one connection and 10 s", *soakConns, *soakDur)
+		}
+		name = "soak"
+		scenarios = []faults.Scenario{faults.SoakScenario(*soakConns, *soakDur)}
+		header = strings.Replace(header, "scale "+sc.Name, fmt.Sprintf("soak: %d connections x %v per row", *soakConns, *soakDur), 1)
+		cells = faults.Soak(ctx, rows, faults.SoakOptions{Conns: *soakConns, Duration: *soakDur}, env, stderr)
+	} else {
+		cells = faults.Run(ctx, faults.Options{Rows: rows, Scenarios: scenarios, Scale: sc, Env: env, Progress: stderr})
+	}
 
-	md, err := os.Create(filepath.Join(*outDir, "faults.md"))
+	md, err := os.Create(filepath.Join(*outDir, name+".md"))
 	if err != nil {
 		return fail(1, "%v", err)
 	}
@@ -95,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := faults.WriteMarkdown(md, cells, scenarios, header); err != nil {
 		return fail(1, "write %s: %v", md.Name(), err)
 	}
-	cf, err := os.Create(filepath.Join(*outDir, "faults.csv"))
+	cf, err := os.Create(filepath.Join(*outDir, name+".csv"))
 	if err != nil {
 		return fail(1, "%v", err)
 	}

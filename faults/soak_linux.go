@@ -1,0 +1,183 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"echobench/report"
+)
+
+// SoakOptions say how long and how wide `make soak` runs.
+type SoakOptions struct {
+	Conns    int           // connections per model, where the model can hold them
+	Duration time.Duration // measured window; the flatness checks look at its second half
+}
+
+// SoakScenario describes the soak for the report's legend; Soak runs it.
+func SoakScenario(conns int, d time.Duration) Scenario {
+	return Scenario{Name: "soak", Rule: fmt.Sprintf("%d connections (or the most the row can hold) echo 64 B ping-pong for %v: not one byte lost or wrong "+
+		"(echobench's whole-run counts equal the server's own), and RSS (within 5 %% or 4 MiB), fds, threads and goroutines flat over the second half", conns, d)}
+}
+
+// soakConns is how many connections a row can hold here, and why it is fewer than asked.
+func soakConns(r Row, want int) (int, string) {
+	switch r.Name {
+	case "select":
+		return min(want, 1000), "select(2) watches fds below 1024 only"
+	case "blocking":
+		return min(want, 8900), "the thread ceiling is 9,000 (models/blocking)"
+	case "process":
+		return min(want, 2000), "a Go process per connection: 10,000 would need about 20 GiB on this machine"
+	case "process/prefork":
+		return 128, "the pool serves 128 at a time (-pool=128)"
+	}
+	return want, ""
+}
+
+// soakSample is one look at the server during a soak.
+type soakSample struct {
+	at                time.Duration
+	rss               uint64
+	fds, threads, gor int
+}
+
+// Soak runs every row for o.Duration at its largest connection count, closed-loop 64 B
+// ping-pong through echobench, and judges: no byte lost or wrong (echobench's whole-run counts
+// against the server's own), and RSS, fds, threads and goroutines flat over the second half.
+func Soak(ctx context.Context, rows []Row, o SoakOptions, env EnvOptions, progress io.Writer) []Cell {
+	var cells []Cell
+	for _, r := range rows {
+		if ctx.Err() != nil {
+			break
+		}
+		if r.Name == "process/prefork" {
+			r.Args = []string{"-pool=128"}
+		}
+		start := time.Now()
+		e := newEnv(r, Full, env)
+		c := soakOne(ctx, e, o)
+		e.cleanup()
+		c.Row, c.Scenario, c.Took = r.Name, "soak", time.Since(start)
+		cells = append(cells, c)
+		if progress != nil {
+			fmt.Fprintf(progress, "soak: %-16s %-20s %s (%.0fs)\n", r.Name, c.Verdict, c.Figure, c.Took.Seconds())
+		}
+	}
+	return cells
+}
+
+func soakOne(ctx context.Context, e *Env, o SoakOptions) Cell {
+	bin := e.opts.bin("echobench")
+	if bin == "" {
+		return Cell{Verdict: NotApplicable, Figure: "no echobench binary", Detail: "make soak builds bin/echobench"}
+	}
+	conns, why := soakConns(e.Row, o.Conns)
+	srv, err := e.start()
+	if err != nil {
+		return failed(err)
+	}
+	dir, err := os.MkdirTemp("", "echosoak-")
+	if err != nil {
+		return failed(err)
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "soak.json")
+	cmd := exec.CommandContext(ctx, bin, "-addr", srv.Addr, "-server-pid", strconv.Itoa(srv.PID), "-c", strconv.Itoa(conns),
+		"-d", o.Duration.String(), "-warmup", "5s", "-connect-rate", "5000", "-o", out)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return failed(err)
+	}
+	// Sample once a second until echobench is done.
+	var samples []soakSample
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	begin := time.Now()
+	tick := time.NewTicker(time.Second)
+	var runErr error
+sampling:
+	for {
+		select {
+		case runErr = <-done:
+			break sampling
+		case <-tick.C:
+			s := soakSample{at: time.Since(begin)}
+			if t, err := tree(srv.PID); err == nil {
+				s.rss, s.threads = t.RSSBytes, t.Threads
+			}
+			s.fds, _ = openFDs(srv.PID)
+			if st, err := statsOf(srv); err == nil {
+				s.gor = st.Goroutines
+			}
+			samples = append(samples, s)
+		}
+	}
+	tick.Stop()
+	var rep report.Report
+	b, rerr := os.ReadFile(out)
+	if rerr == nil {
+		rerr = json.Unmarshal(b, &rep)
+	}
+	if rerr != nil {
+		return failed(fmt.Errorf("echobench wrote no result (%v): %w", runErr, rerr))
+	}
+	time.Sleep(500 * time.Millisecond) // the server's counts of the last echoes
+	st, err := statsOf(srv)
+	if err != nil {
+		return failed(err)
+	}
+	sum := rep.Summary
+	bytesOK := sum.VerifyFailuresTotal == 0 && st.BytesIn == sum.BytesSentTotal && st.BytesOut == sum.BytesReceivedTotal
+	// The second half of the window: ramp and warmup are over and the load is steady.
+	end := time.Duration(0)
+	if len(samples) > 0 {
+		end = samples[len(samples)-1].at
+	}
+	var last []soakSample
+	for _, s := range samples {
+		if s.at >= end-o.Duration/2 && s.at <= end-time.Second { // not the drain at the very end
+			last = append(last, s)
+		}
+	}
+	rssLo, rssHi, fdLo, fdHi, thLo, thHi, gLo, gHi := spans(last)
+	flat := len(last) >= 5 &&
+		rssHi-rssLo <= max(rssHi/20, 4<<20) && // 5 % or 4 MiB: the Go heap breathes, it must not climb
+		fdHi-fdLo <= 2 && thHi-thLo <= max(thHi/50, 2) && gHi-gLo <= max(gHi/50, 2)
+	ok := runErr == nil && bytesOK && flat && sum.ConnsEstablished >= conns
+	v, lim := judge(e, "soak", ok)
+	detail := fmt.Sprintf("%d connections%s for %v: %.0f msgs/s; echobench sent %d and received %d bytes, the server read %d and wrote %d, %d wrong echoes; over the last %v: RSS %s-%s, fds %d-%d, threads %d-%d, goroutines %d-%d (%d samples); echobench: %v. %s",
+		sum.ConnsEstablished, paren(why), o.Duration, sum.MsgsPerSec, sum.BytesSentTotal, sum.BytesReceivedTotal, st.BytesIn, st.BytesOut, sum.VerifyFailuresTotal,
+		o.Duration/2, mib(rssLo), mib(rssHi), fdLo, fdHi, thLo, thHi, gLo, gHi, len(last), runErr, lim)
+	return Cell{Verdict: v,
+		Figure: fmt.Sprintf("%d conns, %.0f msgs/s, bytes exact: %v, flat: %v", sum.ConnsEstablished, sum.MsgsPerSec, bytesOK, flat),
+		Detail: detail}
+}
+
+func paren(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}
+
+// spans returns the low and high of each series.
+func spans(ss []soakSample) (rssLo, rssHi uint64, fdLo, fdHi, thLo, thHi, gLo, gHi int) {
+	for i, s := range ss {
+		if i == 0 {
+			rssLo, rssHi, fdLo, fdHi, thLo, thHi, gLo, gHi = s.rss, s.rss, s.fds, s.fds, s.threads, s.threads, s.gor, s.gor
+			continue
+		}
+		rssLo, rssHi = min(rssLo, s.rss), max(rssHi, s.rss)
+		fdLo, fdHi = min(fdLo, s.fds), max(fdHi, s.fds)
+		thLo, thHi = min(thLo, s.threads), max(thHi, s.threads)
+		gLo, gHi = min(gLo, s.gor), max(gHi, s.gor)
+	}
+	return
+}
