@@ -18,10 +18,12 @@ type badCase struct {
 	args []string
 }
 
-// badCases are what a user can get wrong, binary by binary: unknown names, bad and absurd
-// numbers, targets that are not loopback or not there, a port in use, a results path that
-// cannot be written. {busy} is a port in use, {out} a file holding earlier results, {ro} a
-// directory no one can write (/proc).
+// badCases are what a user can get wrong, binary by binary (the make targets' variables are
+// these flags: BENCH is echocompare's -bench, SYSCALLS_MESSAGES echosyscalls' -messages,
+// FAULTSFLAGS, SOAKFLAGS and LESSONFLAGS go to echofaults and echolesson as they are): unknown
+// names, bad and absurd numbers, targets that are not loopback or not there, a port in use, a
+// results path that cannot be written. {busy} is a port in use, {out} a file holding earlier results, {ro} a
+// directory no one can write (/proc), {bin} the directory of the binaries.
 var badCases = []badCase{
 	{"echoserver", []string{"-model", "nope"}},
 	{"echoserver", []string{"-model", "epoll", "-no-such-flag"}},
@@ -50,8 +52,16 @@ var badCases = []badCase{
 	{"echocompare", []string{"-bench", "bogus"}},
 	{"echocompare", []string{"-models", "nope"}},
 	{"echocompare", []string{"-no-such-flag"}},
+	{"echocompare", []string{"-o", "{ro}/results"}},
 	{"echosyscalls", []string{"-messages", "-1"}},
 	{"echosyscalls", []string{"-models", "nope"}},
+	{"echofaults", []string{"-bin", "{bin}", "-scale", "huge"}},
+	{"echofaults", []string{"-bin", "{bin}", "-models", "nope"}},
+	{"echofaults", []string{"-bin", "{bin}", "-scenarios", "nope"}},
+	{"echofaults", []string{"-bin", "{bin}", "-soak", "-soak-d", "1s"}},
+	{"echofaults", []string{"-bin", "{bin}", "-o", "{ro}/results"}},
+	{"echolesson", []string{"-bin", "{bin}", "-only", "99"}},
+	{"echolesson", []string{"-no-such-flag"}},
 }
 
 func badInput() Scenario {
@@ -86,6 +96,7 @@ func badInput() Scenario {
 				for i, a := range c.args {
 					a = strings.ReplaceAll(a, "{busy}", busy.Addr().String())
 					a = strings.ReplaceAll(a, "{out}", out)
+					a = strings.ReplaceAll(a, "{bin}", e.opts.BinDir)
 					args[i] = strings.ReplaceAll(a, "{ro}", "/proc")
 				}
 				if _, err := os.Stat(e.opts.bin(c.bin)); err != nil {

@@ -18,7 +18,7 @@ func TestFastScenarios(t *testing.T) {
 		t.Skip("builds the binaries and starts every model")
 	}
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/echoserver", "./cmd/echobench", "./cmd/echocompare", "./cmd/echosyscalls")
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/echoserver", "./cmd/echobench", "./cmd/echocompare", "./cmd/echosyscalls", "./cmd/echofaults", "./cmd/echolesson")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the binaries: %v\n%s", err, out)

@@ -52,6 +52,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "echofaults: "+format+"\n", a...)
 		return code
 	}
+	if *soak && (*soakConns <= 0 || *soakDur < 10*time.Second) {
+		return fail(2, "-soak-conns %d -soak-d %v: want at least one connection and 10 s", *soakConns, *soakDur)
+	}
 	sc := faults.Full
 	switch *scale {
 	case "full":
@@ -92,9 +95,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := "faults"
 	var cells []faults.Cell
 	if *soak {
-		if *soakConns <= 0 || *soakDur < 10*time.Second {
-			return fail(2, "-soak-conns %d -soak-d %v: want at least one connection and 10 s", *soakConns, *soakDur)
-		}
 		name = "soak"
 		scenarios = []faults.Scenario{faults.SoakScenario(*soakConns, *soakDur)}
 		header = strings.Replace(header, "scale "+sc.Name, fmt.Sprintf("soak: %d connections x %v per row", *soakConns, *soakDur), 1)

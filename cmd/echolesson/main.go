@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"echobench/internal/affinity"
+	"echobench/internal/cmdline"
 	"echobench/lesson"
 )
 
@@ -34,7 +35,7 @@ func run() int {
 	out := flag.String("o", "", "directory for the raw data (default results/lesson-<UTC time>)")
 	only := flag.String("only", "", "run only these claims, e.g. 3,12")
 	goCmd := flag.String("go", "go", "the go command, for the claims that run go tests")
-	flag.Parse()
+	cmdline.ParseCommandLine()
 
 	es, err := pick(lesson.Experiments(), *only)
 	if err != nil {
