@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"time"
 
+	"echobench/internal/child"
 	"echobench/report"
+	"echobench/server"
 )
 
 // SoakOptions say how long and how wide `make soak` runs.
@@ -128,8 +130,9 @@ sampling:
 	if rerr != nil {
 		return failed(fmt.Errorf("echobench wrote no result (%v): %w", runErr, rerr))
 	}
-	time.Sleep(500 * time.Millisecond) // the server's counts of the last echoes
-	st, err := statsOf(srv)
+	// The server counts the last echoes as its threads or loops see echobench's connections
+	// close: wait for its counts to stop moving (thousands of threads take a while to wake).
+	st, err := settledStats(srv, 20*time.Second)
 	if err != nil {
 		return failed(err)
 	}
@@ -158,6 +161,21 @@ sampling:
 	return Cell{Verdict: v,
 		Figure: fmt.Sprintf("%d conns, %.0f msgs/s, bytes exact: %v, flat: %v", sum.ConnsEstablished, sum.MsgsPerSec, bytesOK, flat),
 		Detail: detail}
+}
+
+// settledStats asks for the server's counters until two answers half a second apart agree, or
+// within has passed.
+func settledStats(srv *child.Server, within time.Duration) (server.Stats, error) {
+	last, err := statsOf(srv)
+	for end := time.Now().Add(within); err == nil && time.Now().Before(end); {
+		time.Sleep(500 * time.Millisecond)
+		var now server.Stats
+		if now, err = statsOf(srv); err == nil && now.BytesIn == last.BytesIn && now.BytesOut == last.BytesOut {
+			return now, nil
+		}
+		last = now
+	}
+	return last, err
 }
 
 func paren(s string) string {
