@@ -12,6 +12,7 @@ build:
 	$(GO) build -o $(BIN)/echocompare ./cmd/echocompare
 	$(GO) build -o $(BIN)/echosyscalls ./cmd/echosyscalls
 	$(GO) build -o $(BIN)/echofaults ./cmd/echofaults
+	$(GO) build -o $(BIN)/echolesson ./cmd/echolesson
 
 vet:
 	$(GO) vet ./...
@@ -59,7 +60,6 @@ syscalls: build
 # prints it, and keeps the raw data in results/lesson-<UTC time>/. Under 10 minutes on two cores;
 # never part of `make test`. LESSONFLAGS go to echolesson (-only 3,12 runs some claims).
 lesson: build
-	$(GO) build -o $(BIN)/echolesson ./cmd/echolesson
 	$(BIN)/echolesson -bin $(BIN) -go $(GO) $(LESSONFLAGS)
 
 # reference: the C yardsticks of the cross-checks (bench/reference/): a minimal epoll echo server

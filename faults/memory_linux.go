@@ -50,11 +50,13 @@ func slowReader() Scenario {
 			}
 			defer slow.Close()
 			pushed := stallWriter(slow, 256<<20)
-			during, _, errs2 := pingPong(ctx, srv.Addr, e.Scale.Normal, e.Scale.Window)
+			// The slow reader's cost alone, before the normal clients connect again: for a
+			// process per connection their hundred new children would count too.
 			rss1, err := tree(srv.PID)
 			if err != nil {
 				return failed(fmt.Errorf("after the slow reader: %w", err))
 			}
+			during, _, errs2 := pingPong(ctx, srv.Addr, e.Scale.Normal, e.Scale.Window)
 			st, err := statsOf(srv)
 			if err != nil {
 				return failed(err)
@@ -117,7 +119,7 @@ func manySlowReaders() Scenario {
 				v, why = Breaks, "" // what the server holds must stay within the bound for every row
 			}
 			return Cell{Verdict: v,
-				Figure: fmt.Sprintf("%d stalled, RSS +%s (bound %s), holds %s", len(conns), mib(uint64(max(0, growth))), mib(uint64(bound)), mib(uint64(max(0, heldBytes)))),
+				Figure: fmt.Sprintf("%d stalled, RSS +%s (bound %s), server-held %s", len(conns), mib(uint64(max(0, growth))), mib(uint64(bound)), mib(uint64(max(0, heldBytes)))),
 				Detail: fmt.Sprintf("%d of %d connected (refused: %s); they pushed %s; RSS %s idle, %s stalled; 5 other clients echoed %d times (errors: %s). %s",
 					len(conns), n, formatCounts(dialErrs), mib(uint64(pushed)), mib(idle.RSSBytes), mib(stalled.RSSBytes), echoes, formatCounts(errs), why)}
 		},

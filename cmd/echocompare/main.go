@@ -88,6 +88,10 @@ func main() {
 	if *out == "" {
 		*out = bench.ResultsDir(time.Now())
 	}
+	// Before anything runs: a run of minutes whose results cannot be written is worth nothing.
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fail(1, "results directory: %v; give -o a directory you can write", err)
+	}
 	if *maxRepeat == 0 {
 		*maxRepeat = bench.MaxRepeat(*level)
 	}
