@@ -87,7 +87,7 @@ func soakOne(ctx context.Context, e *Env, o SoakOptions) Cell {
 	if e.Row.Name == "process" {
 		warmup = max(warmup, time.Duration(conns/100)*time.Second)
 	}
-	windowStart := time.Duration(conns/5000+1)*time.Second + warmup
+
 	srv, err := e.start()
 	if err != nil {
 		return failed(err)
@@ -144,16 +144,24 @@ sampling:
 		return failed(err)
 	}
 	sum := rep.Summary
-	// Every byte echobench sent reached the server; every byte the server wrote reached echobench
-	// or was still in flight when echobench closed after its drain (loadgen's drainTimeout), at
-	// most one message per connection at ping-pong.
-	inFlight := st.BytesOut - min(st.BytesOut, sum.BytesReceivedTotal)
-	bytesOK := sum.VerifyFailuresTotal == 0 && st.BytesIn == sum.BytesSentTotal && st.BytesOut == st.BytesIn &&
-		sum.BytesReceivedTotal <= st.BytesOut && inFlight <= uint64(conns)*soakSize
+	// Every byte echobench sent came back to it unless it was in flight when echobench closed
+	// after its drain (loadgen's drainTimeout): at ping-pong at most one message per connection,
+	// somewhere between the two (a close with unread data is a reset, which discards what the
+	// kernel still held on either side). What the server counts lies between the two ends.
+	inFlight := sum.BytesSentTotal - min(sum.BytesSentTotal, sum.BytesReceivedTotal)
+	bytesOK := sum.VerifyFailuresTotal == 0 && inFlight <= uint64(conns)*soakSize &&
+		sum.BytesReceivedTotal <= st.BytesOut && st.BytesOut <= st.BytesIn && st.BytesIn <= sum.BytesSentTotal
 	// The second half of the measured window: ramp and warmup are over and the load is steady.
+	// The window opened after echobench's ramp and warmup; a second's margin at its end keeps
+	// the drain and the closing of every connection out.
+	rampUp := time.Duration(0)
+	if len(rep.Runs) > 0 {
+		rampUp = time.Duration(rep.Runs[0].Conns.RampUpS * float64(time.Second))
+	}
+	windowStart := rampUp + warmup
 	var last []soakSample
 	for _, s := range samples {
-		if s.at >= windowStart+o.Duration/2 && s.at <= windowStart+o.Duration-time.Second {
+		if s.at >= windowStart+o.Duration/2 && s.at <= windowStart+o.Duration-2*time.Second {
 			last = append(last, s)
 		}
 	}
