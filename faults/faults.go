@@ -181,6 +181,7 @@ var limitations = map[limitKey]string{
 	{"process", "many-slow-readers"}:         "a process per connection costs a Go runtime per connection, whose threads and pages grow once it blocks in a send, beyond the bytes it holds (models/process/doc.go); what it holds stays within the bound",
 	{"process", "reset-storm"}:               "every connection costs a fork and exec of a Go process, so a storm of connections queues work the server finishes only after it (models/process/doc.go)",
 	{"process", "churn"}:                     "every connection costs a fork and exec of a Go process, so a client that opens and closes as fast as it can queues work the server finishes only after it stops (models/process/doc.go)",
+	{"async", "soak"}:                        "gnet's per-loop listeners take one connection per loop wake, so under load a backlog of thousands drains slowly and the server's fds (and RSS) are still climbing while the first connections echo (models/async/doc.go)",
 	{"process", "soak"}:                      "every connection is a Go process whose runtime grows its heap and threads at its own pace, so the tree's RSS and threads keep moving by a few per cent while each child settles (models/process/doc.go)",
 	{"process/prefork", "slow-reader"}:       poolLimit,
 	{"process/prefork", "many-slow-readers"}: poolLimit,

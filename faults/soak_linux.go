@@ -172,11 +172,19 @@ sampling:
 	ok := runErr == nil && bytesOK && flat && sum.ConnsEstablished >= conns
 	v, lim := judge(e, "soak", ok)
 	if v == Limitation && !(runErr == nil && bytesOK && sum.ConnsEstablished >= conns) {
-		v, lim = Breaks, "" // the limitation is growth; bytes must be exact for every row
+		v, lim = Breaks, "" // the limitation is growth or a slow start; bytes must be exact for every row
 	}
-	detail := fmt.Sprintf("%d connections%s for %v: %.0f msgs/s; echobench sent %d and received %d bytes, the server read %d and wrote %d (%d in flight when echobench closed), %d wrong echoes; over the last %v: RSS %s-%s, fds %d-%d, threads %d-%d, goroutines %d-%d (%d samples); echobench: %v. %s",
+	// When the server's fds first reached the connection count: how long it took to take them all.
+	served := "never"
+	for _, s := range samples {
+		if s.fds >= conns {
+			served = s.at.Round(time.Second).String()
+			break
+		}
+	}
+	detail := fmt.Sprintf("%d connections%s for %v: %.0f msgs/s; echobench sent %d and received %d bytes, the server read %d and wrote %d (%d in flight when echobench closed), %d wrong echoes; over the last %v: RSS %s-%s, fds %d-%d, threads %d-%d, goroutines %d-%d (%d samples); its fd count reached %d (the connections, about) %s after echobench started; echobench: %v. %s",
 		sum.ConnsEstablished, paren(why), o.Duration, sum.MsgsPerSec, sum.BytesSentTotal, sum.BytesReceivedTotal, st.BytesIn, st.BytesOut, inFlight, sum.VerifyFailuresTotal,
-		o.Duration/2, mib(rssLo), mib(rssHi), fdLo, fdHi, thLo, thHi, gLo, gHi, len(last), runErr, lim)
+		o.Duration/2, mib(rssLo), mib(rssHi), fdLo, fdHi, thLo, thHi, gLo, gHi, len(last), conns, served, runErr, lim)
 	return Cell{Verdict: v,
 		Figure: fmt.Sprintf("%d conns, %.0f msgs/s, bytes exact: %v, flat: %v", sum.ConnsEstablished, sum.MsgsPerSec, bytesOK, flat),
 		Detail: detail}

@@ -80,7 +80,10 @@
 // queues before any OnOpen runs, so a flood of connections at a low RLIMIT_NOFILE stops that server
 // with "Accept() failed due to error: too many open files", which is why SO_REUSEPORT is always on.
 // The test suite floods 2,000 connections at RLIMIT_NOFILE 256, with and without Config.ReusePort,
-// and the server keeps serving. ENFILE (the system-wide table) is not covered by this. When gnet
+// and the server keeps serving. The price is the accept rate under load: a loop takes one
+// connection per wake of its epoll (gnet's eventloop.accept), so while the loops are busy echoing,
+// a backlog of thousands of new connections drains at the loops' wake rate, not all at once, and
+// those clients wait connected but unserved meanwhile (`make soak` shows how long: results/soak.md). ENFILE (the system-wide table) is not covered by this. When gnet
 // does stop itself, Wait returns gnet's first error. SO_REUSEPORT would also let this server join a
 // fixed port that another process of the same user holds with SO_REUSEPORT, splitting the clients
 // between them; so unless Config.ReusePort asks for sharing, Start first checks with a plain bind
