@@ -81,9 +81,11 @@
 // with "Accept() failed due to error: too many open files", which is why SO_REUSEPORT is always on.
 // The test suite floods 2,000 connections at RLIMIT_NOFILE 256, with and without Config.ReusePort,
 // and the server keeps serving. The price is the accept rate under load: a loop takes one
-// connection per wake of its epoll (gnet's eventloop.accept), so while the loops are busy echoing,
-// a backlog of thousands of new connections drains at the loops' wake rate, not all at once, and
-// those clients wait connected but unserved meanwhile (`make soak` shows how long: results/soak.md). ENFILE (the system-wide table) is not covered by this. When gnet
+// connection per wake of its epoll (gnet's eventloop.accept), and a wake that serves thousands of
+// busy connections comes only a few times a second, so a backlog of thousands of new connections
+// arriving while the loops echo drains at a few a second, and those clients wait connected but
+// unserved, for minutes at 10,000 (`make soak`, results/soak.md). gnet v2.10 offers no middle way:
+// its main acceptor drains the backlog at once but stops the engine at EMFILE, as above. ENFILE (the system-wide table) is not covered by this. When gnet
 // does stop itself, Wait returns gnet's first error. SO_REUSEPORT would also let this server join a
 // fixed port that another process of the same user holds with SO_REUSEPORT, splitting the clients
 // between them; so unless Config.ReusePort asks for sharing, Start first checks with a plain bind
