@@ -202,7 +202,7 @@ func (l *loop) serve() error {
 		if l.bufs != nil {
 			l.bufs.publish()
 		}
-		if err := l.wait(); err != nil {
+		if err := l.ring.wait(); err != nil {
 			// EINTR is a signal (the Go runtime sends them) cutting the wait short: the
 			// submissions went through, so go round again. EAGAIN and EBUSY mean the kernel
 			// wants us to reap completions before it takes more submissions.
@@ -220,19 +220,6 @@ func (l *loop) serve() error {
 		l.retryStarved()
 	}
 	return nil
-}
-
-// wait submits everything queued and waits for completions: up to heldWait in a raw
-// io_uring_enter that keeps the loop's P, then, if none came, in one that gives it up. Kernels
-// before 5.11 take no timeout for the wait and only ever make the second.
-func (l *loop) wait() error {
-	if l.ring.canHold() {
-		timedOut, err := l.ring.submitAndWaitHeld(heldWait)
-		if err != nil || !timedOut {
-			return err
-		}
-	}
-	return l.ring.submitAndWait(true)
 }
 
 func (l *loop) push(e sqe) {

@@ -286,7 +286,7 @@ func (l *udpLoop) serve() error {
 			// echoes' own completions must, to give their buffers back.
 			l.ring.dropInline()
 		}
-		if err := l.wait(); err != nil {
+		if err := l.ring.wait(); err != nil {
 			// As in loop.serve: EINTR is a signal, EAGAIN and EBUSY ask us to reap first.
 			switch {
 			case errors.Is(err, unix.EINTR):
@@ -301,17 +301,6 @@ func (l *udpLoop) serve() error {
 		l.ring.reap(l.complete)
 	}
 	return nil
-}
-
-// wait is loop.wait: up to heldWait keeping the P, then giving it up.
-func (l *udpLoop) wait() error {
-	if l.ring.canHold() {
-		timedOut, err := l.ring.submitAndWaitHeld(heldWait)
-		if err != nil || !timedOut {
-			return err
-		}
-	}
-	return l.ring.submitAndWait(true)
 }
 
 func (l *udpLoop) push(e sqe) {
