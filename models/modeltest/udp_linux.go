@@ -328,22 +328,7 @@ func testUDPClose(t *testing.T, m server.Model, cfg server.Config) {
 			t.Fatal(err)
 		}
 	}
-	closed := make(chan error, 1)
-	go func() { closed <- srv.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Close did not return within 20s")
-	}
-	if err := srv.Wait(); err != nil {
-		t.Errorf("Wait after Close: %v", err)
-	}
-	if err := srv.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
+	closeChecked(t, srv)
 	// A connected UDP socket learns of a closed port from the ICMP port-unreachable its next
 	// datagram draws, as ECONNREFUSED; an answer would mean the socket is still open.
 	c := clients[0]
