@@ -158,6 +158,7 @@ func (r *Report) Summarize(model string, h Hists) {
 		s.ConnectP99us = float64(h.Connect.ValueAtQuantile(99))
 	}
 	r.Summary = s
+	r.HDR = encodeHDR(h)
 }
 
 // sortedKeys returns a map's keys in order, for stable output.

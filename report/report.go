@@ -30,6 +30,10 @@ type Report struct {
 	// Knee is the -knee search: the highest open-loop rate whose corrected p99 held the bound,
 	// and every probe that found it. Runs and Summary are then those of the knee's own probe.
 	Knee *Knee `json:"knee,omitempty"`
+	// HDR is the summary's histograms, encoded so that reports merge exactly (merge.go).
+	HDR *HDR `json:"hdr,omitempty"`
+	// Agents, in a report that Merge made, is each agent's own summary, in the order given.
+	Agents []Summary `json:"agents,omitempty"`
 }
 
 // Knee is the result of a -knee search.

@@ -1,0 +1,143 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// HDR is a report's histograms in HdrHistogram's standard compressed encoding (V2, deflated,
+// base64: what HdrHistogram's own tools and libraries read), so that reports of one cell made by
+// several agents merge exactly: histograms are merged, never percentiles. Values are µs.
+type HDR struct {
+	Latency     string `json:"latency,omitempty"`      // corrected for coordinated omission
+	Connect     string `json:"connect,omitempty"`      // connect latency
+	ScheduleLag string `json:"schedule_lag,omitempty"` // open loop only
+}
+
+// encodeHDR encodes h's histograms; one that cannot be encoded is left out.
+func encodeHDR(h Hists) *HDR {
+	enc := func(x *hdrhistogram.Histogram) string {
+		if x == nil || x.TotalCount() == 0 {
+			return ""
+		}
+		b, err := x.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
+	e := &HDR{Latency: enc(h.Latency), Connect: enc(h.Connect), ScheduleLag: enc(h.ScheduleLag)}
+	if *e == (HDR{}) {
+		return nil
+	}
+	return e
+}
+
+// hists decodes e back into histograms (nil ones where e has none).
+func (e *HDR) hists() (Hists, error) {
+	var h Hists
+	if e == nil {
+		return h, nil
+	}
+	for _, f := range []struct {
+		text string
+		dst  **hdrhistogram.Histogram
+	}{{e.Latency, &h.Latency}, {e.Connect, &h.Connect}, {e.ScheduleLag, &h.ScheduleLag}} {
+		if f.text == "" {
+			continue
+		}
+		x, err := hdrhistogram.Decode([]byte(f.text))
+		if err != nil {
+			return h, fmt.Errorf("decode histogram: %w", err)
+		}
+		*f.dst = x
+	}
+	return h, nil
+}
+
+// mergeInto adds src's histograms to dst's.
+func mergeInto(dst *Hists, src Hists) {
+	for _, p := range []struct{ dst, src **hdrhistogram.Histogram }{
+		{&dst.Latency, &src.Latency}, {&dst.Connect, &src.Connect}, {&dst.ScheduleLag, &src.ScheduleLag},
+	} {
+		if *p.src == nil {
+			continue
+		}
+		if *p.dst == nil {
+			*p.dst = hdrhistogram.New((*p.src).LowestTrackableValue(), (*p.src).HighestTrackableValue(), int((*p.src).SignificantFigures()))
+		}
+		(*p.dst).Merge(*p.src)
+	}
+}
+
+// Merge combines the reports of one cell run by several agents at once into one report, as if one
+// load generator had run them all: every agent's runs side by side, messages, bytes and
+// connections summed, latency from the merged histograms (never from averaged percentiles), and
+// each agent's own summary kept in Agents. It returns, beside the merged report, what the agents'
+// settings disagree on; a report without histograms (written before they were kept) is an error.
+func Merge(reps []*Report) (*Report, []string, error) {
+	if len(reps) == 0 {
+		return nil, nil, errors.New("nothing to merge")
+	}
+	m := &Report{Schema: Schema, Settings: reps[0].Settings, Env: reps[0].Env}
+	var h Hists
+	var errs []string
+	for i, r := range reps {
+		if r.HDR == nil || r.HDR.Latency == "" {
+			return nil, nil, fmt.Errorf("report %d has no histograms to merge (made by an echobench older than them, or it measured nothing)", i+1)
+		}
+		rh, err := r.HDR.hists()
+		if err != nil {
+			return nil, nil, fmt.Errorf("report %d: %w", i+1, err)
+		}
+		mergeInto(&h, rh)
+		m.Runs = append(m.Runs, r.Runs...)
+		m.Warnings = append(m.Warnings, r.Warnings...)
+		m.Agents = append(m.Agents, r.Summary)
+		if r.Error != "" {
+			errs = append(errs, fmt.Sprintf("agent %d: %s", i+1, r.Error))
+		}
+	}
+	m.Error = strings.Join(errs, "; ")
+	m.Summarize(reps[0].Summary.Model, h)
+	// Summarize treats runs as repeats of one load; the agents ran at once, so their rates and
+	// counts add up.
+	s := &m.Summary
+	s.MsgsPerSec, s.MBPerSec, s.NewConnsPerSec, s.ConnsEstablished, s.ConnsEchoed = 0, 0, 0, 0, 0
+	for _, a := range m.Agents {
+		s.MsgsPerSec += a.MsgsPerSec
+		s.MBPerSec += a.MBPerSec
+		s.NewConnsPerSec += a.NewConnsPerSec
+		s.ConnsEstablished += a.ConnsEstablished
+		s.ConnsEchoed += a.ConnsEchoed
+	}
+	s.MsgsPerSecStddev, s.MsgsPerSecCI95Low, s.MsgsPerSecCI95High = 0, s.MsgsPerSec, s.MsgsPerSec
+	m.Settings.Conns = s.ConnsEstablished
+	return m, settingsDiffer(reps), nil
+}
+
+// settingsDiffer lists the settings in which an agent's report differs from the first one's,
+// leaving out what is each agent's own (its target address, its server binary).
+func settingsDiffer(reps []*Report) []string {
+	norm := func(s Settings) Settings {
+		s.Addr, s.ServerBinary, s.ServerSelf = "", "", false
+		return s
+	}
+	first := norm(reps[0].Settings)
+	ft := reflect.TypeOf(first)
+	var out []string
+	for i, r := range reps[1:] {
+		other := norm(r.Settings)
+		fv, ov := reflect.ValueOf(first), reflect.ValueOf(other)
+		for j := range ft.NumField() {
+			if !reflect.DeepEqual(fv.Field(j).Interface(), ov.Field(j).Interface()) {
+				out = append(out, fmt.Sprintf("agent %d's %s is %v, agent 1's %v", i+2, ft.Field(j).Tag.Get("json"), ov.Field(j).Interface(), fv.Field(j).Interface()))
+			}
+		}
+	}
+	return out
+}
