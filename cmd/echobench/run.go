@@ -191,6 +191,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // run is echobench minus the process: it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "merge" {
+		return runMerge(args[1:], stdout, stderr)
+	}
 	progress := false
 	if f, ok := stderr.(*os.File); ok && isTerminal(int(f.Fd())) {
 		progress = true
