@@ -15,14 +15,19 @@ type Config struct {
 	Conns       int           // concurrent connections
 	ConnectRate int           // new connections per second during ramp-up; 0 = as fast as possible
 	Warmup      time.Duration // load runs this long before measuring starts
-	Duration    time.Duration // measured window after Warmup
-	Sizes       []int         // message sizes in bytes, cycled message by message
-	Pipeline    int           // closed loop: messages in flight per connection (1 = ping-pong)
-	Rate        int           // open loop: total messages/s over all connections; 0 = closed loop
-	Verify      bool          // check every echoed byte against what was sent
-	Frame       bool          // length-prefixed messages with a sequence number; check boundaries and order
-	Reconnect   int           // >0: every connection does this many echoes, closes and connects again
-	Workers     int           // engine threads or event loops; 0 = GOMAXPROCS
+	// StartAt, if set, is the wall-clock instant at which the run begins to connect, and the
+	// measured window opens at StartAt+Warmup (or as soon as every connection is up, if that is
+	// later: Result.WindowLate says by how much), so that agents on several hosts given the same
+	// StartAt measure the same window. Zero starts at once.
+	StartAt   time.Time
+	Duration  time.Duration // measured window after Warmup
+	Sizes     []int         // message sizes in bytes, cycled message by message
+	Pipeline  int           // closed loop: messages in flight per connection (1 = ping-pong)
+	Rate      int           // open loop: total messages/s over all connections; 0 = closed loop
+	Verify    bool          // check every echoed byte against what was sent
+	Frame     bool          // length-prefixed messages with a sequence number; check boundaries and order
+	Reconnect int           // >0: every connection does this many echoes, closes and connects again
+	Workers   int           // engine threads or event loops; 0 = GOMAXPROCS
 	// Sources, if above zero, spreads the connections over that many source addresses, 127.0.0.2
 	// upward (Addr must then be an IPv4 loopback address): connection slot i binds to the
 	// (i mod Sources)th before it connects. One source address caps new connections to one
@@ -117,6 +122,9 @@ type Result struct {
 	TotalSent     uint64 // bytes written over the whole run, warmup included
 	TotalReceived uint64 // bytes read over the whole run, warmup included
 	ServerGone    bool   // every connection failed mid-run: the server died or reset all
+	// WindowLate is how much later than Config.StartAt+Warmup the window opened, because the
+	// ramp was not done by then (or the run was started after StartAt); 0 without StartAt.
+	WindowLate time.Duration
 	// WindowStart and WindowEnd are the measured window in wall-clock time, so that CPU and
 	// other samples taken outside the engine can be cut to exactly the same window.
 	WindowStart, WindowEnd time.Time

@@ -121,6 +121,13 @@ func asEngineWorkers[W engineWorker](ws []W) []engineWorker {
 // (Config.Messages) or the run is cancelled, and reports progress. It returns whether ctx ended
 // the run, once every worker's thread has exited.
 func drive(ctx context.Context, sh *shared, workers []engineWorker, live []liveCounters) (interrupted bool) {
+	if at := sh.cfg.StartAt; !at.IsZero() {
+		select {
+		case <-time.After(time.Until(at)):
+		case <-ctx.Done():
+			return true
+		}
+	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Go(w.run)
@@ -153,6 +160,12 @@ wait:
 			ramped++
 			if ramped == len(workers) {
 				start := sh.clock.now() + int64(sh.cfg.Warmup)
+				if at := sh.cfg.StartAt; !at.IsZero() {
+					// Open the window when every agent given this StartAt opens its own.
+					want := int64(at.Add(sh.cfg.Warmup).Sub(sh.clock.base))
+					start = max(want, sh.clock.now())
+					sh.windowLate = time.Duration(start - want)
+				}
 				sh.measureEnd.Store(start + int64(sh.cfg.Duration))
 				sh.measureStart.Store(start)
 				wakeAll()
@@ -268,6 +281,7 @@ func merge(sh *shared, stats []*workerStats) *Result {
 		Latency:        NewHistogram(),
 		ConnectLatency: NewHistogram(),
 		ServerGone:     true,
+		WindowLate:     sh.windowLate,
 	}
 	closedLoop := sh.cfg.Rate == 0
 	if !closedLoop {

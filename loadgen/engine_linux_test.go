@@ -436,3 +436,24 @@ func TestMessagesEndsWindowExactly(t *testing.T) {
 		}
 	})
 }
+
+// TestStartAt checks that a run given a start instant connects no earlier than it and opens its
+// window at StartAt+Warmup, so that agents given the same instant measure the same window.
+func TestStartAt(t *testing.T) {
+	addr := startTestServer(t).addr()
+	at := time.Now().Add(300 * time.Millisecond).Truncate(time.Millisecond)
+	res, err := Run(context.Background(), Config{Addr: addr, Conns: 2, Warmup: 200 * time.Millisecond, Duration: 300 * time.Millisecond, StartAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := at.Add(200 * time.Millisecond)
+	if res.WindowStart.Before(want) {
+		t.Errorf("window opened at %v, before StartAt+Warmup %v", res.WindowStart, want)
+	}
+	if late := res.WindowStart.Sub(want); late-res.WindowLate > 5*time.Millisecond || res.WindowLate-late > 5*time.Millisecond {
+		t.Errorf("window opened %v after StartAt+Warmup, but WindowLate says %v", late, res.WindowLate)
+	}
+	if res.Messages == 0 {
+		t.Error("no echo in the window")
+	}
+}

@@ -64,6 +64,7 @@ type shared struct {
 	// and Start second, so a worker that sees Start also sees End.
 	measureStart atomic.Int64
 	measureEnd   atomic.Int64
+	windowLate   time.Duration // how much later than Config.StartAt+Warmup the window opened; drive's alone
 	stop         atomic.Bool   // ctx was cancelled
 	rampDone     chan struct{} // one send per worker when its initial connects have resolved
 
