@@ -17,6 +17,7 @@ func FromResult(index int, res *loadgen.Result, openLoop, udp bool) report.Run {
 	r.Messages = res.Messages
 	r.Bytes = res.Bytes
 	r.ElapsedS = res.Elapsed.Seconds()
+	r.WindowStart, r.WindowEnd, r.WindowLateS = res.WindowStart, res.WindowEnd, res.WindowLate.Seconds()
 	r.BytesSentTotal, r.BytesReceivedTotal = res.TotalSent, res.TotalReceived
 	r.Latency = report.FromHistogram(res.Latency, true)
 	if openLoop {

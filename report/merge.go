@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -117,7 +118,37 @@ func Merge(reps []*Report) (*Report, []string, error) {
 	}
 	s.MsgsPerSecStddev, s.MsgsPerSecCI95Low, s.MsgsPerSecCI95High = 0, s.MsgsPerSec, s.MsgsPerSec
 	m.Settings.Conns = s.ConnsEstablished
-	return m, settingsDiffer(reps), nil
+	return m, append(settingsDiffer(reps), windowsDiffer(reps)...), nil
+}
+
+// windowsDiffer says how far the agents' measured windows fail to overlap: the merged figures
+// are one load's only over the time every agent was measuring. Runs are taken in order, the
+// first run of every agent together, and so on.
+func windowsDiffer(reps []*Report) []string {
+	var out []string
+	for i := range len(reps[0].Runs) {
+		var start, end time.Time
+		var span time.Duration
+		for j, r := range reps {
+			if i >= len(r.Runs) || r.Runs[i].WindowStart.IsZero() {
+				return append(out, fmt.Sprintf("agent %d's run %d has no window times to compare", j+1, i+1))
+			}
+			w := r.Runs[i]
+			if j == 0 || w.WindowStart.After(start) {
+				start = w.WindowStart
+			}
+			if j == 0 || w.WindowEnd.Before(end) {
+				end = w.WindowEnd
+			}
+			span = max(span, w.WindowEnd.Sub(w.WindowStart))
+		}
+		overlap := max(end.Sub(start), 0)
+		if span > 0 && overlap < span*99/100 {
+			out = append(out, fmt.Sprintf("run %d: the agents' windows overlap for %v of %v (%.0f %%); start them together with -start-at",
+				i+1, overlap.Round(time.Millisecond), span.Round(time.Millisecond), 100*float64(overlap)/float64(span)))
+		}
+	}
+	return out
 }
 
 // settingsDiffer lists the settings in which an agent's report differs from the first one's,

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -24,10 +25,12 @@ func TestMergeMatchesOneHistogram(t *testing.T) {
 		whole.RecordValue(v)
 		halves[i%2].RecordValue(v)
 	}
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	var reps []*Report
 	for i, h := range halves {
 		r := &Report{Settings: Settings{Conns: 50, Sizes: []int{64}, Addr: []string{"198.18.0.1:7", "198.18.0.2:7"}[i]},
-			Runs: []Run{{MsgsPerSec: 1000 * float64(i+1), Conns: Conns{Established: 50}, BytesSentTotal: 640}}}
+			Runs: []Run{{MsgsPerSec: 1000 * float64(i+1), Conns: Conns{Established: 50}, BytesSentTotal: 640,
+				WindowStart: t0, WindowEnd: t0.Add(10 * time.Second)}}}
 		r.Summarize("epoll", Hists{Latency: h})
 		b, err := json.Marshal(r)
 		if err != nil {
@@ -69,6 +72,11 @@ func TestMergeMatchesOneHistogram(t *testing.T) {
 	reps[1].Settings.Conns = 60
 	if _, differ, _ := Merge(reps); len(differ) != 1 || !strings.Contains(differ[0], "conns") {
 		t.Errorf("agents with different -c: %q, want the one difference named", differ)
+	}
+	reps[1].Settings.Conns = 50
+	reps[1].Runs[0].WindowStart, reps[1].Runs[0].WindowEnd = t0.Add(2*time.Second), t0.Add(12*time.Second)
+	if _, differ, _ := Merge(reps); len(differ) != 1 || !strings.Contains(differ[0], "overlap for 8s of 10s (80 %)") {
+		t.Errorf("agents 2 s apart: %q, want the overlap said", differ)
 	}
 	reps[1].HDR = nil
 	if _, _, err := Merge(reps); err == nil {

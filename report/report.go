@@ -11,7 +11,11 @@
 // once or -repeat N times; Runs holds each repetition in full.
 package report
 
-import "echobench/server"
+import (
+	"time"
+
+	"echobench/server"
+)
 
 // Schema is the version of this layout.
 const Schema = 1
@@ -106,6 +110,8 @@ type Settings struct {
 	// Sources is how many source addresses (127.0.0.2 upward) the connections were spread over
 	// when the target is an IPv4 loopback address; 0 means the kernel chose (always 127.0.0.1).
 	Sources int `json:"sources"`
+	// StartAt is -start-at as given: the instant the agent was told to start connecting at.
+	StartAt string `json:"start_at,omitempty"`
 	// UDP: the load was UDP datagrams, Conns flows of them, each datagram unanswered for
 	// UDPTimeoutMs counted lost (loadgen/README.md, "UDP").
 	UDP          bool    `json:"udp,omitempty"`
@@ -168,6 +174,12 @@ type Run struct {
 	Messages   uint64  `json:"messages"`
 	Bytes      uint64  `json:"bytes"`
 	ElapsedS   float64 `json:"elapsed_s"` // measured window actually run
+	// WindowStart and WindowEnd are the measured window in wall-clock time (RFC 3339, ns), for
+	// merging agents' reports: Merge reports how far their windows overlap.
+	WindowStart time.Time `json:"window_start,omitzero"`
+	WindowEnd   time.Time `json:"window_end,omitzero"`
+	// WindowLateS is how much later than -start-at plus the warmup the window opened (s).
+	WindowLateS float64 `json:"window_late_s,omitempty"`
 	// BytesSentTotal and BytesReceivedTotal are every byte echobench wrote to and read from the
 	// server over the whole run (ramp-up, warmup, window and drain; frame headers included),
 	// always present, so a server's own counters can be checked against them: a server that

@@ -32,6 +32,7 @@ const (
 
 // options are the parsed flags.
 type options struct {
+	startAt                string // -start-at, RFC 3339
 	addr, model, serverBin string
 	server                 server.Config // passed to the -model child: its flags are Config's own
 	serverPID              int
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.connectRate, "connect-rate", 0, "new connections per second during ramp-up (0 = as fast as possible)")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "measured duration")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring starts")
+	fs.StringVar(&o.startAt, "start-at", "", "wall-clock instant (RFC 3339, e.g. 2026-12-02T10:00:00Z) at which to start connecting; the window opens at it plus -warmup, so agents on several hosts given the same instant measure the same window")
 	fs.StringVar(&o.size, "size", "64", "message size in bytes: 64, a list 64,1500, or a range 64-4096 (powers of two between)")
 	fs.IntVar(&o.pipeline, "pipeline", 1, "messages in flight per connection (1 = ping-pong)")
 	fs.IntVar(&o.rate, "rate", 0, "open loop: total messages per second (0 = closed loop)")
@@ -252,7 +254,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	rep.Env.GOMAXPROCS = runtime.GOMAXPROCS(0)
 
+	var startAt time.Time
+	if o.startAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, o.startAt)
+		if err != nil {
+			fmt.Fprintf(stderr, "echobench: -start-at %q: want an RFC 3339 time such as 2026-12-02T10:00:00Z\n", o.startAt)
+			return exitUsage
+		}
+		if until := time.Until(t); until > time.Hour {
+			fmt.Fprintf(stderr, "echobench: -start-at is %v away; give an instant within the hour\n", until.Round(time.Second))
+			return exitUsage
+		}
+		startAt = t
+		rep.Settings.StartAt = o.startAt
+	}
 	cfg := loadgen.Config{
+		StartAt:     startAt,
 		Addr:        o.addr,
 		Conns:       o.conns,
 		ConnectRate: o.connectRate,
@@ -339,6 +356,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				rep.Error = err.Error()
 				break
+			}
+		}
+	}
+	if !startAt.IsZero() {
+		for _, r := range rep.Runs {
+			if late := time.Duration(r.WindowLateS * float64(time.Second)); late > time.Millisecond {
+				warn("run %d: the window opened %v after -start-at plus -warmup: the ramp took longer than the warmup, or echobench started after the instant; give a longer -warmup or an instant further ahead", r.Index+1, late.Round(time.Millisecond))
 			}
 		}
 	}
