@@ -38,8 +38,8 @@ func encodeHDR(h Hists) *HDR {
 	return e
 }
 
-// hists decodes e back into histograms (nil ones where e has none).
-func (e *HDR) hists() (Hists, error) {
+// Hists decodes e back into histograms (nil ones where e has none).
+func (e *HDR) Hists() (Hists, error) {
 	var h Hists
 	if e == nil {
 		return h, nil
@@ -91,7 +91,7 @@ func Merge(reps []*Report) (*Report, []string, error) {
 		if r.HDR == nil || r.HDR.Latency == "" {
 			return nil, nil, fmt.Errorf("report %d has no histograms to merge (made by an echobench older than them, or it measured nothing)", i+1)
 		}
-		rh, err := r.HDR.hists()
+		rh, err := r.HDR.Hists()
 		if err != nil {
 			return nil, nil, fmt.Errorf("report %d: %w", i+1, err)
 		}
@@ -104,6 +104,9 @@ func Merge(reps []*Report) (*Report, []string, error) {
 		}
 	}
 	m.Error = strings.Join(errs, "; ")
+	for i := range m.Runs {
+		m.Runs[i].Index = i // agent by agent, in the order given
+	}
 	m.Summarize(reps[0].Summary.Model, h)
 	// Summarize treats runs as repeats of one load; the agents ran at once, so their rates and
 	// counts add up.

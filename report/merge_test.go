@@ -58,7 +58,7 @@ func TestMergeMatchesOneHistogram(t *testing.T) {
 	if got, want := m.Summary.LatencyP999us, float64(whole.ValueAtQuantile(99.9)); got != want {
 		t.Errorf("merged p99.9 %v, one histogram's %v", got, want)
 	}
-	mh, err := m.HDR.hists()
+	mh, err := m.HDR.Hists()
 	if err != nil {
 		t.Fatal(err)
 	}
