@@ -33,6 +33,7 @@ const (
 // options are the parsed flags.
 type options struct {
 	startAt                string // -start-at, RFC 3339
+	procs                  int    // -procs: engine processes
 	addr, model, serverBin string
 	server                 server.Config // passed to the -model child: its flags are Config's own
 	serverPID              int
@@ -90,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.connectRate, "connect-rate", 0, "new connections per second during ramp-up (0 = as fast as possible)")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "measured duration")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring starts")
+	fs.IntVar(&o.procs, "procs", 1, "run the load as N echobench processes on this host, each within its own fd limit, started together and merged (with -model, one server for all)")
 	fs.StringVar(&o.startAt, "start-at", "", "wall-clock instant (RFC 3339, e.g. 2026-12-02T10:00:00Z) at which to start connecting; the window opens at it plus -warmup, so agents on several hosts given the same instant measure the same window")
 	fs.StringVar(&o.size, "size", "64", "message size in bytes: 64, a list 64,1500, or a range 64-4096 (powers of two between)")
 	fs.IntVar(&o.pipeline, "pipeline", 1, "messages in flight per connection (1 = ping-pong)")
@@ -149,6 +151,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("-sources %d: want 0 to %d (127.0.0.2 to 127.0.0.254)", o.sources, loadgen.MaxSources)
 	case o.repeat < 1:
 		return nil, bad("-repeat %d: want at least 1", o.repeat)
+	case o.procs < 1 || o.procs > 64:
+		return nil, bad("-procs %d: want 1 to 64", o.procs)
+	case o.procs > 1 && (o.repeat > 1 || o.knee.bound > 0 || o.hlog != "" || o.messages > 0):
+		return nil, bad("-procs runs one merged run: it does not combine with -repeat, -knee, -hlog or -messages")
+	case o.procs > o.conns:
+		return nil, bad("-procs %d is more than -c %d connections", o.procs, o.conns)
 	}
 	if err := checkKneeFlags(o); err != nil {
 		return nil, bad("%v", err)
@@ -231,6 +239,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if o.procs > 1 {
+		// Before the fd limit is raised for -c: each process raises its own for its share.
+		return runProcs(o, stdout, stderr)
+	}
 	rep := &report.Report{Schema: report.Schema, Env: measure.CollectEnv()}
 	warn := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
