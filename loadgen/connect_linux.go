@@ -98,6 +98,7 @@ func (w *worker) finishConnect(c *conn) {
 	w.connecting--
 	w.open++
 	w.st.established++
+	w.timedOutInARow = 0
 	recordMicros(w.st.connectLatency, now-c.connectAt)
 	c.state = stateOpen
 	c.failures = 0
@@ -135,6 +136,9 @@ func (w *worker) connectFailed(c *conn, err error, now int64) {
 	if !c.everOpen {
 		w.unresolved--
 		c.state = stateDead
+		if errors.Is(err, unix.ETIMEDOUT) {
+			w.timedOutInARow++ // see giveUpRamp
+		}
 		return
 	}
 	c.failures++

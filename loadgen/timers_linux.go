@@ -16,6 +16,7 @@ func (w *worker) serviceTimers(now int64) {
 	if w.stopping {
 		return
 	}
+	w.giveUpRamp()
 	for w.nextConnect < len(w.conns) && w.connecting < w.maxConnecting {
 		c := &w.conns[w.nextConnect]
 		if w.connectDue(c) > now {
@@ -65,6 +66,33 @@ func (w *worker) serviceTimers(now int64) {
 		w.sh.rampDone <- struct{}{}
 	}
 }
+
+// giveUpTimeouts is how many initial connects in a row may time out before the ramp stops trying
+// the rest: a whole batch in flight, at least. A server that has stopped accepting (its fd
+// ceiling, a full backlog dropping SYNs) completes none, and trying every remaining slot at
+// connectTimeout per batch would take minutes to learn the same.
+const giveUpTimeouts = 16
+
+// giveUpRamp ends the initial ramp when the server has stopped completing connects: the slots
+// not yet tried are counted as failed, under notTried, so the run measures the connections the
+// server did take, and says how many it did not.
+func (w *worker) giveUpRamp() {
+	if w.timedOutInARow < max(w.maxConnecting, giveUpTimeouts) || w.nextConnect >= len(w.conns) {
+		return
+	}
+	n := len(w.conns) - w.nextConnect
+	for i := w.nextConnect; i < len(w.conns); i++ {
+		w.conns[i].state = stateDead
+	}
+	w.nextConnect = len(w.conns)
+	w.unresolved -= n
+	w.st.failed += n
+	w.st.connectErrors[notTried] += n
+	w.newErrors++
+}
+
+// notTried is the connect-error name of the slots giveUpRamp gave up on.
+const notTried = "NOT_TRIED(server stopped completing connects)"
 
 // connectDue is when the initial ramp may start connecting slot c: slot i at i/ConnectRate
 // seconds after the start, or at once without a ConnectRate.

@@ -101,16 +101,18 @@ type worker struct {
 
 	nextConnect   int // index in conns of the next slot of the initial ramp
 	maxConnecting int
-	connecting    int
-	unresolved    int // slots of the initial ramp not yet connected or failed
-	rampReported  bool
-	retries       []*conn // slots waiting to retry a failed reconnect
-	echoed        []*conn // connections that got echoes in this epoll batch, to refill after it
-	open          int     // established sockets
-	sendQueue     sendQueue
-	waitFor       unix.Timespec // the current epoll_pwait2 timeout, kept here so it is not allocated
-	stamped       stampedReader // harvest mode's recvmsg buffers
-	lastScan      int64
+	// timedOutInARow counts initial connects that timed out since the last one that completed.
+	timedOutInARow int
+	connecting     int
+	unresolved     int // slots of the initial ramp not yet connected or failed
+	rampReported   bool
+	retries        []*conn // slots waiting to retry a failed reconnect
+	echoed         []*conn // connections that got echoes in this epoll batch, to refill after it
+	open           int     // established sockets
+	sendQueue      sendQueue
+	waitFor        unix.Timespec // the current epoll_pwait2 timeout, kept here so it is not allocated
+	stamped        stampedReader // harvest mode's recvmsg buffers
+	lastScan       int64
 
 	measureStart, measureEnd int64
 	stopping                 bool
