@@ -133,8 +133,11 @@ func runProcs(o *options, stdout, stderr io.Writer) int {
 	if srv != nil {
 		exit := srv.Stop(o.stopGrace)
 		if st := exit.Stats; st != nil {
-			if st.BytesIn != m.Summary.BytesSentTotal || st.BytesOut != m.Summary.BytesReceivedTotal {
-				m.Warnings = append(m.Warnings, fmt.Sprintf("byte check: the processes sent %d and received %d bytes; the server read %d and wrote %d", m.Summary.BytesSentTotal, m.Summary.BytesReceivedTotal, st.BytesIn, st.BytesOut))
+			sent, recv := m.Summary.BytesSentTotal, m.Summary.BytesReceivedTotal
+			if st.BytesIn > sent || st.BytesOut > st.BytesIn || recv > st.BytesOut {
+				m.Warnings = append(m.Warnings, fmt.Sprintf("byte check failed: the processes sent %d and received %d bytes; the server read %d and wrote %d", sent, recv, st.BytesIn, st.BytesOut))
+			} else if st.BytesIn != sent || recv != st.BytesOut {
+				fmt.Fprintf(stdout, "bytes: the server read %d of the %d sent (the rest went to connections it never accepted, or were in flight at the end) and wrote %d, of which the processes received %d\n", st.BytesIn, sent, st.BytesOut, recv)
 			}
 			fmt.Fprintf(stdout, "server: accepted %d, refused %d, read %d and wrote %d bytes (its own counts)\n", st.Accepted, st.Rejected, st.BytesIn, st.BytesOut)
 		}
