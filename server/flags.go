@@ -16,7 +16,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ReusePort, "reuseport", c.ReusePort, "one SO_REUSEPORT listener per loop, for models that support it")
 	fs.BoolVar(&c.LockOSThread, "lockthread", c.LockOSThread, "lock each event loop to its own OS thread, for models that support it")
 	fs.BoolVar(&c.UDP, "udp", c.UDP, "echo UDP datagrams instead of TCP connections, for models with a UDP variant (-list shows them)")
-	fs.DurationVar(&c.Work, "work", c.Work, "CPU-bound work per message before its echo, e.g. 50us (hashing for that long; 0 = none)")
+	fs.DurationVar(&c.Work, "work", c.Work, "CPU-bound work per message before its echo, e.g. 50us (hashing until the thread has used that much CPU; 0 = none)")
 	fs.DurationVar(&c.Block, "block", c.Block, "a blocking call per message before its echo, e.g. 1ms (a sleep standing for a database call; 0 = none)")
 	fs.DurationVar(&c.PollSleep, "poll-sleep", c.PollSleep, "nonblocking model: sleep this long after a pass over the sockets that found nothing (0 = pure busy polling)")
 }

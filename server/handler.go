@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/sha256"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -28,7 +29,8 @@ func (c Config) Handler() Handler { return Handler{work: c.Work, block: c.Block}
 func (h Handler) Idle() bool { return h.work <= 0 && h.block <= 0 }
 
 // Handle does one message's work: hashing for Work (SHA-256 over the message, or over a fixed
-// block when it is shorter, repeated until Work has passed on the clock; CPU-bound, it holds the
+// block when it is shorter, repeated until the thread has spent Work of CPU on it, so that a
+// handler preempted on a busy machine still does all of its work: CPU-bound, it holds the
 // thread), then sleeping for Block (time.Sleep: the calling goroutine, and with it a locked
 // event-loop thread, waits; a goroutine that is not locked leaves its thread to others, as a Go
 // database call on the network poller would). It does not change p.
@@ -38,11 +40,16 @@ func (h Handler) Handle(p []byte) {
 		if len(input) < sha256.BlockSize {
 			input = workBlock[:]
 		}
+		// The thread's own CPU clock: the goroutine stays on its thread while it reads it.
+		runtime.LockOSThread()
 		var acc byte
-		for start := time.Now(); time.Since(start) < h.work; {
-			sum := sha256.Sum256(input)
-			acc ^= sum[0]
+		for start := threadCPU(); threadCPU()-start < h.work; {
+			for range 8 { // a few hashes per clock read, which is a system call
+				sum := sha256.Sum256(input)
+				acc ^= sum[0]
+			}
 		}
+		runtime.UnlockOSThread()
 		workSink.Add(uint32(acc))
 	}
 	if h.block > 0 {
