@@ -202,23 +202,43 @@ func (l *loop) serve() error {
 		if l.bufs != nil {
 			l.bufs.publish()
 		}
-		if err := l.ring.wait(); err != nil {
-			// EINTR is a signal (the Go runtime sends them) cutting the wait short: the
-			// submissions went through, so go round again. EAGAIN and EBUSY mean the kernel
-			// wants us to reap completions before it takes more submissions.
-			switch {
-			case errors.Is(err, unix.EINTR):
-			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EBUSY):
-				if l.ring.reap(l.complete) == 0 {
-					time.Sleep(time.Millisecond) // nothing to reap: do not spin on the error
-				}
-			default:
-				return err
-			}
+		if err := l.ring.waitAndReap(l.complete); err != nil {
+			return err
 		}
-		l.ring.reap(l.complete)
 		l.retryStarved()
 	}
+	return nil
+}
+
+// wait submits everything queued and waits for completions: up to heldWait in a raw
+// io_uring_enter that keeps the loop's P, then, if none came, in one that gives it up. Kernels
+// before 5.11 take no timeout for the wait and only ever make the second.
+func (r *ring) wait() error {
+	if r.canHold() {
+		if timedOut, err := r.submitAndWaitHeld(heldWait); err != nil || !timedOut {
+			return err
+		}
+	}
+	return r.submitAndWait(true)
+}
+
+// waitAndReap is one turn of a loop: wait (above), then hand every completion that is ready to
+// complete. EINTR is a signal (the Go runtime sends them) cutting the wait short: the submissions
+// went through, so the turn just reaps. EAGAIN and EBUSY mean the kernel wants completions
+// reaped before it takes more submissions.
+func (r *ring) waitAndReap(complete func(cqe)) error {
+	if err := r.wait(); err != nil {
+		switch {
+		case errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EBUSY):
+			if r.reap(complete) == 0 {
+				time.Sleep(time.Millisecond) // nothing to reap: do not spin on the error
+			}
+		default:
+			return err
+		}
+	}
+	r.reap(complete)
 	return nil
 }
 

@@ -306,18 +306,6 @@ func (r *ring) submitAndWait(wait bool) error {
 // submitAndWaitHeld needs.
 func (r *ring) canHold() bool { return r.features&featExtArg != 0 }
 
-// wait submits everything queued and waits for completions: up to heldWait in a raw
-// io_uring_enter that keeps the loop's P, then, if none came, in one that gives it up. Kernels
-// before 5.11 take no timeout for the wait and only ever make the second.
-func (r *ring) wait() error {
-	if r.canHold() {
-		if timedOut, err := r.submitAndWaitHeld(heldWait); err != nil || !timedOut {
-			return err
-		}
-	}
-	return r.submitAndWait(true)
-}
-
 // submitAndWaitHeld is submitAndWait(true) made as a raw syscall that waits at most timeout: the
 // runtime does not know the thread is in the kernel, so it neither takes the thread's P nor wakes
 // another thread to run it. It reports timedOut when the time ran out with nothing submitted.

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -286,19 +285,9 @@ func (l *udpLoop) serve() error {
 			// echoes' own completions must, to give their buffers back.
 			l.ring.dropInline()
 		}
-		if err := l.ring.wait(); err != nil {
-			// As in loop.serve: EINTR is a signal, EAGAIN and EBUSY ask us to reap first.
-			switch {
-			case errors.Is(err, unix.EINTR):
-			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EBUSY):
-				if l.ring.reap(l.complete) == 0 {
-					time.Sleep(time.Millisecond) // nothing to reap: do not spin on the error
-				}
-			default:
-				return err
-			}
+		if err := l.ring.waitAndReap(l.complete); err != nil {
+			return err
 		}
-		l.ring.reap(l.complete)
 	}
 	return nil
 }
