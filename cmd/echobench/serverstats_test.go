@@ -14,9 +14,9 @@ import (
 	"echobench/internal/reexec"
 )
 
-// TestServerStats loads an echoserver known only by its address and its stats port: the report
-// carries the server's CPU from its own snapshots, and bytes that agree with the final count the
-// server prints at exit.
+// TestServerStats loads an echoserver known only by its address and its stats port, twice: each
+// report carries the server's CPU from its own snapshots and bytes that add up to the final count
+// the server prints at exit, and merging the two accounts the server once over both windows.
 func TestServerStats(t *testing.T) {
 	cmd, err := reexec.Command(child.RoleServer, "-model", "stdnet", "-addr", "127.0.0.1:0", "-stats-addr", "127.0.0.1:0", "-quiet")
 	if err != nil {
@@ -72,6 +72,23 @@ func TestServerStats(t *testing.T) {
 		t.Errorf("the table does not show the server's CPU per message from its snapshots")
 	}
 
+	// A second agent's run against the same server, merged with the first: the server is
+	// accounted once from the two agents' snapshots, over both windows.
+	out2 := filepath.Join(t.TempDir(), "r2.json")
+	if status := run([]string{"-addr", addr, "-server-stats", statsAddr, "-pin=false", "-c", "2", "-d", "300ms", "-warmup", "0", "-o", out2}, &stdout, &stderr); status != exitOK {
+		t.Fatalf("second run: exit status %d\n%s", status, stderr.String())
+	}
+	r2 := readReport(t, out2).Runs[0]
+	merged := filepath.Join(t.TempDir(), "merged.json")
+	stdout.Reset()
+	if status := run([]string{"merge", "-o", merged, out, out2}, &stdout, &stderr); status != exitOK {
+		t.Fatalf("merge: exit status %d\n%s", status, stderr.String())
+	}
+	m := readReport(t, merged)
+	if ms := m.Server; ms == nil || ms.PID != sv.PID || ms.WindowOpen.Time != sv.WindowOpen.Time || ms.WindowClose.Time != r2.Server.WindowClose.Time || ms.CPUPerMsgUs <= 0 {
+		t.Errorf("merged server %+v: want pid %d from the first window's open to the second's close", ms, sv.PID)
+	}
+
 	cmd.Process.Signal(syscall.SIGTERM)
 	var final child.Snapshot
 	for lines.Scan() {
@@ -86,9 +103,15 @@ func TestServerStats(t *testing.T) {
 	if bc == nil || sc == nil || bc.Source != "stats" {
 		t.Fatalf("byte check %+v, server counts %+v: want both, from the stats port", bc, sc)
 	}
-	if sc.BytesIn != final.BytesIn || sc.BytesOut != final.BytesOut || sc.Accepted != final.Accepted || final.BytesIn != r.BytesSentTotal || final.BytesOut != r.BytesReceivedTotal {
-		t.Errorf("stats port counted %d in, %d out, %d accepted; the server's final line %d, %d, %d; echobench sent %d and received %d",
-			sc.BytesIn, sc.BytesOut, sc.Accepted, final.BytesIn, final.BytesOut, final.Accepted, r.BytesSentTotal, r.BytesReceivedTotal)
+	sc2 := r2.ServerCounts
+	if sc2 == nil {
+		t.Fatal("the second run has no server counts")
+	}
+	if sc.BytesIn+sc2.BytesIn != final.BytesIn || sc.BytesOut+sc2.BytesOut != final.BytesOut || sc.Accepted+sc2.Accepted != final.Accepted ||
+		sc.BytesIn != r.BytesSentTotal || sc.BytesOut != r.BytesReceivedTotal || sc2.BytesIn != r2.BytesSentTotal {
+		t.Errorf("the stats port counted %d+%d in, %d+%d out, %d+%d accepted over the two runs; the server's final line %d, %d, %d; echobench sent %d+%d and received %d+%d",
+			sc.BytesIn, sc2.BytesIn, sc.BytesOut, sc2.BytesOut, sc.Accepted, sc2.Accepted, final.BytesIn, final.BytesOut, final.Accepted,
+			r.BytesSentTotal, r2.BytesSentTotal, r.BytesReceivedTotal, r2.BytesReceivedTotal)
 	}
 }
 
