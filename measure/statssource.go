@@ -21,6 +21,10 @@ const statsFetchTimeout = 2 * time.Second
 // load closed its connections a little after echobench has stopped counting.
 const statsSettleWait = time.Second
 
+// statsSettlePoll is how often the server is asked while its counters settle: the bytes still in
+// flight take a few milliseconds to be read, and a second of waiting needs no finer steps.
+const statsSettlePoll = 20 * time.Millisecond
+
 // serverSource is where the series of a run reads the server tree's use: echobench's own /proc
 // sampler (procSource, for a server on this host whose pid it knows), or the server's snapshots
 // from its stats port (statsSource, for one it only has an address for).
@@ -120,7 +124,7 @@ func (s *statsSource) settled(ctx context.Context, before child.Snapshot, sent, 
 		select {
 		case <-ctx.Done():
 			return last, lastErr
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(statsSettlePoll):
 		}
 	}
 }
