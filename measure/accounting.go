@@ -3,7 +3,9 @@ package measure
 import (
 	"time"
 
+	"echobench/internal/child"
 	"echobench/internal/procstat"
+	"echobench/report"
 )
 
 // maxPoints bounds the CPU time series of one run. At one point per procstat.SampleInterval that
@@ -16,21 +18,24 @@ type point struct {
 	client   procstat.Usage
 	server   procstat.Tree
 	serverOK bool // the server tree was readable at t
+	// snap is the server's own snapshot the server figures came from (a statsSource), for its
+	// counters and its clock.
+	snap *child.Snapshot
 }
 
-// accountant samples both sides' CPU through the run (and, through the sampler, the server's
-// peaks), so that CPU over the measured window can be read off the series afterwards.
+// accountant samples both sides' CPU through the run (and, through the server source, the
+// server's peaks), so that CPU over the measured window can be read off the series afterwards.
 type accountant struct {
-	sampler *procstat.Sampler
-	stop    chan struct{}
-	done    chan struct{}
-	points  []point
+	server serverSource // nil: the server is not ours to watch
+	stop   chan struct{}
+	done   chan struct{}
+	points []point
 	// lastCost is how long the last point took to take; procstat.Pace spaces points by it.
 	lastCost time.Duration
 }
 
-func startAccounting(s *procstat.Sampler) *accountant {
-	a := &accountant{sampler: s, stop: make(chan struct{}), done: make(chan struct{})}
+func startAccounting(server serverSource) *accountant {
+	a := &accountant{server: server, stop: make(chan struct{}), done: make(chan struct{})}
 	a.take()
 	go func() {
 		defer close(a.done)
@@ -50,9 +55,9 @@ func (a *accountant) take() {
 	began := time.Now()
 	p := point{t: began}
 	p.client, _ = procstat.Self()
-	if a.sampler != nil {
-		if t, err := a.sampler.Sample(false); err == nil {
-			p.server, p.serverOK = t, true
+	if a.server != nil {
+		if t, snap, err := a.server.sample(); err == nil {
+			p.server, p.serverOK, p.snap = t, true, snap
 		}
 	}
 	a.lastCost = time.Since(began)
@@ -80,6 +85,8 @@ type side func(point) (cpu time.Duration, ok bool)
 
 func clientSide(p point) (time.Duration, bool) { return p.client.CPU(), true }
 func serverSide(p point) (time.Duration, bool) { return p.server.CPU(), p.serverOK }
+func serverUser(p point) (time.Duration, bool) { return p.server.User, p.serverOK }
+func serverSys(p point) (time.Duration, bool)  { return p.server.Sys, p.serverOK }
 
 // windowCPU is the CPU one side used between from and to, interpolating linearly between the
 // samples around each instant, in seconds and as a percentage of one core over that wall time.
@@ -92,12 +99,24 @@ func windowCPU(points []point, from, to time.Time, s side) (seconds, pct float64
 }
 
 func cpuAt(points []point, t time.Time, s side) time.Duration {
-	cpu := func(p point) time.Duration { c, _ := s(p); return c }
-	var before, after *point
+	before, after, frac := bracket(points, t, func(p point) bool { _, ok := s(p); return ok })
+	if before == nil {
+		return 0
+	}
+	b, _ := s(*before)
+	a, _ := s(*after)
+	return b + time.Duration(frac*float64(a-b))
+}
+
+// bracket finds the last point at or before t and the first after it among those where readable
+// holds (a point where a side was unreadable says nothing), and how far t lies between them.
+// Before the first such point or after the last, both are that point and frac is 0; with no
+// readable point both are nil.
+func bracket(points []point, t time.Time, readable func(point) bool) (before, after *point, frac float64) {
 	for i := range points {
 		p := &points[i]
-		if _, ok := s(*p); !ok {
-			continue // the side was unreadable at this point: it says nothing
+		if !readable(*p) {
+			continue
 		}
 		if !p.t.After(t) {
 			before = p
@@ -106,17 +125,32 @@ func cpuAt(points []point, t time.Time, s side) time.Duration {
 		}
 	}
 	switch {
-	case before == nil && after == nil:
-		return 0
 	case before == nil:
-		return cpu(*after)
+		return after, after, 0
 	case after == nil:
-		return cpu(*before)
+		return before, before, 0
 	}
-	span := after.t.Sub(before.t)
-	if span <= 0 {
-		return cpu(*before)
+	if span := after.t.Sub(before.t); span > 0 {
+		frac = float64(t.Sub(before.t)) / float64(span)
 	}
-	frac := float64(t.Sub(before.t)) / float64(span)
-	return cpu(*before) + time.Duration(frac*float64(cpu(*after)-cpu(*before)))
+	return before, after, frac
+}
+
+// snapshotAt is the server's snapshot at t, interpolated between the ones around it as windowCPU
+// interpolates CPU (the server's clock included), or nil when the series holds none.
+func snapshotAt(points []point, t time.Time) *report.ServerSnapshot {
+	before, after, frac := bracket(points, t, func(p point) bool { return p.snap != nil })
+	if before == nil {
+		return nil
+	}
+	b, a := before.snap, after.snap
+	between := func(x, y float64) float64 { return x + frac*(y-x) }
+	count := func(x, y uint64) uint64 { return uint64(between(float64(x), float64(y))) }
+	return &report.ServerSnapshot{
+		PID: b.Process.PID, Started: b.Process.Started,
+		Time:    b.Process.Time.Add(time.Duration(frac * float64(a.Process.Time.Sub(b.Process.Time)))),
+		UserS:   between(b.Process.UserS, a.Process.UserS),
+		SysS:    between(b.Process.SysS, a.Process.SysS),
+		BytesIn: count(b.BytesIn, a.BytesIn), BytesOut: count(b.BytesOut, a.BytesOut),
+	}
 }

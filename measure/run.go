@@ -43,6 +43,10 @@ type Spec struct {
 	// to account it as the server, its byte check from the tree's kernel counters
 	// (procIOByteCheck); 0 leaves the server unaccounted.
 	ServerPID int
+	// ServerStats, without Model or ServerPID, is the loopback address of the stats port of the
+	// server at Load.Addr (echoserver -stats-addr), polled for the server's own account of its
+	// tree and counters: its cost and a byte check for a server whose pid is not ours to read.
+	ServerStats string
 	// Load is the load; with Model its Addr is the child's, and Sources is set by SourcesFor
 	// from MaxSources.
 	Load       loadgen.Config
@@ -124,8 +128,15 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 	out.Sources = cfg.Sources
 
 	var sampler *procstat.Sampler
-	if rootPID > 0 {
+	var stats *statsSource
+	var source serverSource
+	switch {
+	case rootPID > 0:
 		sampler = procstat.NewSampler(rootPID)
+		source = procSource{sampler}
+	case c.spec.ServerStats != "":
+		stats = newStatsSource(c.spec.ServerStats)
+		source = stats
 	}
 	// An external server has no stats line to check bytes against; the kernel's counters of its
 	// tree stand in, read before the first connect so its start-up reads are not in the delta.
@@ -135,7 +146,7 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 	if countIO {
 		ioBefore, ioErr = procstat.TreeIO(rootPID)
 	}
-	acct := startAccounting(sampler)
+	acct := startAccounting(source)
 
 	// A server that dies mid-run ends the load at once instead of leaving the engine to count
 	// failures for the rest of the duration.
@@ -212,9 +223,13 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 		windowStart, windowEnd = end.Add(-res.Elapsed), end
 	}
 	r.Client = c.clientAccounting(points, windowStart, windowEnd, cfg)
-	if sampler != nil {
-		r.Server = serverAccounting(sampler, rootPID, points, windowStart, windowEnd)
-		if srv == nil {
+	if source != nil {
+		r.Server = serverAccounting(source, rootPID, points, windowStart, windowEnd, res.Messages)
+		if stats != nil && r.Server.WindowOpen == nil {
+			c.warn("run %d: no snapshot from the server's stats port %s (%v), so no server accounting", index+1, c.spec.ServerStats, stats.lastErr())
+			r.Server = nil
+		}
+		if sampler != nil && srv == nil {
 			// An external server: live threads are all we can read.
 			if t, err := sampler.Sample(true); err == nil {
 				r.Server.CtxVoluntary, r.Server.CtxInvolunt, r.Server.CtxSource = t.Voluntary, t.Involuntary, "threads"
@@ -223,7 +238,13 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 	}
 	if res.Messages > 0 {
 		// With no echo in the window there is no throughput the meter could have limited.
-		c.judgeSaturation(&r.Client, r.Server)
+		onHost := r.Server
+		if stats != nil {
+			// A server known by its stats port alone may be on another host (behind a
+			// port-forward): its CPU says nothing of contention for echobench's cores.
+			onHost = nil
+		}
+		c.judgeSaturation(&r.Client, onHost)
 	}
 	if r.VerifyFailuresTotal > 0 {
 		c.warn("VERIFY FAILED: run %d: %d echoes differed from what was sent (%d in the measured window): the server is broken and its figures mean nothing",
@@ -250,6 +271,8 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 				}
 			}
 		}
+	} else if stats != nil && r.Server != nil {
+		c.statsByteCheck(ctx, &r, stats, points, res, index)
 	} else if countIO && ioErr == nil {
 		var warnings []string
 		r.ByteCheck, warnings = procIOByteCheck(res, ioBefore, ioAfter)
@@ -320,10 +343,33 @@ func (c *cell) judgeSaturation(cl *report.ClientAccounting, sv *report.ServerAcc
 	}
 }
 
-func serverAccounting(s *procstat.Sampler, pid int, points []point, windowStart, windowEnd time.Time) *report.ServerAccounting {
-	peaks := s.Peaks()
+// statsByteCheck checks echobench's bytes against the server's own counters from its stats
+// port: what they moved by from the first snapshot (before the first connect) to one taken once
+// they have settled after the load.
+func (c *cell) statsByteCheck(ctx context.Context, r *report.Run, stats *statsSource, points []point, res *loadgen.Result, index int) {
+	first := points[0].snap
+	if first == nil {
+		c.warn("run %d: no byte check from the server's stats port: it did not answer before the first connect", index+1)
+		return
+	}
+	last, err := stats.settled(ctx, *first, res.TotalSent, res.TotalReceived)
+	if err != nil && last.Process == nil {
+		c.warn("run %d: no byte check from the server's stats port: %v", index+1, err)
+		return
+	}
+	st := countsSince(first.Stats, last.Stats)
+	r.ServerCounts = &st
+	r.ByteCheck = byteCheck(res, st.BytesIn, st.BytesOut, "stats")
+	if c.spec.Load.UDP {
+		r.ByteCheck.UDP = udpByteCheck(res, &st)
+	}
+}
+
+func serverAccounting(s serverSource, pid int, points []point, windowStart, windowEnd time.Time, messages uint64) *report.ServerAccounting {
+	peaks := s.peaks()
 	a := &report.ServerAccounting{
 		PID:           pid,
+		Source:        s.via(),
 		PeakRSSBytes:  peaks.RSSBytes,
 		RootHWMBytes:  peaks.RootHWMBytes,
 		PeakThreads:   peaks.Threads,
@@ -346,6 +392,15 @@ func serverAccounting(s *procstat.Sampler, pid int, points []point, windowStart,
 	a.SysS = (last.server.Sys - first.server.Sys).Seconds()
 	a.CPUS = a.UserS + a.SysS
 	a.WindowCPUS, a.CPUPct = windowCPU(points, windowStart, windowEnd, serverSide)
+	a.WindowUserS, _ = windowCPU(points, windowStart, windowEnd, serverUser)
+	a.WindowSysS, _ = windowCPU(points, windowStart, windowEnd, serverSys)
+	if messages > 0 {
+		a.CPUPerMsgUs = a.WindowCPUS / float64(messages) * 1e6
+	}
+	if first.snap != nil {
+		a.PID = first.snap.Process.PID
+		a.WindowOpen, a.WindowClose = snapshotAt(points, windowStart), snapshotAt(points, windowEnd)
+	}
 	return a
 }
 

@@ -85,6 +85,8 @@ type Hists struct {
 func (r *Report) Summarize(model string, h Hists) {
 	s := Summary{Model: model, Runs: len(r.Runs), Error: r.Error}
 	var rates, mbs, newConns, srvCPU, srvPct, cliCPU, cliPct []float64
+	var srvWindowCPU float64
+	var srvMessages uint64
 	for i, run := range r.Runs {
 		rates = append(rates, run.MsgsPerSec)
 		mbs = append(mbs, run.MBPerSec)
@@ -108,6 +110,8 @@ func (r *Report) Summarize(model string, h Hists) {
 			s.ServerPeakRSSBytes = max(s.ServerPeakRSSBytes, sv.PeakRSSBytes)
 			s.ServerPeakThreads = max(s.ServerPeakThreads, sv.PeakThreads)
 			s.ServerProcesses = max(s.ServerProcesses, sv.PeakProcesses)
+			srvWindowCPU += sv.WindowCPUS
+			srvMessages += run.Messages
 		}
 		cliCPU = append(cliCPU, run.Client.CPUS)
 		cliPct = append(cliPct, run.Client.CPUPct)
@@ -142,6 +146,9 @@ func (r *Report) Summarize(model string, h Hists) {
 	s.NewConnsPerSec, _, _, _ = MeanCI95(newConns)
 	s.ServerCPUS, _, _, _ = MeanCI95(srvCPU)
 	s.ServerCPUPct, _, _, _ = MeanCI95(srvPct)
+	if srvMessages > 0 {
+		s.ServerCPUPerMsgUs = srvWindowCPU / float64(srvMessages) * 1e6
+	}
 	s.ClientCPUS, _, _, _ = MeanCI95(cliCPU)
 	s.ClientCPUPct, _, _, _ = MeanCI95(cliPct)
 	if h.Latency != nil && h.Latency.TotalCount() > 0 {
@@ -159,6 +166,22 @@ func (r *Report) Summarize(model string, h Hists) {
 	}
 	r.Summary = s
 	r.HDR = encodeHDR(h)
+}
+
+// SetMergedServer puts sv, the server accounted once over a merged report's window, in r.Server
+// and in the summary's server figures, replacing what Summarize made of the agents' own views of
+// the server (each saw the whole server's CPU against its own share of the load). With sv nil
+// the summary holds no server figures.
+func (r *Report) SetMergedServer(sv *ServerAccounting) {
+	r.Server = sv
+	s := &r.Summary
+	s.ServerCPUS, s.ServerCPUPct, s.ServerCPUPerMsgUs = 0, 0, 0
+	s.ServerPeakRSSBytes, s.ServerPeakThreads, s.ServerProcesses = 0, 0, 0
+	if sv == nil {
+		return
+	}
+	s.ServerCPUS, s.ServerCPUPct, s.ServerCPUPerMsgUs = sv.CPUS, sv.CPUPct, sv.CPUPerMsgUs
+	s.ServerPeakRSSBytes, s.ServerPeakThreads, s.ServerProcesses = sv.PeakRSSBytes, sv.PeakThreads, sv.PeakProcesses
 }
 
 // sortedKeys returns a map's keys in order, for stable output.

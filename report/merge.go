@@ -121,7 +121,77 @@ func Merge(reps []*Report) (*Report, []string, error) {
 	}
 	s.MsgsPerSecStddev, s.MsgsPerSecCI95Low, s.MsgsPerSecCI95High = 0, s.MsgsPerSec, s.MsgsPerSec
 	m.Settings.Conns = s.ConnsEstablished
+	sv, why := mergedServer(reps)
+	if why != "" {
+		m.Warnings = append(m.Warnings, "the server's cost is left out of the merged figures: "+why)
+	}
+	m.SetMergedServer(sv)
 	return m, append(settingsDiffer(reps), windowsDiffer(reps)...), nil
+}
+
+// mergedServer accounts the server once over the merged window, from the snapshots of it that
+// the agents fetched from its stats port (ServerAccounting.WindowOpen and WindowClose): the
+// earliest open to the latest close, both on the server's own clock, against every agent's
+// messages. It returns nil and no reason when no agent accounted a server, and nil and the
+// reason when their accounting cannot be combined into one.
+func mergedServer(reps []*Report) (*ServerAccounting, string) {
+	accounted := false
+	for _, r := range reps {
+		for _, run := range r.Runs {
+			accounted = accounted || run.Server != nil
+		}
+	}
+	if !accounted {
+		return nil, ""
+	}
+	sv := &ServerAccounting{Source: "stats"}
+	var first *ServerSnapshot
+	var messages uint64
+	for i, r := range reps {
+		if len(r.Runs) != 1 {
+			return nil, fmt.Sprintf("agent %d has %d runs, and the server's snapshots merge for agents of one run each", i+1, len(r.Runs))
+		}
+		run := r.Runs[0]
+		a := run.Server
+		if a == nil || a.WindowOpen == nil || a.WindowClose == nil {
+			return nil, fmt.Sprintf("agent %d has no snapshots of the server from its stats port (-server-stats): its server figures, if any, are its own view of the whole server against its share of the load", i+1)
+		}
+		if first == nil {
+			first = a.WindowOpen
+			sv.PID, sv.WindowOpen, sv.WindowClose = first.PID, a.WindowOpen, a.WindowClose
+		}
+		for _, snap := range []*ServerSnapshot{a.WindowOpen, a.WindowClose} {
+			if snap.PID != first.PID || !snap.Started.Equal(first.Started) {
+				return nil, fmt.Sprintf("agent %d's snapshots are of server pid %d started %s, agent 1's of pid %d started %s: not one server, so no one server's cost",
+					i+1, snap.PID, snap.Started.Format(time.RFC3339Nano), first.PID, first.Started.Format(time.RFC3339Nano))
+			}
+		}
+		if a.WindowOpen.Time.Before(sv.WindowOpen.Time) {
+			sv.WindowOpen = a.WindowOpen
+		}
+		if a.WindowClose.Time.After(sv.WindowClose.Time) {
+			sv.WindowClose = a.WindowClose
+		}
+		messages += run.Messages
+		sv.PeakRSSBytes = max(sv.PeakRSSBytes, a.PeakRSSBytes)
+		sv.RootHWMBytes = max(sv.RootHWMBytes, a.RootHWMBytes)
+		sv.PeakThreads = max(sv.PeakThreads, a.PeakThreads)
+		sv.PeakProcesses = max(sv.PeakProcesses, a.PeakProcesses)
+		sv.Samples += a.Samples
+	}
+	open, closed := sv.WindowOpen, sv.WindowClose
+	wall := closed.Time.Sub(open.Time)
+	if wall <= 0 || closed.UserS < open.UserS || closed.SysS < open.SysS {
+		return nil, fmt.Sprintf("the server's snapshots run backwards (open at %s, close at %s on its clock)", open.Time.Format(time.RFC3339Nano), closed.Time.Format(time.RFC3339Nano))
+	}
+	sv.WindowUserS, sv.WindowSysS = closed.UserS-open.UserS, closed.SysS-open.SysS
+	sv.WindowCPUS = sv.WindowUserS + sv.WindowSysS
+	sv.UserS, sv.SysS, sv.CPUS = sv.WindowUserS, sv.WindowSysS, sv.WindowCPUS
+	sv.CPUPct = sv.WindowCPUS / wall.Seconds() * 100
+	if messages > 0 {
+		sv.CPUPerMsgUs = sv.WindowCPUS / float64(messages) * 1e6
+	}
+	return sv, ""
 }
 
 // windowsDiffer says how far the agents' measured windows fail to overlap: the merged figures

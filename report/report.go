@@ -38,6 +38,12 @@ type Report struct {
 	HDR *HDR `json:"hdr,omitempty"`
 	// Agents, in a report that Merge made, is each agent's own summary, in the order given.
 	Agents []Summary `json:"agents,omitempty"`
+	// Server, in a report that Merge or -procs made, is the server's cost over the merged window
+	// (the earliest agent's window open to the latest one's close), accounted once for all the
+	// agents: by -procs' own sampling of the server tree, or from the server's snapshots that the
+	// agents fetched from its stats port. nil when neither was possible; the runs' own Server
+	// is then each agent's view of the whole server, whatever else loaded it.
+	Server *ServerAccounting `json:"server,omitempty"`
 }
 
 // Knee is the result of a -knee search.
@@ -285,26 +291,42 @@ type Conns struct {
 	ServerGone     bool    `json:"server_gone"` // every connection failed mid-run
 }
 
-// ServerAccounting is what the server's process tree cost, read from /proc.
+// ServerAccounting is what the server's process tree cost, read from /proc: by echobench itself,
+// or by the server, which reports it in its snapshots (Source).
 type ServerAccounting struct {
 	PID int `json:"pid"`
-	// UserS and SysS cover the whole load run (ramp-up, warmup, window, teardown).
+	// Source is who read the tree: "proc", echobench from /proc (-model, -server-pid); "stats",
+	// the server itself, in the snapshots echobench fetched from its stats port (-server-stats).
+	// Empty in reports made before it: "proc".
+	Source string `json:"source,omitempty"`
+	// UserS and SysS cover the whole load run (ramp-up, warmup, window, teardown); in a merge of
+	// the agents' snapshots, which cover only the windows, they are the window's.
 	UserS float64 `json:"cpu_user_s"`
 	SysS  float64 `json:"cpu_sys_s"`
 	CPUS  float64 `json:"cpu_s"` // user + sys
 	// WindowCPUS is the CPU spent during the measured window and CPUPct that over the window's
 	// wall time: 100 is one core busy. The window is the one the engine reports it measured
 	// (its start and end in wall-clock time), and the CPU at each end is interpolated between
-	// the /proc samples around it.
-	WindowCPUS    float64 `json:"window_cpu_s"`
-	CPUPct        float64 `json:"cpu_pct_of_window"`
-	PeakRSSBytes  uint64  `json:"peak_rss_bytes"`  // VmRSS summed over the tree, largest sample
-	RootHWMBytes  uint64  `json:"root_hwm_bytes"`  // the root process's own VmHWM
-	PeakThreads   int     `json:"peak_threads"`    // summed over the tree, largest sample
-	PeakProcesses int     `json:"peak_processes"`  // processes counted in the tree, largest sample
-	Samples       int     `json:"samples"`         // how many /proc samples the peaks come from
-	CtxVoluntary  uint64  `json:"ctx_voluntary"`   // see CtxSource
-	CtxInvolunt   uint64  `json:"ctx_involuntary"` // see CtxSource
+	// the samples around it. WindowUserS and WindowSysS split it.
+	WindowCPUS  float64 `json:"window_cpu_s"`
+	WindowUserS float64 `json:"window_cpu_user_s"`
+	WindowSysS  float64 `json:"window_cpu_sys_s"`
+	CPUPct      float64 `json:"cpu_pct_of_window"`
+	// CPUPerMsgUs is WindowCPUS over the messages echoed in the window, in µs: what one echo
+	// cost the server. Only the agents' merge knows every message the server echoed; one agent
+	// among several divides the whole server's CPU by its own share.
+	CPUPerMsgUs float64 `json:"window_cpu_us_per_msg"`
+	// WindowOpen and WindowClose (Source "stats") are the server's snapshots at the window's
+	// ends, interpolated between the polls around each, for Merge.
+	WindowOpen    *ServerSnapshot `json:"window_open,omitempty"`
+	WindowClose   *ServerSnapshot `json:"window_close,omitempty"`
+	PeakRSSBytes  uint64          `json:"peak_rss_bytes"`  // VmRSS summed over the tree, largest sample
+	RootHWMBytes  uint64          `json:"root_hwm_bytes"`  // the root process's own VmHWM
+	PeakThreads   int             `json:"peak_threads"`    // summed over the tree, largest sample
+	PeakProcesses int             `json:"peak_processes"`  // processes counted in the tree, largest sample
+	Samples       int             `json:"samples"`         // how many /proc samples the peaks come from
+	CtxVoluntary  uint64          `json:"ctx_voluntary"`   // see CtxSource
+	CtxInvolunt   uint64          `json:"ctx_involuntary"` // see CtxSource
 	// CtxSource says what the context switches cover: "wait4" is the server's whole lifetime
 	// (exact, exited threads and reaped children included); "threads" is the live threads at
 	// the end of the run (an external server we cannot reap).
@@ -313,6 +335,19 @@ type ServerAccounting struct {
 	// included, when echobench started it.
 	LifetimeCPUS float64 `json:"lifetime_cpu_s,omitempty"`
 	Exit         string  `json:"exit,omitempty"`
+}
+
+// ServerSnapshot is one of the server's own snapshots (its stats line, internal/child.Snapshot)
+// as a report keeps it: the cumulative figures at one instant of the server's clock, which is the
+// one clock every agent of a merge shares.
+type ServerSnapshot struct {
+	PID      int       `json:"pid"`
+	Started  time.Time `json:"started"` // with PID, which server this is
+	Time     time.Time `json:"time"`
+	UserS    float64   `json:"cpu_user_s"`
+	SysS     float64   `json:"cpu_sys_s"`
+	BytesIn  uint64    `json:"bytes_in"`
+	BytesOut uint64    `json:"bytes_out"`
 }
 
 // ClientAccounting is what echobench itself cost (getrusage RUSAGE_SELF), over the load run.
@@ -405,10 +440,13 @@ type Summary struct {
 	ServerPeakRSSBytes  uint64  `json:"server_peak_rss_bytes"`
 	ServerPeakThreads   int     `json:"server_peak_threads"`
 	ServerProcesses     int     `json:"server_processes"` // peak processes counted in the tree
-	ClientCPUS          float64 `json:"client_cpu_s"`
-	ClientCPUPct        float64 `json:"client_cpu_pct"`
-	ClientSaturated     bool    `json:"client_saturated"`
-	BothSaturated       bool    `json:"both_saturated"` // echobench and the server both ≥90%: the pair's limit
+	// ServerCPUPerMsgUs is the server's window CPU over the messages of those windows, all runs
+	// (or, merged, all agents) together, in µs.
+	ServerCPUPerMsgUs float64 `json:"server_cpu_us_per_msg,omitempty"`
+	ClientCPUS        float64 `json:"client_cpu_s"`
+	ClientCPUPct      float64 `json:"client_cpu_pct"`
+	ClientSaturated   bool    `json:"client_saturated"`
+	BothSaturated     bool    `json:"both_saturated"` // echobench and the server both ≥90%: the pair's limit
 	// MeterLimited applies JudgeMeter to the merged runs' schedule lag and latency, the same
 	// histograms the percentiles above come from; nil in closed loop.
 	MeterLimited *MeterLimited `json:"meter_limited,omitempty"`

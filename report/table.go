@@ -56,7 +56,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		row("msgs/s", "%.0f ± %.0f (stddev), 95%% CI %.0f .. %.0f", s.MsgsPerSec, s.MsgsPerSecStddev, s.MsgsPerSecCI95Low, s.MsgsPerSecCI95High)
 		row("MB/s", "%.2f", s.MBPerSec)
 		row("latency µs", "p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f (all runs merged)", s.LatencyP50us, s.LatencyP99us, s.LatencyP999us, s.LatencyMaxUs)
-		row("server CPU", "%.2fs (%.0f%% of window), peak RSS %s, peak threads %d, processes %d", s.ServerCPUS, s.ServerCPUPct, bytesText(s.ServerPeakRSSBytes), s.ServerPeakThreads, s.ServerProcesses)
+		row("server CPU", "%.2fs (%.0f%% of window, %.2f µs per message), peak RSS %s, peak threads %d, processes %d", s.ServerCPUS, s.ServerCPUPct, s.ServerCPUPerMsgUs, bytesText(s.ServerPeakRSSBytes), s.ServerPeakThreads, s.ServerProcesses)
 		row("echobench CPU", "%.2fs (%.0f%% of window)", s.ClientCPUS, s.ClientCPUPct)
 		if m := s.MeterLimited; m != nil {
 			row("METER-LIMITED", "%s (all runs merged)", meterText(m))
@@ -69,6 +69,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		if s.Incomplete > 0 {
 			row("incomplete", "%d messages", s.Incomplete)
 		}
+	}
+	if sv := r.Server; sv != nil {
+		fmt.Fprintf(tw, "server, once for all agents, over the merged window\n")
+		writeServer(row, sv)
 	}
 	tw.Flush()
 	for _, warn := range r.Warnings {
@@ -119,9 +123,7 @@ func writeRun(row func(string, string, ...any), run Run) {
 		row("I/O errors", "%s", strings.TrimPrefix(countsText(run.IOErrors), " "))
 	}
 	if sv := run.Server; sv != nil {
-		row("server CPU", "%.2fs user + %.2fs sys = %.2fs; %.0f%% of a core over the window", sv.UserS, sv.SysS, sv.CPUS, sv.CPUPct)
-		row("server memory", "peak RSS %s (tree sum), peak threads %d, processes %d (%d samples)", bytesText(sv.PeakRSSBytes), sv.PeakThreads, sv.PeakProcesses, sv.Samples)
-		row("server ctx switches", "%d voluntary, %d involuntary (%s)", sv.CtxVoluntary, sv.CtxInvolunt, ctxSourceText(sv.CtxSource))
+		writeServer(row, sv)
 	}
 	cl := run.Client
 	row("echobench CPU", "%.2fs user + %.2fs sys = %.2fs; %.0f%% of a core over the window, on %d core(s)", cl.UserS, cl.SysS, cl.CPUS, cl.CPUPct, cl.Cores)
@@ -142,6 +144,25 @@ func writeRun(row func(string, string, ...any), run Run) {
 	if run.Error != "" {
 		row("error", "%s", run.Error)
 	}
+}
+
+// writeServer prints what the server's tree cost: over the whole run, and in the window, where
+// the per-message figure is.
+func writeServer(row func(string, string, ...any), sv *ServerAccounting) {
+	row("server CPU", "%.2fs user + %.2fs sys = %.2fs; in the window %.2fs user + %.2fs sys, %.0f%% of a core, %.2f µs per message%s",
+		sv.UserS, sv.SysS, sv.CPUS, sv.WindowUserS, sv.WindowSysS, sv.CPUPct, sv.CPUPerMsgUs, serverSourceText(sv.Source))
+	row("server memory", "peak RSS %s (tree sum), root's own peak %s, peak threads %d, processes %d (%d samples)",
+		bytesText(sv.PeakRSSBytes), bytesText(sv.RootHWMBytes), sv.PeakThreads, sv.PeakProcesses, sv.Samples)
+	if sv.CtxSource != "" {
+		row("server ctx switches", "%d voluntary, %d involuntary (%s)", sv.CtxVoluntary, sv.CtxInvolunt, ctxSourceText(sv.CtxSource))
+	}
+}
+
+func serverSourceText(s string) string {
+	if s == "stats" {
+		return " (the server's own snapshots, from its stats port)"
+	}
+	return ""
 }
 
 // writeUDP prints a UDP run's datagram accounting.
@@ -176,6 +197,8 @@ func byteSourceText(s string) string {
 		return "the server's own final count"
 	case "sigusr1":
 		return "the server's own count"
+	case "stats":
+		return "the server's own counts, from its stats port, over the run"
 	case "proc-io":
 		return "the kernel's rchar/wchar of the server tree (other IO counts too; send/recv-family calls do not)"
 	}

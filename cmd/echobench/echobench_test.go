@@ -77,16 +77,16 @@ func TestServerFlagsReachTheChild(t *testing.T) {
 func TestCheckLoopback(t *testing.T) {
 	ctx := context.Background()
 	for _, addr := range []string{"127.0.0.1:7000", "127.9.8.7:1", "[::1]:7000", "localhost:7000"} {
-		if err := checkLoopback(ctx, addr); err != nil {
+		if err := checkLoopback(ctx, "-addr", addr); err != nil {
 			t.Errorf("checkLoopback(%q) = %v, want nil", addr, err)
 		}
 	}
 	for _, addr := range []string{"10.0.0.1:7000", "8.8.8.8:53", "[2001:db8::1]:80", "0.0.0.0:7000", ":7000", "127.0.0.1"} {
-		if err := checkLoopback(ctx, addr); err == nil {
+		if err := checkLoopback(ctx, "-addr", addr); err == nil {
 			t.Errorf("checkLoopback(%q) = nil, want a refusal", addr)
 		}
 	}
-	if err := checkLoopback(ctx, "192.0.2.1:80"); err == nil || !strings.Contains(err.Error(), "-allow-remote") {
+	if err := checkLoopback(ctx, "-addr", "192.0.2.1:80"); err == nil || !strings.Contains(err.Error(), "-allow-remote") {
 		t.Errorf("refusal %v does not say how to allow a remote target", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"echobench/internal/affinity"
 	"echobench/internal/child"
 	"echobench/internal/reexec"
+	"echobench/measure"
 	"echobench/report"
 )
 
@@ -29,11 +30,13 @@ func init() {
 // the server once; every agent is this binary against -addr, started together with -start-at,
 // and their reports are merged exactly (report.Merge), then checked against the server's own
 // counts when the server is ours.
+//
+// The agents are not given the server's pid or stats port: each would account the whole server's
+// CPU against its own share of the load. This process accounts it once instead (measure.Watch),
+// over the merged window, when it knows the server: it started it (-model), or was given
+// -server-pid or -server-stats.
 func runProcs(o *options, stdout, stderr io.Writer) int {
 	var err error
-	// The processes are not given the server's pid: each would account the whole server's CPU
-	// and kernel byte counts against its own share of the load. With -model the server's own
-	// counts are checked against the merged ones below.
 	addr := o.addr
 	var srv *child.Server
 	if o.model != "" {
@@ -62,6 +65,16 @@ func runProcs(o *options, stdout, stderr io.Writer) int {
 	if startAt == "" {
 		// Far enough ahead for N processes to start and raise their fd limits.
 		startAt = time.Now().Add(time.Second + 200*time.Millisecond*time.Duration(o.procs)).UTC().Format(time.RFC3339Nano)
+	}
+	var watch *measure.Watch
+	switch {
+	case srv != nil:
+		watch = measure.WatchServer(srv.PID, "")
+	case o.serverPID > 0 || o.serverStats != "":
+		watch = measure.WatchServer(o.serverPID, o.serverStats)
+	}
+	if watch != nil {
+		defer watch.Close()
 	}
 	var cmds []*exec.Cmd
 	var parts []string
@@ -127,6 +140,15 @@ func runProcs(o *options, stdout, stderr io.Writer) int {
 	for _, d := range differ {
 		m.Warnings = append(m.Warnings, "the processes differ: "+d)
 	}
+	if watch != nil {
+		// Once every agent has ended, so the series has a point after every window.
+		start, end, messages := mergedWindow(m.Runs)
+		sv := watch.Finish(start, end, messages)
+		if sv == nil {
+			m.Warnings = append(m.Warnings, "the server's process tree or stats port could not be read, so the merged report has no server cost")
+		}
+		m.SetMergedServer(sv)
+	}
 	if s := m.Summary; s.ConnsEchoed < s.ConnsEstablished {
 		m.Warnings = append(m.Warnings, fmt.Sprintf("%d of %d connections got no echo in the window: the server holds no more (its ceiling: its RLIMIT_NOFILE, a pool, select's 1,024), or served them late", s.ConnsEstablished-s.ConnsEchoed, s.ConnsEstablished))
 	}
@@ -154,4 +176,22 @@ func runProcs(o *options, stdout, stderr io.Writer) int {
 		status = exitFail
 	}
 	return status
+}
+
+// mergedWindow is the span from the earliest run's window open to the latest one's close, and the
+// messages echoed in the runs' windows.
+func mergedWindow(runs []report.Run) (start, end time.Time, messages uint64) {
+	for _, r := range runs {
+		if r.WindowStart.IsZero() {
+			continue
+		}
+		if start.IsZero() || r.WindowStart.Before(start) {
+			start = r.WindowStart
+		}
+		if r.WindowEnd.After(end) {
+			end = r.WindowEnd
+		}
+		messages += r.Messages
+	}
+	return start, end, messages
 }

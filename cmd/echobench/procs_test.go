@@ -40,6 +40,20 @@ func TestProcs(t *testing.T) {
 	if !strings.Contains(stdout.String(), "server: accepted 10") {
 		t.Errorf("no server counts in the output:\n%s", stdout.String())
 	}
+	// The server's cost is accounted once, by this process, over the merged window.
+	if sv := m.Server; sv == nil || sv.Source != "proc" || sv.WindowCPUS <= 0 || sv.CPUPerMsgUs <= 0 || sv.PeakThreads < 1 {
+		t.Errorf("merged server accounting %+v: want the server's CPU per message over the merged window", sv)
+	} else if m.Summary.ServerCPUPerMsgUs != sv.CPUPerMsgUs || m.Summary.ServerCPUS != sv.CPUS {
+		t.Errorf("summary server CPU %v s, %v µs/msg: want the merged server's %v, %v", m.Summary.ServerCPUS, m.Summary.ServerCPUPerMsgUs, sv.CPUS, sv.CPUPerMsgUs)
+	}
+	for _, r := range m.Runs {
+		if r.Server != nil {
+			t.Errorf("an agent accounted the server itself: %+v", r.Server)
+		}
+	}
+	if !strings.Contains(stdout.String(), "once for all agents") || !strings.Contains(stdout.String(), "µs per message") {
+		t.Errorf("the merged table does not show the server's CPU per message:\n%s", stdout.String())
+	}
 	if status := run([]string{"-model", "stdnet", "-procs", "3", "-c", "2"}, &stdout, &stderr); status != exitUsage {
 		t.Errorf("-procs 3 -c 2: exit %d, want a usage error", status)
 	}

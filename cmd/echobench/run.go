@@ -37,6 +37,7 @@ type options struct {
 	addr, model, serverBin string
 	server                 server.Config // passed to the -model child: its flags are Config's own
 	serverPID              int
+	serverStats            string // -server-stats: the server's stats port
 	allowRemote            bool
 	pin                    bool
 	serverCPUs, clientCPUs string
@@ -82,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	// Every server.Config flag, which -model's child gets as it is (measure.Spec.Server).
 	o.server.RegisterFlags(fs)
 	fs.IntVar(&o.serverPID, "server-pid", 0, "with -addr: account this process tree as the server")
+	fs.StringVar(&o.serverStats, "server-stats", "", "with -addr: account the server from its own snapshots at this stats port (echoserver -stats-addr), for a server whose pid is not on this host; loopback only, see -allow-remote")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	fs.BoolVar(&o.pin, "pin", true, "pin the server and echobench to separate CPUs")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "0", "CPUs for the server child (kernel list format: 0,2-3)")
@@ -141,6 +143,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, bad("-udp-timeout %v: want a positive duration", o.udpTimeout)
 	case o.serverPID != 0 && o.addr == "":
 		return nil, bad("-server-pid goes with -addr; with -model echobench knows the server's pid")
+	case o.serverStats != "" && o.addr == "":
+		return nil, bad("-server-stats goes with -addr; with -model echobench reads the server it started itself")
 	case o.conns <= 0:
 		return nil, bad("-c %d: want at least one connection", o.conns)
 	case o.duration <= 0:
@@ -232,11 +236,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
-	if o.addr != "" && !o.allowRemote {
-		if err := checkLoopback(ctx, o.addr); err != nil {
-			fmt.Fprintf(stderr, "echobench: %v\n", err)
-			return exitUsage
+	if !o.allowRemote {
+		for _, t := range []struct{ flag, addr string }{{"-addr", o.addr}, {"-server-stats", o.serverStats}} {
+			if t.addr == "" {
+				continue
+			}
+			if err := checkLoopback(ctx, t.flag, t.addr); err != nil {
+				fmt.Fprintf(stderr, "echobench: %v\n", err)
+				return exitUsage
+			}
 		}
+	}
+	if o.serverPID > 0 && o.serverStats != "" {
+		// Both name the same server; /proc read here is exact at every sample and costs the
+		// server nothing, so it wins.
+		fmt.Fprintf(stderr, "echobench: -server-pid and -server-stats both given: accounting the server from /proc by -server-pid %d, not from %s\n", o.serverPID, o.serverStats)
+		o.serverStats = ""
 	}
 
 	if o.procs > 1 {
@@ -329,7 +344,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	progress = progress || o.forceProgress
 
 	spec := measure.Spec{
-		Model: o.model, Server: o.server, ServerBinary: o.serverBin, ServerPID: o.serverPID,
+		Model: o.model, Server: o.server, ServerBinary: o.serverBin, ServerPID: o.serverPID, ServerStats: o.serverStats,
 		Load: cfg, MaxSources: o.sources,
 		ServerCPUs: pins.Server, ClientCPUs: pins.Client,
 		StopGrace: o.stopGrace, Stderr: stderr, Progress: progress, Warn: warn,

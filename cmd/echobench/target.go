@@ -10,18 +10,20 @@ import (
 	"echobench/loadgen"
 )
 
-// checkLoopback refuses a target outside this machine. echobench floods what it aims at, so
-// pointing it at another host must be a deliberate choice (-allow-remote), never a typo.
-func checkLoopback(ctx context.Context, addr string) error {
+// checkLoopback refuses an address outside this machine, given to flag (-addr, -server-stats).
+// echobench floods what it aims at, so pointing it at another host must be a deliberate choice
+// (-allow-remote), never a typo; a stats port it polls follows the same rule, so one flag says
+// "this run may reach off the host".
+func checkLoopback(ctx context.Context, flag, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("-addr %q: %w; write host:port, such as 127.0.0.1:7000", addr, err)
+		return fmt.Errorf("%s %q: %w; write host:port, such as 127.0.0.1:7000", flag, addr, err)
 	}
 	if host == "" {
-		return fmt.Errorf("-addr %q has no host; write 127.0.0.1:PORT", addr)
+		return fmt.Errorf("%s %q has no host; write 127.0.0.1:PORT", flag, addr)
 	}
 	refuse := func(what string) error {
-		return fmt.Errorf("refusing to load %s: %s is not a loopback address (127.0.0.0/8 or ::1); echobench only aims at this machine unless you pass -allow-remote", addr, what)
+		return fmt.Errorf("refusing %s %s: %s is not a loopback address (127.0.0.0/8 or ::1); echobench only aims at this machine unless you pass -allow-remote", flag, addr, what)
 	}
 	// A zone ("::1%lo") is part of an IPv6 literal, not of the address.
 	literal, _, _ := strings.Cut(host, "%")
@@ -33,10 +35,10 @@ func checkLoopback(ctx context.Context, addr string) error {
 	}
 	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 	if err != nil {
-		return fmt.Errorf("resolve -addr host %q: %w", host, err)
+		return fmt.Errorf("resolve %s host %q: %w", flag, host, err)
 	}
 	if len(addrs) == 0 {
-		return fmt.Errorf("resolve -addr host %q: no addresses", host)
+		return fmt.Errorf("resolve %s host %q: no addresses", flag, host)
 	}
 	for _, a := range addrs {
 		if !a.IP.IsLoopback() {

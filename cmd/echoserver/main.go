@@ -2,8 +2,9 @@
 //
 //	echoserver -model epoll -addr 127.0.0.1:0
 //
-// The first line on stdout is the bound address. SIGINT or SIGTERM stops the server cleanly.
-// echoserver -list shows the models.
+// The first line on stdout is the bound address. SIGUSR1 prints a "stats {json}" line (its counters
+// and its process tree's CPU, RSS and threads); -stats-addr 127.0.0.1:PORT serves the same JSON at
+// GET /stats. SIGINT or SIGTERM stops the server cleanly. echoserver -list shows the models.
 package main
 
 import (

@@ -66,6 +66,21 @@ func TestManifests(t *testing.T) {
 	if !strings.Contains(joined, "-addr 0.0.0.0:7000") || !strings.Contains(joined, "-allow-remote") {
 		t.Errorf("server command %q: want -addr 0.0.0.0:7000 and -allow-remote (echoserver refuses a non-loopback address without it)", joined)
 	}
+	// The README reads the stats through kubectl port-forward to the pod's loopback; nothing may
+	// publish that port.
+	if !strings.Contains(joined, "-stats-addr 127.0.0.1:9101") {
+		t.Errorf("server command %q: want -stats-addr 127.0.0.1:9101, which README.md port-forwards to", joined)
+	}
+	for _, p := range at(t, server[0], "spec", "containers", 0, "ports").([]any) {
+		if p.(map[string]any)["containerPort"] == 9101 {
+			t.Error("the pod publishes the stats port; it is for the pod's loopback alone")
+		}
+	}
+	for _, p := range at(t, server[1], "spec", "ports").([]any) {
+		if p := p.(map[string]any); p["port"] == 9101 || p["targetPort"] == 9101 {
+			t.Error("the Service exposes the stats port; it is for the pod's loopback alone")
+		}
+	}
 	if at(t, server[1], "spec", "type") != "ClusterIP" {
 		t.Error("the Service must stay inside the cluster (ClusterIP)")
 	}

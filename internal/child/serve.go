@@ -39,6 +39,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	list := fs.Bool("list", false, "list the models and exit")
 	quiet := fs.Bool("quiet", false, "log nothing, not even resource warnings (EMFILE, select's fd ceiling)")
 	allowRemote := fs.Bool("allow-remote", false, "listen on an address that is not loopback (exposes an echo server to the network)")
+	statsAddr := fs.String("stats-addr", "", "also serve GET /stats (the stats line's JSON) on this loopback host:port; port 0 picks a free one, printed on stderr (default: off)")
 	usage := func() {
 		fmt.Fprintf(stderr, "usage: echoserver -model NAME [-addr 127.0.0.1:0] [flags]\n\nmodels: %v\n\nflags:\n", server.Names())
 		fs.PrintDefaults()
@@ -83,6 +84,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "echoserver: warning: listening on %s, which is not loopback: anyone who can reach it can use this echo server\n", cfg.Addr)
 	}
+	var statsLn net.Listener
+	if *statsAddr != "" {
+		// Bound before the server starts, so a bad or taken stats address fails before any
+		// client can connect.
+		var err error
+		if statsLn, err = listenStats(*statsAddr); err != nil {
+			fmt.Fprintf(stderr, "echoserver: %v\n", err)
+			return 2
+		}
+		defer statsLn.Close() // for the returns before the port serves; closing twice is harmless
+	}
 	if err := m.CheckAvailable(); err != nil {
 		fmt.Fprintf(stderr, "echoserver: %v\n", err)
 		return 1
@@ -120,6 +132,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		srv.Close()
 		return 1
 	}
+	self := newSelfAccount()
+	snapshot := func() Snapshot { return self.snapshot(srv) }
+	if statsLn != nil {
+		port := serveStats(statsLn, snapshot)
+		defer port.close()
+		// stderr, not stdout: the address line must stay stdout's first (the child protocol).
+		fmt.Fprintf(stderr, "echoserver: stats on %s\n", statsLn.Addr())
+	}
 	writeAddr(stdout, srv.Addr())
 	if f, ok := stdout.(*os.File); ok {
 		f.Sync()
@@ -131,7 +151,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR1 {
-				writeStats(stdout, srv.Stats())
+				writeStats(stdout, snapshot())
 				continue
 			}
 			// A second SIGINT or SIGTERM while Close waits (for threads or children to exit)
@@ -139,16 +159,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 			if err := srv.Close(); err != nil {
 				fmt.Fprintf(stderr, "echoserver: close: %v\n", err)
-				writeStats(stdout, srv.Stats())
+				writeStats(stdout, snapshot())
 				return 1
 			}
-			writeStats(stdout, srv.Stats())
+			writeStats(stdout, snapshot())
 			return 0
 		case err := <-failed:
 			if err != nil {
 				fmt.Fprintf(stderr, "echoserver: model %s failed: %v\n", m.Name, err)
 			}
-			writeStats(stdout, srv.Stats())
+			writeStats(stdout, snapshot())
 			return 1
 		}
 	}
