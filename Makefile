@@ -62,12 +62,13 @@ syscalls: build
 lesson: build
 	$(BIN)/echolesson -bin $(BIN) -go $(GO) $(LESSONFLAGS)
 
-# reference: the C yardsticks of the cross-checks (bench/reference/): a minimal epoll echo server
-# and a sockperf-compatible ping-pong client.
+# reference: the C yardsticks of the cross-checks (bench/reference/): a minimal epoll echo server,
+# a sockperf-compatible ping-pong client and a minimal open-loop client.
 reference:
 	@mkdir -p $(BIN)
 	$(CC) -O2 -Wall -o $(BIN)/epoll_echo bench/reference/epoll_echo.c
 	$(CC) -O2 -Wall -o $(BIN)/pingpong bench/reference/pingpong.c
+	$(CC) -O2 -Wall -o $(BIN)/openloop bench/reference/openloop.c
 
 # crosscheck: echobench against tools we did not write (the C reference, sockperf, tcpkali if on
 # PATH); bounded, loopback only, one load at a time; data in results/crosscheck-*/.

@@ -33,6 +33,10 @@
 #      Medians with [min-max] and each model's median over the C server's. Targets (issue "At the
 #      floor at every load"): epoll <= 1.1x C and <= async at every rate; uring <= epoll;
 #      echobench's lag p99 <= 50 us and user CPU <= 1.5 us per message at 30,000/s.
+#      At each open-loop rate the row "openloop" is the C server loaded by bin/openloop
+#      (bench/reference/openloop.c), a C open-loop client of echobench's harvest design with
+#      nothing else in it: its CPU and schedule lag per message are the floor of any open-loop
+#      client on this machine, and echobench's over it is echobench's own overhead ("x openloop").
 #
 # Results: results/crosscheck-<UTC time>/ holds every raw output, figures.tsv and summary.txt.
 # Absolute figures on a shared machine are noise; the ratios are the result, and only on a quiet one.
@@ -119,6 +123,7 @@ command -v tcpkali >/dev/null && HAVE_TCPKALI=1
 log "building into bin/"
 ${CC:-cc} -O2 -Wall -o bin/epoll_echo bench/reference/epoll_echo.c || die "build epoll_echo"
 ${CC:-cc} -O2 -Wall -o bin/pingpong bench/reference/pingpong.c || die "build pingpong"
+${CC:-cc} -O2 -Wall -o bin/openloop bench/reference/openloop.c || die "build openloop"
 ${GO:-go} build -o bin/echoserver ./cmd/echoserver || die "build echoserver"
 ${GO:-go} build -o bin/echobench ./cmd/echobench || die "build echobench"
 
@@ -434,10 +439,14 @@ fixedrate() {
 	printf 'server\trate\trepeat\tmsgs_per_s\tserver_us_per_msg\tclient_us_per_msg\tclient_user_us_per_msg\tlag_p99_us\tp99_us\n' >"$RATE_TSV"
 	local rep rate srv order name json rate_flag
 	for rep in $(seq "$RATE_REPEATS"); do
-		order="cref $RATE_MODELS"
+		order="cref openloop $RATE_MODELS"
 		((rep % 2 == 0)) && order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
 		for rate in $RATES; do
 			for srv in $order; do
+				if [[ $srv == openloop ]]; then
+					((rate > 0)) && openloop_run "$rate" "$rep"
+					continue
+				fi
 				if [[ $srv == cref ]]; then
 					start_server cref bin/epoll_echo || continue
 				else
@@ -459,6 +468,20 @@ fixedrate() {
 		done
 	done
 }
+# openloop_run RATE REPEAT: the C server loaded by bin/openloop, one row of fixedrate.tsv (no
+# latency: the yardstick measures cost and schedule lag only)
+openloop_run() {
+	local rate=$1 rep=$2 name=rate-openloop-$1-$2 line
+	start_server cref bin/epoll_echo || return
+	timeout -k 5 "$RUN_LIMIT" taskset -c "$CLIENT_CPU" bin/openloop -a "$SERVER_ADDR" -r "$rate" -c "$RATE_CONNS" -m 64 \
+		-t "$DUR" -w "$WARMUP" -P "$SERVER_PID" >"$OUT/$name.txt" 2>&1 || log "openloop $name failed; see $OUT/$name.txt"
+	stop_server
+	line=$(grep '^openloop ' "$OUT/$name.txt") || return
+	awk -v r="$rate" -v k="$rep" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		if (v["msgs"] == 0 || v["server_us_per_msg"] == "") exit
+		printf "openloop\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\tn/a\n", r, k, v["msgs"] / v["window_s"], v["server_us_per_msg"],
+			v["us_per_msg"], v["user_us_per_msg"], v["lag_p99_us"] }' <<<"$line" >>"$RATE_TSV"
+}
 # rate_stat COLUMN: "server rate median min max" per (server, rate) from fixedrate.tsv
 rate_stat() {
 	tail -n +2 "$RATE_TSV" | awk -F'\t' -v col="$1" '$col != "n/a" { print $1 "\t" $2 "\t" $col }' | sort -t$'\t' -k1,1 -k2,2n -k3,3g |
@@ -474,17 +497,19 @@ fixedrate_summary() {
 	for col in 5 6 7 8 9; do
 		case $col in
 		5) label="server CPU us per message (x = median over the C reference's at that rate)" ;;
-		6) label="echobench CPU us per message" ;;
-		7) label="echobench user CPU us per message" ;;
-		8) label="echobench schedule lag p99, us (open loop only)" ;;
+		6) label="client CPU us per message (echobench; the openloop row is bin/openloop, the floor; x openloop = echobench over it)" ;;
+		7) label="client user CPU us per message" ;;
+		8) label="client schedule lag p99, us (open loop only)" ;;
 		9) label="corrected latency p99, us" ;;
 		esac
 		echo "   $label"
-		rate_stat "$col" | awk -F'\t' -v ratio=$((col == 5)) '
+		rate_stat "$col" | awk -F'\t' -v ratio=$((col == 5)) -v cratio=$((col == 6)) '
 			{ row[$1] = row[$1] sprintf("  %8s: %9.2f [%.2f-%.2f]", ($2 == 0 ? "closed" : $2 "/s"), $3, $4, $5)
-			  med[$1, $2] = $3; if ($1 == "cref") cref[$2] = $3; rates[$2] = 1; if (!($1 in seen)) { seen[$1] = 1; names[++n] = $1 } }
-			END { for (i = 1; i <= n; i++) { s = names[i]; line = sprintf("     %-7s%s", s, row[s])
+			  med[$1, $2] = $3; if ($1 == "cref") cref[$2] = $3; if ($1 == "openloop") ol[$2] = $3; rates[$2] = 1
+			  if (!($1 in seen)) { seen[$1] = 1; names[++n] = $1 } }
+			END { for (i = 1; i <= n; i++) { s = names[i]; line = sprintf("     %-9s%s", s, row[s])
 				if (ratio && s != "cref") { line = line "   x C:"; for (r in rates) if (cref[r] > 0 && (s, r) in med) line = line sprintf(" %s %.2f", (r == 0 ? "closed" : r), med[s, r] / cref[r]) }
+				if (cratio && s != "openloop") { line = line "   x openloop:"; for (r in rates) if (ol[r] > 0 && (s, r) in med) line = line sprintf(" %s %.2f", r, med[s, r] / ol[r]) }
 				print line } }'
 	done
 	for rate in $RATES; do
