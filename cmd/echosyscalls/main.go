@@ -41,6 +41,10 @@ func main() {
 	c.EchoServer = filepath.Join(*bin, "echoserver")
 	c.EchoBench = filepath.Join(*bin, "echobench")
 
+	if err := c.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "echosyscalls: %v\n", err)
+		os.Exit(2)
+	}
 	var err error
 	if c.Tracer, err = syscount.FindTracer(*tracer); err != nil {
 		fmt.Fprintf(os.Stderr, "echosyscalls: %v\n", err)
@@ -68,6 +72,10 @@ func main() {
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "echosyscalls: interrupted; nothing written")
+		os.Exit(1)
+	}
+	if !slices.ContainsFunc(rows, func(r syscount.Row) bool { return r.Skipped == "" }) {
+		fmt.Fprintf(os.Stderr, "echosyscalls: no model was measured (each says why above); %s.md and %s.csv are left as they were\n", *out, *out)
 		os.Exit(1)
 	}
 	env := measure.CollectEnv()

@@ -32,6 +32,25 @@ type Config struct {
 	Log                    io.Writer     // progress, and the output of a run that failed
 }
 
+// Validate refuses a workload that no run could carry out, before any server starts: every run
+// would fail the same way, and the table written after them would replace a good one with rows
+// that all say "not measured".
+func (c Config) Validate() error {
+	switch {
+	case c.Conns < 1:
+		return fmt.Errorf("-c %d: want at least one connection", c.Conns)
+	case c.Size < 1:
+		return fmt.Errorf("-size %d: want a message of at least one byte (every echo is counted by size)", c.Size)
+	case c.Messages < 1:
+		return fmt.Errorf("-messages %d: want at least one echo in the measured window", c.Messages)
+	case c.Warmup < 0:
+		return fmt.Errorf("-warmup %v: want 0 or more", c.Warmup)
+	case c.Limit <= 0:
+		return fmt.Errorf("-limit %v: want a positive bound on the measured window", c.Limit)
+	}
+	return nil
+}
+
 // Args are the echobench load flags of the workload: closed-loop ping-pong, ended by the echo
 // count, with the duration only as a bound.
 func (c Config) Args() []string {

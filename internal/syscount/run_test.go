@@ -21,3 +21,25 @@ func TestConfigArgs(t *testing.T) {
 		t.Errorf("args %q, want %q", got, want)
 	}
 }
+
+// TestConfigValidate: the workloads no run could carry out are refused, naming the flag; the
+// default one passes.
+func TestConfigValidate(t *testing.T) {
+	good := Config{Conns: 100, Size: 64, Messages: 200000, Warmup: 1e9, Limit: 120e9}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("the default workload: %v", err)
+	}
+	for flag, bad := range map[string]func(*Config){
+		"-c":        func(c *Config) { c.Conns = 0 },
+		"-size":     func(c *Config) { c.Size = -1 },
+		"-messages": func(c *Config) { c.Messages = -1 },
+		"-warmup":   func(c *Config) { c.Warmup = -1 },
+		"-limit":    func(c *Config) { c.Limit = 0 },
+	} {
+		c := good
+		bad(&c)
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), flag+" ") {
+			t.Errorf("%s: err %v, want one naming %s", flag, err, flag)
+		}
+	}
+}
