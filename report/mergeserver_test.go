@@ -85,6 +85,12 @@ func TestMergeServerSnapshots(t *testing.T) {
 		if !strings.Contains(strings.Join(m.Warnings, "\n"), tc.says) {
 			t.Errorf("%s: warnings %q, want one saying %q", tc.name, m.Warnings, tc.says)
 		}
+		var table strings.Builder
+		m.WriteTable(&table)
+		// Each agent's own view stays in its run; the summary has no server figures to show.
+		if _, summary, _ := strings.Cut(table.String(), "summary of"); strings.Contains(summary, "server CPU") {
+			t.Errorf("%s: the summary shows a server CPU it does not have:\n%s", tc.name, table.String())
+		}
 	}
 
 	// Agents that accounted no server at all merge with nothing said about it.

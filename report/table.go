@@ -56,7 +56,12 @@ func (r *Report) WriteTable(w io.Writer) {
 		row("msgs/s", "%.0f ± %.0f (stddev), 95%% CI %.0f .. %.0f", s.MsgsPerSec, s.MsgsPerSecStddev, s.MsgsPerSecCI95Low, s.MsgsPerSecCI95High)
 		row("MB/s", "%.2f", s.MBPerSec)
 		row("latency µs", "p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f (all runs merged)", s.LatencyP50us, s.LatencyP99us, s.LatencyP999us, s.LatencyMaxUs)
-		row("server CPU", "%.2fs (%.0f%% of window, %.2f µs per message), peak RSS %s, peak threads %d, processes %d", s.ServerCPUS, s.ServerCPUPct, s.ServerCPUPerMsgUs, bytesText(s.ServerPeakRSSBytes), s.ServerPeakThreads, s.ServerProcesses)
+		// A summary without server figures (merged agents that could not see the server, or whose
+		// views of it could not be combined) prints none: zeros would read as a server that cost
+		// nothing. A server that was accounted at all had a resident set.
+		if s.ServerPeakRSSBytes > 0 || s.ServerCPUS > 0 {
+			row("server CPU", "%.2fs (%.0f%% of window, %.2f µs per message), peak RSS %s, peak threads %d, processes %d", s.ServerCPUS, s.ServerCPUPct, s.ServerCPUPerMsgUs, bytesText(s.ServerPeakRSSBytes), s.ServerPeakThreads, s.ServerProcesses)
+		}
 		row("echobench CPU", "%.2fs (%.0f%% of window)", s.ClientCPUS, s.ClientCPUPct)
 		if m := s.MeterLimited; m != nil {
 			row("METER-LIMITED", "%s (all runs merged)", meterText(m))
