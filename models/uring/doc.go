@@ -24,8 +24,8 @@
 // batch grows. (Where the recv is not multishot, the send's completion is what re-arms it, and
 // the loop takes it before it sleeps: two calls per wake.) The epoll model pays a share of an
 // epoll_wait per batch too, but then two syscalls per message, read(2) and sendto(2).
-// results/syscalls.md has the counts of the loop this model had before (a recv submitted per
-// message, two calls per wake); results/2026-12-01-uring-30k has both loops' at a fixed rate.
+// results/syscalls.md has the counts; results/2026-12-01-uring-30k compares this loop with the
+// one before it (a recv submitted per message, two calls per wake) at a fixed rate.
 //
 // The loop, in data-flow order (loop_linux.go, with the accept step in accept_linux.go):
 //   - listen: one SO_REUSEPORT listener per loop (sockutil.ListenGroup), so the kernel spreads
