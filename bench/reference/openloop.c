@@ -8,20 +8,19 @@
  * crosscheck, section 5).
  *
  *	gcc -O2 -Wall -o bin/openloop bench/reference/openloop.c
- *	openloop -a 127.0.0.1:PORT -r MSGS_PER_S [-c 1000] [-m 64] [-t SECONDS] [-w WARMUP] [-S SPIN_NS] [-P SERVER_PID]
+ *	openloop -a 127.0.0.1:PORT -r MSGS_PER_S [-c 1000] [-m 64] [-t SECONDS] [-w WARMUP] [-P SERVER_PID]
  *
  * The engine is echobench's harvest mode in miniature. Each connection sends every c/rate
  * seconds from a phase of its own, set by echobench's rule (loadgen's connect_linux.go): the
  * time its connect completed plus its index times one period over c. How many sends share a wake
  * depends on how those phases fall, so the yardstick must place them as echobench does: evenly
- * spaced sends need one wake per message on both sides, clumped ones fewer. The loop sleeps on the clock alone (clock_nanosleep, timer slack 1 ns) until
- * the next one is due, sends what fell due, then reads whatever echoes arrived (a zero-timeout
- * epoll_wait, one read per ready connection). A wait shorter than SPIN_NS is spun on the clock
- * instead (default 0: always sleep), as echobench does below its measured wake cost. A connection
- * whose echo is still out when its next turn comes skips that turn (counted). Loopback only;
- * bounded in time. With -P, the server process's CPU over the same window is read from
- * /proc/PID/stat too (the process alone, not its children: the C reference server has none). It
- * prints one line:
+ * spaced sends need one wake per message on both sides, clumped ones fewer. The loop sleeps on
+ * the clock alone (clock_nanosleep, timer slack 1 ns) until the next one is due, sends what fell
+ * due, then reads whatever echoes arrived (a zero-timeout epoll_wait, one read per ready
+ * connection). A connection whose echo is still out when its next turn comes skips that turn
+ * (counted). Loopback only; bounded in time. With -P, the server process's CPU over the same
+ * window is read from /proc/PID/stat too (the process alone, not its children: the C reference
+ * server has none). It prints one line:
  *	openloop msgs=N window_s=.. cpu_user_s=.. cpu_sys_s=.. us_per_msg=.. user_us_per_msg=..
  *	  lag_p50_us=.. lag_p99_us=.. skipped=.. [server_us_per_msg=..] */
 #define _GNU_SOURCE
@@ -119,9 +118,9 @@ static int dial(const struct sockaddr_in *sa)
 int main(int argc, char **argv)
 {
 	const char *addr = NULL;
-	long rate = 0, conns = 1000, size = 64, seconds = 5, warmup = 1, spin_ns = 0, server_pid = 0;
+	long rate = 0, conns = 1000, size = 64, seconds = 5, warmup = 1, server_pid = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "a:r:c:m:t:w:S:P:")) != -1) {
+	while ((opt = getopt(argc, argv, "a:r:c:m:t:w:P:")) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
 		case 'r': rate = atol(optarg); break;
@@ -129,10 +128,9 @@ int main(int argc, char **argv)
 		case 'm': size = atol(optarg); break;
 		case 't': seconds = atol(optarg); break;
 		case 'w': warmup = atol(optarg); break;
-		case 'S': spin_ns = atol(optarg); break;
 		case 'P': server_pid = atol(optarg); break;
 		default:
-			fprintf(stderr, "usage: %s -a 127.0.0.1:PORT -r MSGS_PER_S [-c 1000] [-m 64] [-t 5] [-w 1] [-S SPIN_NS] [-P SERVER_PID]\n", argv[0]);
+			fprintf(stderr, "usage: %s -a 127.0.0.1:PORT -r MSGS_PER_S [-c 1000] [-m 64] [-t 5] [-w 1] [-P SERVER_PID]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -148,8 +146,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (rate < 1 || conns < 1 || conns > MAX_CONNS || size < 1 || size > MAX_MSG || seconds < 1 ||
-	    seconds > MAX_SECONDS || warmup < 0 || warmup > MAX_SECONDS || spin_ns < 0) {
-		fprintf(stderr, "openloop: want -r >= 1, -c 1..%d, -m 1..%d, -t 1..%d, -w 0..%d, -S >= 0\n",
+	    seconds > MAX_SECONDS || warmup < 0 || warmup > MAX_SECONDS) {
+		fprintf(stderr, "openloop: want -r >= 1, -c 1..%d, -m 1..%d, -t 1..%d, -w 0..%d\n",
 			MAX_CONNS, MAX_MSG, MAX_SECONDS, MAX_SECONDS);
 		return 2;
 	}
@@ -252,11 +250,6 @@ int main(int argc, char **argv)
 		uint64_t next = DUE(k), t = now_ns();
 		if (next <= t)
 			continue;
-		if ((int64_t)(next - t) < spin_ns) {
-			while (now_ns() < next)
-				;
-			continue;
-		}
 		struct timespec ts = {.tv_sec = next / 1000000000u, .tv_nsec = next % 1000000000u};
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 	}
