@@ -63,12 +63,14 @@ lesson: build
 	$(BIN)/echolesson -bin $(BIN) -go $(GO) $(LESSONFLAGS)
 
 # reference: the C yardsticks of the cross-checks (bench/reference/): a minimal epoll echo server,
-# a sockperf-compatible ping-pong client and a minimal open-loop client.
+# a sockperf-compatible ping-pong client, a minimal open-loop client and a probe of how late the
+# CPU alone makes a send.
 reference:
 	@mkdir -p $(BIN)
 	$(CC) -O2 -Wall -o $(BIN)/epoll_echo bench/reference/epoll_echo.c
 	$(CC) -O2 -Wall -o $(BIN)/pingpong bench/reference/pingpong.c
 	$(CC) -O2 -Wall -o $(BIN)/openloop bench/reference/openloop.c
+	$(CC) -O2 -Wall -o $(BIN)/blackout bench/reference/blackout.c
 
 # crosscheck: echobench against tools we did not write (the C reference, sockperf, tcpkali if on
 # PATH); bounded, loopback only, one load at a time; data in results/crosscheck-*/.

@@ -37,6 +37,9 @@
 #      (bench/reference/openloop.c), a C open-loop client of echobench's harvest design with
 #      nothing else in it: its CPU and schedule lag per message are the floor of any open-loop
 #      client on this machine, and echobench's over it is echobench's own overhead ("x openloop").
+#      The row "blackout" is bin/blackout (bench/reference/blackout.c) on the client's CPU with
+#      nothing else running, before each rate of each repeat: the schedule-lag p99 that the CPU's
+#      own gaps (host, interrupts) impose on any client, before it pays for its timer or its sends.
 #
 # Results: results/crosscheck-<UTC time>/ holds every raw output, figures.tsv and summary.txt.
 # Absolute figures on a shared machine are noise; the ratios are the result, and only on a quiet one.
@@ -124,6 +127,7 @@ log "building into bin/"
 ${CC:-cc} -O2 -Wall -o bin/epoll_echo bench/reference/epoll_echo.c || die "build epoll_echo"
 ${CC:-cc} -O2 -Wall -o bin/pingpong bench/reference/pingpong.c || die "build pingpong"
 ${CC:-cc} -O2 -Wall -o bin/openloop bench/reference/openloop.c || die "build openloop"
+${CC:-cc} -O2 -Wall -o bin/blackout bench/reference/blackout.c || die "build blackout"
 ${GO:-go} build -o bin/echoserver ./cmd/echoserver || die "build echoserver"
 ${GO:-go} build -o bin/echobench ./cmd/echobench || die "build echobench"
 
@@ -442,6 +446,7 @@ fixedrate() {
 		order="cref openloop $RATE_MODELS"
 		((rep % 2 == 0)) && order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
 		for rate in $RATES; do
+			((rate > 0)) && blackout_run "$rate" "$rep"
 			for srv in $order; do
 				if [[ $srv == openloop ]]; then
 					((rate > 0)) && openloop_run "$rate" "$rep"
@@ -482,6 +487,16 @@ openloop_run() {
 		printf "openloop\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\tn/a\n", r, k, v["msgs"] / v["window_s"], v["server_us_per_msg"],
 			v["us_per_msg"], v["user_us_per_msg"], v["lag_p99_us"] }' <<<"$line" >>"$RATE_TSV"
 }
+# blackout_run RATE REPEAT: bin/blackout alone on the client's CPU, one row of fixedrate.tsv whose
+# only figure is the lag p99 that the CPU's own gaps impose (the rate is where it was taken)
+blackout_run() {
+	local name=rate-blackout-$1-$2 line
+	timeout -k 5 "$RUN_LIMIT" taskset -c "$CLIENT_CPU" bin/blackout -t "$DUR" >"$OUT/$name.txt" 2>&1 ||
+		{ log "blackout $name failed; see $OUT/$name.txt"; return; }
+	line=$(grep '^blackout ' "$OUT/$name.txt") || return
+	awk -v r="$1" -v k="$2" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "blackout\t%s\t%s\tn/a\tn/a\tn/a\tn/a\t%s\tn/a\n", r, k, v["floor_p99_us"] }' <<<"$line" >>"$RATE_TSV"
+}
 # rate_stat COLUMN: "server rate median min max" per (server, rate) from fixedrate.tsv
 rate_stat() {
 	tail -n +2 "$RATE_TSV" | awk -F'\t' -v col="$1" '$col != "n/a" { print $1 "\t" $2 "\t" $col }' | sort -t$'\t' -k1,1 -k2,2n -k3,3g |
@@ -499,7 +514,7 @@ fixedrate_summary() {
 		5) label="server CPU us per message (x = median over the C reference's at that rate)" ;;
 		6) label="client CPU us per message (echobench; the openloop row is bin/openloop, the floor; x openloop = echobench over it)" ;;
 		7) label="client user CPU us per message" ;;
-		8) label="client schedule lag p99, us (open loop only)" ;;
+		8) label="client schedule lag p99, us (open loop only; the blackout row is the CPU's own floor, bin/blackout)" ;;
 		9) label="corrected latency p99, us" ;;
 		esac
 		echo "   $label"
