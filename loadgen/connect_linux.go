@@ -111,9 +111,8 @@ func (w *worker) finishConnect(c *conn) {
 	}
 	c.resetStream(w.sh.cfg.Conns)
 	if w.sh.cfg.Rate > 0 && !c.scheduled {
-		// Stagger the schedules across connections so that they do not all send at once.
 		c.scheduled = true
-		c.nextSend = now + w.sh.interval*int64(c.slot)/int64(w.sh.cfg.Conns)
+		c.nextSend = firstTurn(slotPhase(c.slot, w.sh.cfg.Conns, w.sh.interval), w.sh.interval, now)
 	}
 	w.fill(c, now)
 	w.flush(c)

@@ -14,8 +14,9 @@ import (
 //     one as soon as an echo completes. Latency runs from the moment a message is queued for
 //     writing to the arrival of its last echoed byte.
 //   - Open loop (Rate > 0), as in wrk2: each connection has a schedule of intended send times,
-//     Rate/Conns per second, staggered across connections. A message whose turn comes while the
-//     connection already has Pipeline messages in flight goes out late, as soon as a slot frees.
+//     Rate/Conns per second, at phases that space the run's sends evenly (slotPhase). A message
+//     whose turn comes while the connection already has Pipeline messages in flight goes out
+//     late, as soon as a slot frees.
 //     Latency is recorded from the intended time (coordinated omission corrected) and, in
 //     Uncorrected, from the actual send.
 //   - Only completions inside the measured window (after Warmup, for Duration) count. Warmup

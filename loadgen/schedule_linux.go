@@ -1,5 +1,23 @@
 package loadgen
 
+// slotPhase is where in every interval the open-loop turns of connection (or flow) slot fall: slot
+// i of n at i×interval/n. The run's sends are then evenly spaced, Rate a second, whatever order
+// and however bunched the connects complete. A phase counted from each connect instead (as this
+// engine once did) makes the connects' batches into bursts of sends at several times the rate,
+// with holes between them, and a client that falls behind in every burst.
+func slotPhase(slot, n int, interval int64) int64 {
+	return interval * int64(slot) / int64(n)
+}
+
+// firstTurn is the first of the turns phase + k×interval (k ≥ 0, on the run's clock) that is not
+// before now: when a connection that has just connected sends first.
+func firstTurn(phase, interval, now int64) int64 {
+	if now <= phase {
+		return phase
+	}
+	return phase + (now-phase+interval-1)/interval*interval
+}
+
 // sendQueue is a worker's open-loop schedule: the connections that may send (their window has
 // room) ordered by their next intended send time. A connection whose window is full leaves the
 // queue and rejoins when an echo frees a slot, so a stalled server costs no timer wakeups.

@@ -76,3 +76,38 @@ func TestHarvestKeepsFullWindowQueued(t *testing.T) {
 		t.Fatalf("waking on echoes, a full window has queue position %d; want out of the queue", c.queuePos)
 	}
 }
+
+// TestTurnsAreEvenlySpaced checks the open-loop rule: whenever each connection connects, the
+// run's sends fall 1/Rate apart, each connection's first turn is its first at or after its
+// connect, and a connect right on a turn sends then.
+func TestTurnsAreEvenlySpaced(t *testing.T) {
+	const conns, interval = 8, int64(800) // Rate = 8 per 800 ns: one send every 100 ns
+	connected := []int64{0, 5, 5, 5, 5, 620, 1999, 300}
+	var turns []int64
+	for slot, at := range connected {
+		phase := slotPhase(slot, conns, interval)
+		first := firstTurn(phase, interval, at)
+		if first < at || first-at >= interval || (first-phase)%interval != 0 {
+			t.Fatalf("slot %d connected at %d: first turn %d, want its first turn (%d + k×%d) not before that", slot, at, first, phase, interval)
+		}
+		for k := first; k < 4000; k += interval {
+			turns = append(turns, k)
+		}
+	}
+	// From 2,000 on, every slot has taken its first turn: one send every 100 ns, no two together.
+	seen := map[int64]bool{}
+	for _, x := range turns {
+		if x >= 2000 {
+			if x%100 != 0 || seen[x] {
+				t.Fatalf("turn at %d: want one send at each multiple of 100 ns", x)
+			}
+			seen[x] = true
+		}
+	}
+	if len(seen) != 20 {
+		t.Fatalf("%d turns in [2000, 4000), want 20", len(seen))
+	}
+	if got := firstTurn(300, interval, 300); got != 300 {
+		t.Fatalf("a connect right on its turn (300) sends at %d, want 300", got)
+	}
+}

@@ -102,7 +102,7 @@ func newUDPWorker(sh *shared, slots []int, live *liveCounters) (*udpWorker, erro
 		f := &w.flows[i]
 		*f = udpFlow{index: i, id: uint32(slot), fd: -1, pending: make([]udpPending, cfg.Pipeline)}
 		if cfg.Rate > 0 {
-			f.phase = int64(slot) * sh.interval / int64(cfg.Conns)
+			f.phase = slotPhase(slot, cfg.Conns, sh.interval)
 		}
 		if err := w.openFlow(f); err != nil {
 			// EMFILE and the like: the flow stays empty, as a failed TCP connect leaves its slot.

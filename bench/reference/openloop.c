@@ -11,14 +11,14 @@
  *	openloop -a 127.0.0.1:PORT -r MSGS_PER_S [-c 1000] [-m 64] [-t SECONDS] [-w WARMUP] [-P SERVER_PID]
  *
  * The engine is echobench's harvest mode in miniature. Each connection sends every c/rate
- * seconds from a phase of its own, set by echobench's rule (loadgen's connect_linux.go): the
- * time its connect completed plus its index times one period over c. How many sends share a wake
- * depends on how those phases fall, so the yardstick must place them as echobench does: evenly
- * spaced sends need one wake per message on both sides, clumped ones fewer. The loop sleeps on
- * the clock alone (clock_nanosleep, timer slack 1 ns) until the next one is due, sends what fell
- * due, then reads whatever echoes arrived (a zero-timeout epoll_wait, one read per ready
- * connection). A connection whose echo is still out when its next turn comes skips that turn
- * (counted). Loopback only; bounded in time. With -P, the server process's CPU over the same
+ * seconds from a phase of its own, set by echobench's rule (loadgen's slotPhase): connection i
+ * at i/rate seconds, so that the sends are evenly spaced, 1/rate apart, and the first is the
+ * first turn after the last connect. How many sends share a wake depends on how those phases
+ * fall, so the yardstick must place them as echobench does: evenly spaced sends need one wake
+ * per message on both sides, clumped ones fewer. The loop sleeps on the clock alone
+ * (clock_nanosleep, timer slack 1 ns) until the next one is due, sends what fell due, then reads
+ * whatever echoes arrived (a zero-timeout epoll_wait, one read per ready connection). A
+ * connection whose echo is still out when its next turn comes skips that turn (counted). Loopback only; bounded in time. With -P, the server process's CPU over the same
  * window is read from /proc/PID/stat too (the process alone, not its children: the C reference
  * server has none). It prints one line:
  *	openloop msgs=N window_s=.. cpu_user_s=.. cpu_sys_s=.. us_per_msg=.. user_us_per_msg=..
@@ -160,8 +160,7 @@ int main(int argc, char **argv)
 	int ep = epoll_create1(0);
 	if (!cs || ep < 0)
 		die("setup");
-	/* phases[i] is connection i's first send, in ns after start: when its connect completed plus
-	 * its stagger, as echobench schedules it. */
+	/* phases[i] is connection i's first send, in ns after start, as echobench schedules it. */
 	double period = 1e9 * conns / rate;
 	long *order = calloc(conns, sizeof *order);
 	phases = calloc(conns, sizeof *phases);
@@ -171,7 +170,7 @@ int main(int argc, char **argv)
 	for (long i = 0; i < conns; i++) {
 		cs[i].fd = dial(&sa);
 		order[i] = i;
-		phases[i] = (double)(now_ns() - start) + period * i / conns;
+		phases[i] = period * i / conns;
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) < 0)
 			die("epoll_ctl");
@@ -185,9 +184,12 @@ int main(int argc, char **argv)
 	qsort(order, conns, sizeof *order, by_phase);
 #define DUE(k) (start + (uint64_t)(phases[order[(k) % conns]] + (double)((k) / conns) * period))
 
+	uint64_t k = 0;
+	for (uint64_t connected = now_ns(); DUE(k) < connected; k++)
+		; /* the turns that passed while connecting are not owed */
 	struct epoll_event evs[EVENTS];
 	uint64_t open_at = start + warmup * 1000000000ull,
-		 end = open_at + seconds * 1000000000ull, k = 0, msgs = 0, lags = 0, skipped = 0;
+		 end = open_at + seconds * 1000000000ull, msgs = 0, lags = 0, skipped = 0;
 	struct rusage at_open = {0}, at_end;
 	double server_open = -1;
 	int open = warmup == 0;
