@@ -468,7 +468,7 @@ fixedrate() {
 					if $m == 0 or $x.server == null then empty else
 					[$s, $r, $k, $x.msgs_per_s, ($x.server.window_cpu_s / $m * 1e6), ($x.client.window_cpu_s / $m * 1e6),
 					 ($x.client.window_cpu_s / $m * 1e6 * (if $x.client.cpu_s > 0 then $x.client.cpu_user_s / $x.client.cpu_s else 0 end)),
-					 ($x.schedule_lag.p99_us // "n/a"), $x.latency.p99_us] | @tsv end' "$json" >>"$RATE_TSV"
+					 (if ($x.schedule_lag.count // 0) > 0 then $x.schedule_lag.p99_us else "n/a" end), $x.latency.p99_us] | @tsv end' "$json" >>"$RATE_TSV"
 			done
 		done
 	done

@@ -118,7 +118,9 @@ func writeRun(row func(string, string, ...any), run Run) {
 	if run.Incomplete > 0 {
 		row("incomplete", "%d messages due in the window had not completed when it ended", run.Incomplete)
 	}
-	if sl := run.ScheduleLag; sl != nil {
+	if sl := run.ScheduleLag; sl != nil && sl.Count == 0 {
+		row("schedule lag", "no samples: no send had room in its window when it came due (the server was behind the schedule throughout, or the client was saturated), so echobench's own lateness was not measured")
+	} else if sl != nil {
 		row("schedule lag µs", "p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f (echobench's own lateness; should stay near 0)", sl.P50us, sl.P99us, sl.P999us, sl.MaxUs)
 	}
 	if m := run.MeterLimited; m != nil {
