@@ -223,9 +223,6 @@ func (w *worker) run() {
 			w.serviceTimers(now)
 		}
 		n, err := epollWait(w.epfd, w.events, timeout)
-		if w.sh.harvest {
-			w.refreshRealOffset()
-		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue // a signal arrived; nothing is lost, wait again
