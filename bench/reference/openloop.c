@@ -18,9 +18,10 @@
  * per message on both sides, clumped ones fewer. The loop sleeps on the clock alone
  * (clock_nanosleep, timer slack 1 ns) until the next one is due, sends what fell due, then reads
  * whatever echoes arrived (a zero-timeout epoll_wait, one read per ready connection). A
- * connection whose echo is still out when its next turn comes skips that turn (counted). Loopback only; bounded in time. With -P, the server process's CPU over the same
- * window is read from /proc/PID/stat too (the process alone, not its children: the C reference
- * server has none). It prints one line:
+ * connection whose echo is still out when its next turn comes skips that turn (counted).
+ * Loopback only; bounded in time. With -P, the server process's CPU over the same window is read
+ * from /proc/PID/stat too (the process alone, not its children: the C reference server has none).
+ * It prints one line:
  *	openloop msgs=N window_s=.. cpu_user_s=.. cpu_sys_s=.. us_per_msg=.. user_us_per_msg=..
  *	  lag_p50_us=.. lag_p99_us=.. skipped=.. [server_us_per_msg=..] */
 #define _GNU_SOURCE
@@ -95,14 +96,6 @@ static unsigned lag_percentile(uint64_t total, double p)
 	return LAG_BUCKETS - 1;
 }
 
-static double *phases; /* for sorting connection indices by their phase */
-
-static int by_phase(const void *a, const void *b)
-{
-	double x = phases[*(const long *)a], y = phases[*(const long *)b];
-	return (x > y) - (x < y);
-}
-
 static int dial(const struct sockaddr_in *sa)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
@@ -160,29 +153,17 @@ int main(int argc, char **argv)
 	int ep = epoll_create1(0);
 	if (!cs || ep < 0)
 		die("setup");
-	/* phases[i] is connection i's first send, in ns after start, as echobench schedules it. */
-	double period = 1e9 * conns / rate;
-	long *order = calloc(conns, sizeof *order);
-	phases = calloc(conns, sizeof *phases);
-	if (!order || !phases)
-		die("calloc");
 	uint64_t start = now_ns();
 	for (long i = 0; i < conns; i++) {
 		cs[i].fd = dial(&sa);
-		order[i] = i;
-		phases[i] = period * i / conns;
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) < 0)
 			die("epoll_ctl");
 	}
 
-	/* order[j] is the connection whose turn is j-th in every period; send k is order[k mod c]'s,
-	 * due at start + its phase + (k / c) periods. A phase past one period is folded back, so
-	 * that the turns keep one order. */
-	for (long i = 0; i < conns; i++)
-		phases[i] = phases[i] - period * (long)(phases[i] / period);
-	qsort(order, conns, sizeof *order, by_phase);
-#define DUE(k) (start + (uint64_t)(phases[order[(k) % conns]] + (double)((k) / conns) * period))
+	/* Send k is connection k mod c's, due k/rate seconds after start: connection i's turns fall at
+	 * i/rate and every c/rate after, as echobench schedules them. */
+#define DUE(k) (start + (uint64_t)((double)(k) * 1e9 / rate))
 
 	uint64_t k = 0;
 	for (uint64_t connected = now_ns(); DUE(k) < connected; k++)
@@ -208,7 +189,7 @@ int main(int argc, char **argv)
 			break;
 		/* send what fell due */
 		for (uint64_t due; (due = DUE(k)) <= now; k++) {
-			struct conn *c = &cs[order[k % conns]];
+			struct conn *c = &cs[k % conns];
 			if (c->busy) {
 				skipped++;
 				continue;
