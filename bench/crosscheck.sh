@@ -58,6 +58,7 @@ RATES=${RATES:-"10000 30000 60000 0"}   # section 5: open-loop msgs/s; 0 = close
 RATE_MODELS=${RATE_MODELS:-"epoll async uring stdnet"}
 RATE_REPEATS=${RATE_REPEATS:-5}
 RATE_CONNS=${RATE_CONNS:-1000}
+STEAL_QUIET=1                        # section 5: report.StealSharePct, the steal share below which a run counts as quiet
 SECTIONS=${SECTIONS:-"1 2 3 4 5"}   # which of the five checks below to run
 MAX_DUR=60                          # a cross-check is a short run; long soaks belong elsewhere
 
@@ -440,7 +441,7 @@ kali_summary() {
 RATE_TSV=$OUT/fixedrate.tsv
 fixedrate() {
 	log "5/5 fixed rate: $RATE_CONNS connections x 64 B at $RATES msgs/s (0 = closed loop), C reference vs $RATE_MODELS, $RATE_REPEATS repeats"
-	printf 'server\trate\trepeat\tmsgs_per_s\tserver_us_per_msg\tclient_us_per_msg\tclient_user_us_per_msg\tlag_p99_us\tp99_us\n' >"$RATE_TSV"
+	printf 'server\trate\trepeat\tmsgs_per_s\tserver_us_per_msg\tclient_us_per_msg\tclient_user_us_per_msg\tlag_p99_us\tp99_us\tclient_steal_pct\n' >"$RATE_TSV"
 	local rep rate srv order name json rate_flag
 	for rep in $(seq "$RATE_REPEATS"); do
 		order="cref openloop $RATE_MODELS"
@@ -468,7 +469,8 @@ fixedrate() {
 					if $m == 0 or $x.server == null then empty else
 					[$s, $r, $k, $x.msgs_per_s, ($x.server.window_cpu_s / $m * 1e6), ($x.client.window_cpu_s / $m * 1e6),
 					 ($x.client.window_cpu_s / $m * 1e6 * (if $x.client.cpu_s > 0 then $x.client.cpu_user_s / $x.client.cpu_s else 0 end)),
-					 (if ($x.schedule_lag.count // 0) > 0 then $x.schedule_lag.p99_us else "n/a" end), $x.latency.p99_us] | @tsv end' "$json" >>"$RATE_TSV"
+					 (if ($x.schedule_lag.count // 0) > 0 then $x.schedule_lag.p99_us else "n/a" end), $x.latency.p99_us,
+					 ($x.client.steal_pct_of_window // "n/a")] | @tsv end' "$json" >>"$RATE_TSV"
 			done
 		done
 	done
@@ -476,30 +478,47 @@ fixedrate() {
 # openloop_run RATE REPEAT: the C server loaded by bin/openloop, one row of fixedrate.tsv (no
 # latency: the yardstick measures cost and schedule lag only)
 openloop_run() {
-	local rate=$1 rep=$2 name=rate-openloop-$1-$2 line
+	local rate=$1 rep=$2 name=rate-openloop-$1-$2 line steal
 	start_server cref bin/epoll_echo || return
+	steal_begin
 	timeout -k 5 "$RUN_LIMIT" taskset -c "$CLIENT_CPU" bin/openloop -a "$SERVER_ADDR" -r "$rate" -c "$RATE_CONNS" -m 64 \
 		-t "$DUR" -w "$WARMUP" -P "$SERVER_PID" >"$OUT/$name.txt" 2>&1 || log "openloop $name failed; see $OUT/$name.txt"
+	steal=$(steal_end)
 	stop_server
 	line=$(grep '^openloop ' "$OUT/$name.txt") || return
-	awk -v r="$rate" -v k="$rep" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	awk -v r="$rate" -v k="$rep" -v st="$steal" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 		if (v["msgs"] == 0 || v["server_us_per_msg"] == "") exit
-		printf "openloop\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\tn/a\n", r, k, v["msgs"] / v["window_s"], v["server_us_per_msg"],
-			v["us_per_msg"], v["user_us_per_msg"], v["lag_p99_us"] }' <<<"$line" >>"$RATE_TSV"
+		printf "openloop\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\tn/a\t%s\n", r, k, v["msgs"] / v["window_s"], v["server_us_per_msg"],
+			v["us_per_msg"], v["user_us_per_msg"], v["lag_p99_us"], st }' <<<"$line" >>"$RATE_TSV"
 }
 # blackout_run RATE REPEAT: bin/blackout alone on the client's CPU, one row of fixedrate.tsv whose
 # only figure is the lag p99 that the CPU's own gaps impose (the rate is where it was taken)
 blackout_run() {
-	local name=rate-blackout-$1-$2 line
+	local name=rate-blackout-$1-$2 line steal
+	steal_begin
 	timeout -k 5 "$RUN_LIMIT" taskset -c "$CLIENT_CPU" bin/blackout -t "$DUR" >"$OUT/$name.txt" 2>&1 ||
 		{ log "blackout $name failed; see $OUT/$name.txt"; return; }
+	steal=$(steal_end)
 	line=$(grep '^blackout ' "$OUT/$name.txt") || return
-	awk -v r="$1" -v k="$2" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-		printf "blackout\t%s\t%s\tn/a\tn/a\tn/a\tn/a\t%s\tn/a\n", r, k, v["floor_p99_us"] }' <<<"$line" >>"$RATE_TSV"
+	awk -v r="$1" -v k="$2" -v st="$steal" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "blackout\t%s\t%s\tn/a\tn/a\tn/a\tn/a\t%s\tn/a\t%s\n", r, k, v["floor_p99_us"], st }' <<<"$line" >>"$RATE_TSV"
 }
-# rate_stat COLUMN: "server rate median min max" per (server, rate) from fixedrate.tsv
+# steal_begin, then steal_end: the share of the wall time between them, in percent, that the
+# hypervisor took from the client's CPU (/proc/stat's steal, in 10 ms ticks), as echobench's JSON
+# gives it for its own window (report.StealSharePct has the why); n/a where not counted
+STEAL_T0='' STEAL_N0=''
+steal_ticks() { awk -v c="cpu$CLIENT_CPU" '$1 == c { print ($9 == "" ? "n/a" : $9) }' /proc/stat; }
+steal_begin() { STEAL_T0=$(date +%s%N) STEAL_N0=$(steal_ticks); }
+steal_end() {
+	local n1 t1
+	n1=$(steal_ticks) t1=$(date +%s%N)
+	[[ $STEAL_N0 =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ ]] || { echo n/a; return; }
+	awk -v n=$((n1 - STEAL_N0)) -v ns=$((t1 - STEAL_T0)) 'BEGIN { printf "%.2f\n", n * 1e7 / ns * 100 }'
+}
+# rate_stat COLUMN [MAX_STEAL]: "server rate median min max" per (server, rate) from fixedrate.tsv,
+# of the rows whose client steal was under MAX_STEAL percent if given
 rate_stat() {
-	tail -n +2 "$RATE_TSV" | awk -F'\t' -v col="$1" '$col != "n/a" { print $1 "\t" $2 "\t" $col }' | sort -t$'\t' -k1,1 -k2,2n -k3,3g |
+	tail -n +2 "$RATE_TSV" | awk -F'\t' -v col="$1" -v cap="${2:-}" '$col != "n/a" && (cap == "" || ($10 != "n/a" && $10 < cap + 0)) { print $1 "\t" $2 "\t" $col }' | sort -t$'\t' -k1,1 -k2,2n -k3,3g |
 		awk -F'\t' '{ k = $1 "\t" $2; v[k, ++n[k]] = $3; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k } }
 		END { for (i = 1; i <= nk; i++) { k = keys[i]; c = n[k]
 			med = (c % 2) ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2
@@ -509,16 +528,18 @@ fixedrate_summary() {
 	echo "5. Fixed rate, $RATE_CONNS conns x 64 B, open loop (rate 0 = closed loop), $RATE_REPEATS alternated repeats: median [min-max]"
 	[[ -s $RATE_TSV ]] || { echo "   no runs"; return; }
 	local col label
-	for col in 5 6 7 8 9; do
+	for col in 5 6 7 8 8q 9 10; do
 		case $col in
 		5) label="server CPU us per message (x = median over the C reference's at that rate)" ;;
 		6) label="client CPU us per message (echobench; the openloop row is bin/openloop, the floor; x openloop = echobench over it)" ;;
 		7) label="client user CPU us per message" ;;
 		8) label="client schedule lag p99, us (open loop only; the blackout row is the CPU's own floor, bin/blackout)" ;;
+		8q) label="the same, of the runs whose client CPU steal was under $STEAL_QUIET% (report.StealSharePct): runs the host left alone" ;;
 		9) label="corrected latency p99, us" ;;
+		10) label="client CPU steal, % of the window (taken by the hypervisor; openloop and blackout rows: the whole run)" ;;
 		esac
 		echo "   $label"
-		rate_stat "$col" | awk -F'\t' -v ratio=$((col == 5)) -v cratio=$((col == 6)) '
+		if [[ $col == 8q ]]; then rate_stat 8 "$STEAL_QUIET"; else rate_stat "$col"; fi | awk -F'\t' -v ratio="$([[ $col == 5 ]] && echo 1 || echo 0)" -v cratio="$([[ $col == 6 ]] && echo 1 || echo 0)" '
 			{ row[$1] = row[$1] sprintf("  %8s: %9.2f [%.2f-%.2f]", ($2 == 0 ? "closed" : $2 "/s"), $3, $4, $5)
 			  med[$1, $2] = $3; if ($1 == "cref") cref[$2] = $3; if ($1 == "openloop") ol[$2] = $3; rates[$2] = 1
 			  if (!($1 in seen)) { seen[$1] = 1; names[++n] = $1 } }

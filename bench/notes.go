@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"echobench/report"
 )
 
 // notes gathers what qualifies the figures under the tables, grouped by kind and then by cell,
@@ -46,6 +48,9 @@ const (
 	noteWarning  = "echobench warned"
 )
 
+// noteHost is a note kind like those above, with report's threshold in it.
+var noteHost = fmt.Sprintf("host-limited: the hypervisor took at least %g%% of echobench's or the server's CPUs during the window (steal, report.StealSharePct), so the latency tails are partly the host's", report.StealSharePct)
+
 // qualify notes what a (row, cell) figure needs said beside it.
 func (n *notes) qualify(row string, c Cell, r *Result) {
 	if r == nil {
@@ -69,10 +74,13 @@ func (n *notes) qualify(row string, c Cell, r *Result) {
 		return // a knee cell's summaries are of single probes: its search speaks for it
 	}
 	var both, client, verify, rejected uint64
-	var failed, meter []string
+	var failed, meter, host []string
 	for _, s := range r.Runs {
 		if m := s.MeterLimited; m != nil {
 			meter = append(meter, m.Text())
+		}
+		if h := s.HostLimited; h != nil {
+			host = append(host, h.Text())
 		}
 		switch {
 		case s.BothSaturated:
@@ -93,6 +101,9 @@ func (n *notes) qualify(row string, c Cell, r *Result) {
 	}
 	if len(meter) > 0 {
 		n.add(noteMeter, c.Name, fmt.Sprintf("%s (%d of %d runs; %s)", row, len(meter), len(r.Runs), meter[0]))
+	}
+	if len(host) > 0 {
+		n.add(noteHost, c.Name, fmt.Sprintf("%s (%d of %d runs; %s)", row, len(host), len(r.Runs), host[0]))
 	}
 	if s := r.Runs[0]; s.ConnsEchoed < s.ConnsEstablished && c.Sweep != SweepReconnect && c.Sweep != SweepIdle {
 		n.add(noteBacklog, c.Name, fmt.Sprintf("%s %d of %d", row, s.ConnsEchoed, s.ConnsEstablished))

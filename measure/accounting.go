@@ -18,6 +18,8 @@ type point struct {
 	client   procstat.Usage
 	server   procstat.Tree
 	serverOK bool // the server tree was readable at t
+	// steal is every CPU's steal time so far (procstat.Steal), nil where /proc/stat was unreadable.
+	steal procstat.Steal
 	// snap is the server's own snapshot the server figures came from (a statsSource), for its
 	// counters and its clock.
 	snap *child.Snapshot
@@ -55,6 +57,7 @@ func (a *accountant) take() {
 	began := time.Now()
 	p := point{t: began}
 	p.client, _ = procstat.Self()
+	p.steal, _ = procstat.ReadSteal()
 	if a.server != nil {
 		if t, snap, err := a.server.sample(); err == nil {
 			p.server, p.serverOK, p.snap = t, true, snap
@@ -87,6 +90,32 @@ func clientSide(p point) (time.Duration, bool) { return p.client.CPU(), true }
 func serverSide(p point) (time.Duration, bool) { return p.server.CPU(), p.serverOK }
 func serverUser(p point) (time.Duration, bool) { return p.server.User, p.serverOK }
 func serverSys(p point) (time.Duration, bool)  { return p.server.Sys, p.serverOK }
+
+// stealOn reads the steal of cpus (nil: every CPU) from a point.
+func stealOn(cpus []int) side {
+	return func(p point) (time.Duration, bool) { return p.steal.On(cpus), p.steal != nil }
+}
+
+// windowSteal is the share of the wall time of cpus (nil: every CPU) over [from, to] that the
+// hypervisor ran something else, in percent; nil when /proc/stat was not readable.
+func windowSteal(points []point, from, to time.Time, cpus []int) *float64 {
+	n := len(cpus)
+	readable := false
+	for _, p := range points {
+		if p.steal != nil {
+			readable = true
+			if cpus == nil {
+				n = max(n, len(p.steal))
+			}
+		}
+	}
+	if !readable || n == 0 {
+		return nil
+	}
+	_, pct := windowCPU(points, from, to, stealOn(cpus))
+	pct /= float64(n)
+	return &pct
+}
 
 // windowCPU is the CPU one side used between from and to, interpolating linearly between the
 // samples around each instant, in seconds and as a percentage of one core over that wall time.

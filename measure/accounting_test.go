@@ -54,3 +54,35 @@ func TestWindowFromSnapshots(t *testing.T) {
 		t.Error("a snapshot from a series with no readable point")
 	}
 }
+
+// TestWindowSteal checks the steal share over a window on a series whose CPU 1 is stolen 2% of
+// the time and CPU 0 not at all, one point unreadable: per CPU, over both, and unread.
+func TestWindowSteal(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	at := func(s float64, readable bool) point {
+		p := point{t: t0.Add(time.Duration(s * float64(time.Second)))}
+		if readable {
+			p.steal = procstat.Steal{0, time.Duration(0.02 * s * float64(time.Second))}
+		}
+		return p
+	}
+	points := []point{at(0, true), at(1, true), at(2, false), at(4, true)}
+	from, to := t0.Add(500*time.Millisecond), t0.Add(3500*time.Millisecond)
+	for _, tc := range []struct {
+		cpus []int
+		want float64
+	}{
+		{[]int{1}, 2},
+		{[]int{0}, 0},
+		{[]int{0, 1}, 1},
+		{nil, 1}, // every CPU the series knows
+	} {
+		got := windowSteal(points, from, to, tc.cpus)
+		if got == nil || *got < tc.want-1e-6 || *got > tc.want+1e-6 {
+			t.Errorf("steal on %v: got %v, want %v%%", tc.cpus, got, tc.want)
+		}
+	}
+	if got := windowSteal(points[2:3], from, to, []int{1}); got != nil {
+		t.Errorf("a series with no readable /proc/stat: got %v%%, want nil (not measured)", *got)
+	}
+}

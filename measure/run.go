@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"echobench/internal/affinity"
 	"echobench/internal/child"
 	"echobench/internal/procstat"
 	"echobench/loadgen"
@@ -225,6 +226,11 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 	r.Client = c.clientAccounting(points, windowStart, windowEnd, cfg)
 	if source != nil {
 		r.Server = serverAccounting(source, rootPID, points, windowStart, windowEnd, res.Messages)
+		if stats == nil {
+			// A server known by its stats port alone may be on another host, whose steal this
+			// host's /proc/stat does not count.
+			r.Server.StealPct = windowSteal(points, windowStart, windowEnd, c.serverCPUs(rootPID))
+		}
 		if stats != nil && r.Server.WindowOpen == nil {
 			c.warn("run %d: no snapshot from the server's stats port %s (%v), so no server accounting", index+1, c.spec.ServerStats, stats.lastErr())
 			r.Server = nil
@@ -245,6 +251,10 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 			onHost = nil
 		}
 		c.judgeSaturation(&r.Client, onHost)
+	}
+	if r.HostLimited = report.JudgeHost(r.Client, r.Server); r.HostLimited != nil {
+		c.warn("run %d: host-limited: %s: the latency tails are partly the host's; on a shared virtual machine, rerun when it is quieter or compare runs taken together",
+			index+1, r.HostLimited.Text())
 	}
 	if r.VerifyFailuresTotal > 0 {
 		c.warn("VERIFY FAILED: run %d: %d echoes differed from what was sent (%d in the measured window): the server is broken and its figures mean nothing",
@@ -305,7 +315,22 @@ func (c *cell) clientAccounting(points []point, windowStart, windowEnd time.Time
 	}
 	a.CPUS = a.UserS + a.SysS
 	a.WindowCPUS, a.CPUPct = windowCPU(points, windowStart, windowEnd, clientSide)
+	cpus := c.spec.ClientCPUs
+	if cpus == nil {
+		cpus, _ = affinity.Of(0) // nil on error: every CPU
+	}
+	a.StealPct = windowSteal(points, windowStart, windowEnd, cpus)
 	return a
+}
+
+// serverCPUs are the CPUs the server may run on, for its steal: its pinning, else the affinity
+// of its root process, else nil (every CPU).
+func (c *cell) serverCPUs(rootPID int) []int {
+	if c.spec.ServerCPUs != nil {
+		return c.spec.ServerCPUs
+	}
+	cpus, _ := affinity.Of(rootPID)
+	return cpus
 }
 
 // judgeSaturation decides whether echobench limited the throughput, sets the flags and warns.

@@ -216,12 +216,15 @@ type Run struct {
 	ScheduleLag *ScheduleLag `json:"schedule_lag,omitempty"`
 	// MeterLimited (open loop only) is set when that lag is a material share of a reported
 	// latency percentile (JudgeMeter): the percentile then partly measures echobench.
-	MeterLimited *MeterLimited     `json:"meter_limited,omitempty"`
-	IOErrors     map[string]int    `json:"io_errors,omitempty"`
-	PerSecond    []Second          `json:"per_second"`
-	Server       *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
-	Client       ClientAccounting  `json:"client"`
-	ByteCheck    *ByteCheck        `json:"byte_check,omitempty"`
+	MeterLimited *MeterLimited `json:"meter_limited,omitempty"`
+	// HostLimited is set when the hypervisor took at least StealSharePct of either side's CPUs
+	// in the window (JudgeHost): the latency tails are then partly the host's.
+	HostLimited *HostLimited      `json:"host_limited,omitempty"`
+	IOErrors    map[string]int    `json:"io_errors,omitempty"`
+	PerSecond   []Second          `json:"per_second"`
+	Server      *ServerAccounting `json:"server,omitempty"` // nil when the server is not ours to watch
+	Client      ClientAccounting  `json:"client"`
+	ByteCheck   *ByteCheck        `json:"byte_check,omitempty"`
 	// UDP holds a UDP run's datagram accounting; nil for TCP.
 	UDP *UDPCounts `json:"udp,omitempty"`
 	// ServerCounts is the server's own final count of connections and bytes (its "stats" line),
@@ -335,6 +338,10 @@ type ServerAccounting struct {
 	// included, when echobench started it.
 	LifetimeCPUS float64 `json:"lifetime_cpu_s,omitempty"`
 	Exit         string  `json:"exit,omitempty"`
+	// StealPct is the share of the wall time of the server's CPUs (its pinning, else its
+	// affinity) over the window that the hypervisor ran something else (HostLimited); nil when
+	// not read, as for a server known by its stats port alone.
+	StealPct *float64 `json:"steal_pct_of_window,omitempty"`
 }
 
 // ServerSnapshot is one of the server's own snapshots (its stats line, internal/child.Snapshot)
@@ -369,6 +376,10 @@ type ClientAccounting struct {
 	// Over loopback each side's write runs the other's receive path in the kernel, so the work
 	// is shared and the figure is the pair's limit rather than the server's.
 	BothSaturated bool `json:"both_saturated"`
+	// StealPct is the share of the wall time of echobench's CPUs (its pinning, else its
+	// affinity) over the window that the hypervisor ran something else (HostLimited); nil when
+	// /proc/stat could not be read.
+	StealPct *float64 `json:"steal_pct_of_window,omitempty"`
 }
 
 // ByteCheck compares echobench's byte counts with the server's, over the whole run: the
@@ -450,6 +461,9 @@ type Summary struct {
 	// MeterLimited applies JudgeMeter to the merged runs' schedule lag and latency, the same
 	// histograms the percentiles above come from; nil in closed loop.
 	MeterLimited *MeterLimited `json:"meter_limited,omitempty"`
+	// HostLimited is the most stolen run's HostLimited (either side's larger steal); nil when no
+	// run was host-limited.
+	HostLimited *HostLimited `json:"host_limited,omitempty"`
 	// ConnsEchoed is how many connections completed at least one echo in the window (the fewest
 	// of any run): below ConnsEstablished when a pool keeps the rest in the backlog, or when
 	// starting a thread or process per connection cannot keep up.

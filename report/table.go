@@ -66,6 +66,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		if m := s.MeterLimited; m != nil {
 			row("METER-LIMITED", "%s (all runs merged)", meterText(m))
 		}
+		if h := s.HostLimited; h != nil {
+			row("HOST-LIMITED", "%s (the most stolen run)", h.Text())
+		}
 		if u := s.UDP; u != nil {
 			row("datagrams", "%d sent in the windows, %d lost (%.3f%%), %d timed out (%d late), %d duplicated, %d reordered, %d corrupted",
 				u.Sent, u.Lost, u.LossPct, u.TimedOut, u.Late, u.Duplicated, u.Reordered, u.Corrupted)
@@ -125,6 +128,12 @@ func writeRun(row func(string, string, ...any), run Run) {
 	}
 	if m := run.MeterLimited; m != nil {
 		row("METER-LIMITED", "%s", meterText(m))
+	}
+	if t := stealText(run.Client, run.Server); t != "" {
+		row("host steal", "%s", t)
+	}
+	if h := run.HostLimited; h != nil {
+		row("HOST-LIMITED", "%s: sends and echoes due then waited for it, so the latency tails are partly the host's", h.Text())
 	}
 	if len(run.IOErrors) > 0 {
 		row("I/O errors", "%s", strings.TrimPrefix(countsText(run.IOErrors), " "))
