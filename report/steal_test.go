@@ -32,3 +32,34 @@ func TestJudgeHost(t *testing.T) {
 		}
 	}
 }
+
+// TestTableSaysWhenTheHostStole: a run whose client CPU the hypervisor stole says so, and its
+// meter-limited flag no longer advises more CPU or workers, which would not help.
+func TestTableSaysWhenTheHostStole(t *testing.T) {
+	stolen, server := 4.5, 0.2
+	meter := &MeterLimited{Percentile: 99, LagUs: 1300, LatencyUs: 8000, SharePct: 16}
+	for _, tc := range []struct {
+		name       string
+		client     *float64
+		want, lack []string
+	}{
+		{"stolen", &stolen, []string{"host steal", "echobench's CPUs 4.5%", "HOST-LIMITED", "rerun when the host is quieter"}, []string{"-workers"}},
+		{"not stolen", &server, []string{"echobench's CPUs 0.2%", "-workers"}, []string{"HOST-LIMITED"}},
+	} {
+		run := Run{MeterLimited: meter, Client: ClientAccounting{StealPct: tc.client}, Server: &ServerAccounting{StealPct: &server}}
+		run.HostLimited = JudgeHost(run.Client, run.Server)
+		r := &Report{Settings: Settings{Rate: 30000, Conns: 1000}, Runs: []Run{run}}
+		var table strings.Builder
+		r.WriteTable(&table)
+		for _, w := range tc.want {
+			if !strings.Contains(table.String(), w) {
+				t.Errorf("%s: the table does not say %q:\n%s", tc.name, w, table.String())
+			}
+		}
+		for _, l := range tc.lack {
+			if strings.Contains(table.String(), l) {
+				t.Errorf("%s: the table says %q:\n%s", tc.name, l, table.String())
+			}
+		}
+	}
+}

@@ -64,7 +64,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		row("echobench CPU", "%.2fs (%.0f%% of window)", s.ClientCPUS, s.ClientCPUPct)
 		if m := s.MeterLimited; m != nil {
-			row("METER-LIMITED", "%s (all runs merged)", meterText(m))
+			row("METER-LIMITED", "%s (all runs merged)", meterText(m, s.HostLimited))
 		}
 		if h := s.HostLimited; h != nil {
 			row("HOST-LIMITED", "%s (the most stolen run)", h.Text())
@@ -127,7 +127,7 @@ func writeRun(row func(string, string, ...any), run Run) {
 		row("schedule lag µs", "p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f (echobench's own lateness; should stay near 0)", sl.P50us, sl.P99us, sl.P999us, sl.MaxUs)
 	}
 	if m := run.MeterLimited; m != nil {
-		row("METER-LIMITED", "%s", meterText(m))
+		row("METER-LIMITED", "%s", meterText(m, run.HostLimited))
 	}
 	if t := stealText(run.Client, run.Server); t != "" {
 		row("host steal", "%s", t)
@@ -203,8 +203,14 @@ func writeUDPByteCheck(row func(string, string, ...any), bc *ByteCheck) {
 		bc.ServerIn, bc.ClientSent, bc.ServerOut, bc.ClientReceived, verdict)
 }
 
-func meterText(m *MeterLimited) string {
-	return fmt.Sprintf("%s, above the %.0f%% that makes it meter-limited: that latency is partly echobench's own lateness, not the server's; give echobench more CPU or -workers, or lower -rate", m.Text(), MeterShare*100)
+// meterText is the meter-limited flag with what to do about it; h is the same run's (or runs')
+// HostLimited, for which more CPU or workers would not help.
+func meterText(m *MeterLimited, h *HostLimited) string {
+	advice := "give echobench more CPU or -workers, or lower -rate"
+	if h != nil && h.ClientPct >= StealSharePct {
+		advice = fmt.Sprintf("the hypervisor stole %.1f%% of echobench's CPUs in the window (HOST-LIMITED), lateness no client can avoid: rerun when the host is quieter", h.ClientPct)
+	}
+	return fmt.Sprintf("%s, above the %.0f%% that makes it meter-limited: that latency is partly echobench's own lateness, not the server's; %s", m.Text(), MeterShare*100, advice)
 }
 
 func byteSourceText(s string) string {
