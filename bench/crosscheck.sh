@@ -542,7 +542,10 @@ fixedrate_summary() {
 		10) label="client CPU steal, % of the window (taken by the hypervisor; openloop and blackout rows: the whole run)" ;;
 		esac
 		echo "   $label"
-		if [[ $col == 8q ]]; then rate_stat 8 "$STEAL_QUIET"; else rate_stat "$col"; fi | awk -F'\t' -v ratio="$([[ $col == 5 ]] && echo 1 || echo 0)" -v cratio="$([[ $col == 6 ]] && echo 1 || echo 0)" '
+		if [[ $col == 8q ]]; then
+			[[ -n $(rate_stat 8 "$STEAL_QUIET") ]] || { echo "     none: the host stole from the client's CPU in every run"; continue; }
+			rate_stat 8 "$STEAL_QUIET"
+		else rate_stat "$col"; fi | awk -F'\t' -v ratio="$([[ $col == 5 ]] && echo 1 || echo 0)" -v cratio="$([[ $col == 6 ]] && echo 1 || echo 0)" '
 			{ row[$1] = row[$1] sprintf("  %8s: %9.2f [%.2f-%.2f]", ($2 == 0 ? "closed" : $2 "/s"), $3, $4, $5)
 			  med[$1, $2] = $3; if ($1 == "cref") cref[$2] = $3; if ($1 == "openloop") ol[$2] = $3; rates[$2] = 1
 			  if (!($1 in seen)) { seen[$1] = 1; names[++n] = $1 } }

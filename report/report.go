@@ -72,6 +72,7 @@ type KneeProbe struct {
 	P99us        float64 `json:"latency_p99_us"`  // coordinated-omission corrected
 	Held         bool    `json:"held"`            // p99 within the bound and the rate achieved
 	MeterLimited bool    `json:"meter_limited,omitempty"`
+	HostLimited  bool    `json:"host_limited,omitempty"` // Run.HostLimited: the hypervisor stole from either side
 	DurationS    float64 `json:"duration_s"`
 	Incomplete   uint64  `json:"incomplete"`    // messages due in the window that had not completed
 	Why          string  `json:"why,omitempty"` // why it did not hold
@@ -358,6 +359,14 @@ type ServerSnapshot struct {
 }
 
 // ClientAccounting is what echobench itself cost (getrusage RUSAGE_SELF), over the load run.
+//
+// CPUS, and the server's, are exact: the scheduler's own runtime, without the time a hypervisor
+// stole. The split into user and system is not. A kernel built with tick-based accounting (the
+// usual build, CONFIG_TICK_CPU_ACCOUNTING) divides that runtime in the ratio of the timer ticks
+// that found the thread in user and in kernel mode, a few hundred a second; an event loop that
+// wakes on timers of its own is not sampled at random by them, so the split can be off by several
+// times for a side that spends a tenth of its time in user mode, as the engine does. The split is
+// printed as the kernel gives it; results/2026-12-02-steal/ compares it with perf's sampling.
 type ClientAccounting struct {
 	UserS      float64 `json:"cpu_user_s"`
 	SysS       float64 `json:"cpu_sys_s"`

@@ -119,7 +119,7 @@ func (s *kneeSearch) run() (report.Knee, int, error) {
 		}
 		k.Probes = append(k.Probes, report.KneeProbe{
 			Rate: float64(rate), MsgsPerSec: run.MsgsPerSec, P99us: run.Latency.P99us, Held: ok,
-			MeterLimited: run.MeterLimited != nil, DurationS: run.ElapsedS, Incomplete: run.Incomplete, Why: why,
+			MeterLimited: run.MeterLimited != nil, HostLimited: run.HostLimited != nil, DurationS: run.ElapsedS, Incomplete: run.Incomplete, Why: why,
 		})
 		if err != nil {
 			return false, fmt.Errorf("probe %d at %d msgs/s: %w", len(k.Probes), rate, err)
@@ -147,6 +147,15 @@ func (s *kneeSearch) run() (report.Knee, int, error) {
 		}
 		if n := len(k.Probes); pick < 0 && n > 0 && k.Probes[n-1].MeterLimited {
 			notes = append(notes, "the lowest probe was METER-LIMITED: echobench's own schedule lag is a material share of its p99, so the bound may be below what this machine can measure now; give echobench more CPU, or loosen the bound")
+		}
+		failedStolen := 0
+		for _, p := range k.Probes {
+			if p.HostLimited && !p.Held {
+				failedStolen++
+			}
+		}
+		if failedStolen > 0 {
+			notes = append(notes, fmt.Sprintf("%d failed probe(s) were HOST-LIMITED: the hypervisor stole at least %g%% of a side's CPUs, which may be what failed them, so the knee is a floor; rerun when the host is quieter", failedStolen, report.StealSharePct))
 		}
 		k.Note = strings.Join(notes, "; ")
 		return k, pick, err
@@ -303,6 +312,9 @@ func writeKnee(w io.Writer, k *report.Knee) {
 		}
 		if p.MeterLimited {
 			held += " (meter-limited)"
+		}
+		if p.HostLimited {
+			held += " (host-limited)"
 		}
 		fmt.Fprintf(tw, "  %d\t%.0f\t%.0f\t%.0f\t%d\t%s\t  %s\n", i+1, p.Rate, p.MsgsPerSec, p.P99us, p.Incomplete, held, p.Why)
 	}

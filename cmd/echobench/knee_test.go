@@ -198,6 +198,43 @@ func TestKneeHoldsBelowAndFailsAbove(t *testing.T) {
 	}
 }
 
+// TestKneeSaysWhenTheHostFailedAProbe: probes above the knee that were also host-limited may have
+// failed for the host, so the search says the knee is a floor; a search whose stolen probes all
+// held has nothing to say.
+func TestKneeSaysWhenTheHostFailedAProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stolen func(rate int) bool
+		want   bool
+	}{
+		{"failed probes stolen", func(rate int) bool { return rate > 37_000 }, true},
+		{"held probes stolen", func(rate int) bool { return rate <= 37_000 }, false},
+		{"none stolen", func(int) bool { return false }, false},
+	} {
+		f := &fakeServer{threshold: 37_000, saturation: 100_000}
+		probe := func(rate int) (report.Run, error) {
+			run, err := f.probe(rate)
+			if rate > 0 && tc.stolen(rate) {
+				run.HostLimited = &report.HostLimited{ClientPct: 5}
+			}
+			return run, err
+		}
+		s := &kneeSearch{kneeOptions: kneeOptions{tolerance: 0.05, probes: 10, bound: time.Millisecond}, window: time.Second, probe: probe, log: func(string, ...any) {}}
+		k, _, err := s.run()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := strings.Contains(k.Note, "HOST-LIMITED"); got != tc.want {
+			t.Errorf("%s: note %q; want HOST-LIMITED in it: %v", tc.name, k.Note, tc.want)
+		}
+		for _, p := range k.Probes {
+			if p.HostLimited != tc.stolen(int(p.Rate)) {
+				t.Errorf("%s: probe at %.0f host-limited %v", tc.name, p.Rate, p.HostLimited)
+			}
+		}
+	}
+}
+
 func TestKneeFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-knee", "1ms", "-rate", "1000"},
