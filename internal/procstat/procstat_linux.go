@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat. The kernel fixes it at 100
@@ -138,20 +139,31 @@ func Tasks(pid int) ([]int, error) {
 }
 
 // Children lists a process's direct children: the union of /proc/PID/task/TID/children over its
-// threads, since the kernel files each child under the thread that forked it.
+// threads, since the kernel files each child under the thread that forked it. Each file is opened
+// relative to the task directory, so the path is not walked from /proc again for every thread.
 func Children(pid int) ([]int, error) {
-	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	dir, err := os.Open(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
-		return nil, fmt.Errorf("glob children of %d: %w", pid, err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("list /proc/%d/task: %w", pid, ErrGone)
+		}
+		return nil, fmt.Errorf("list /proc/%d/task: %w", pid, err)
+	}
+	defer dir.Close()
+	tids, err := dir.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list /proc/%d/task: %w", pid, err)
 	}
 	var kids []int
-	for _, name := range files {
-		b, err := os.ReadFile(name)
+	buf := make([]byte, 4096)
+	for _, tid := range tids {
+		b, err := readAt(int(dir.Fd()), tid+"/children", buf)
 		if err != nil {
-			// The thread exited between the glob and the read; its children, if any, were
+			// The thread exited between the listing and the read; its children, if any, were
 			// re-parented to another thread of the process and show up there.
 			continue
 		}
+		buf = b[:0]
 		for f := range bytes.FieldsSeq(b) {
 			if kid, err := strconv.Atoi(string(f)); err == nil {
 				kids = append(kids, kid)
@@ -159,6 +171,32 @@ func Children(pid int) ([]int, error) {
 		}
 	}
 	return kids, nil
+}
+
+// readAt reads the whole file at name under the directory dirfd into buf, growing it as needed.
+func readAt(dirfd int, name string, buf []byte) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
 
 // Descendants returns root and every live descendant of it, root first.
