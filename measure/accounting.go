@@ -3,6 +3,7 @@ package measure
 import (
 	"time"
 
+	"echobench/internal/affinity"
 	"echobench/internal/child"
 	"echobench/internal/procstat"
 	"echobench/report"
@@ -41,6 +42,11 @@ func startAccounting(server serverSource) *accountant {
 	a.take()
 	go func() {
 		defer close(a.done)
+		// A sample reads a file or two per thread of the server tree, on echobench's own CPUs.
+		// At the normal policy a send that fell due meanwhile waited for it (the scheduler lets
+		// a running thread finish its slice); SCHED_IDLE makes every wake of the engine preempt
+		// it. If the policy cannot be set, sampling only disturbs more.
+		affinity.IdleThread()
 		for {
 			select {
 			case <-a.stop:
