@@ -444,7 +444,7 @@ kali_summary() {
 RATE_TSV=$OUT/fixedrate.tsv
 fixedrate() {
 	log "5/5 fixed rate: $RATE_CONNS connections x 64 B at $RATES msgs/s (0 = closed loop), C reference vs $RATE_MODELS, $RATE_REPEATS repeats"
-	printf 'server\trate\trepeat\tmsgs_per_s\tserver_us_per_msg\tclient_us_per_msg\tclient_user_us_per_msg\tlag_p99_us\tp99_us\tclient_steal_pct\n' >"$RATE_TSV"
+	printf 'server\trate\trepeat\tmsgs_per_s\tserver_us_per_msg\tclient_us_per_msg\tclient_user_us_per_msg\tlag_p99_us\tp99_us\tclient_steal_pct\tserver_steal_pct\n' >"$RATE_TSV"
 	local rep rate srv order name json rate_flag
 	for rep in $(seq "$RATE_REPEATS"); do
 		order="cref openloop $RATE_MODELS"
@@ -473,7 +473,7 @@ fixedrate() {
 					[$s, $r, $k, $x.msgs_per_s, ($x.server.window_cpu_s / $m * 1e6), ($x.client.window_cpu_s / $m * 1e6),
 					 ($x.client.window_cpu_s / $m * 1e6 * (if $x.client.cpu_s > 0 then $x.client.cpu_user_s / $x.client.cpu_s else 0 end)),
 					 (if ($x.schedule_lag.count // 0) > 0 then $x.schedule_lag.p99_us else "n/a" end), $x.latency.p99_us,
-					 ($x.client.steal_pct_of_window // "n/a")] | @tsv end' "$json" >>"$RATE_TSV"
+					 ($x.client.steal_pct_of_window // "n/a"), ($x.server.steal_pct_of_window // "n/a")] | @tsv end' "$json" >>"$RATE_TSV"
 			done
 		done
 	done
@@ -489,10 +489,10 @@ openloop_run() {
 	steal=$(steal_end)
 	stop_server
 	line=$(grep '^openloop ' "$OUT/$name.txt") || return
-	awk -v r="$rate" -v k="$rep" -v st="$steal" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	awk -v r="$rate" -v k="$rep" -v st="${steal% *}" -v sst="${steal#* }" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 		if (v["msgs"] == 0 || v["server_us_per_msg"] == "") exit
-		printf "openloop\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\tn/a\t%s\n", r, k, v["msgs"] / v["window_s"], v["server_us_per_msg"],
-			v["us_per_msg"], v["user_us_per_msg"], v["lag_p99_us"], st }' <<<"$line" >>"$RATE_TSV"
+		printf "openloop\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\tn/a\t%s\t%s\n", r, k, v["msgs"] / v["window_s"], v["server_us_per_msg"],
+			v["us_per_msg"], v["user_us_per_msg"], v["lag_p99_us"], st, sst }' <<<"$line" >>"$RATE_TSV"
 }
 # blackout_run RATE REPEAT: bin/blackout alone on the client's CPU, one row of fixedrate.tsv whose
 # only figure is the lag p99 that the CPU's own gaps impose (the rate is where it was taken)
@@ -503,25 +503,28 @@ blackout_run() {
 		{ log "blackout $name failed; see $OUT/$name.txt"; return; }
 	steal=$(steal_end)
 	line=$(grep '^blackout ' "$OUT/$name.txt") || return
-	awk -v r="$1" -v k="$2" -v st="$steal" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-		printf "blackout\t%s\t%s\tn/a\tn/a\tn/a\tn/a\t%s\tn/a\t%s\n", r, k, v["floor_p99_us"], st }' <<<"$line" >>"$RATE_TSV"
+	awk -v r="$1" -v k="$2" -v st="${steal% *}" -v sst="${steal#* }" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		printf "blackout\t%s\t%s\tn/a\tn/a\tn/a\tn/a\t%s\tn/a\t%s\t%s\n", r, k, v["floor_p99_us"], st, sst }' <<<"$line" >>"$RATE_TSV"
 }
-# steal_begin, then steal_end: the share of the wall time between them, in percent, that the
-# hypervisor took from the client's CPU (/proc/stat's steal, in 10 ms ticks), as echobench's JSON
-# gives it for its own window (report.StealSharePct has the why); n/a where not counted
-STEAL_T0='' STEAL_N0=''
-steal_ticks() { awk -v c="cpu$CLIENT_CPU" '$1 == c { print ($9 == "" ? "n/a" : $9) }' /proc/stat; }
-steal_begin() { STEAL_T0=$(date +%s%N) STEAL_N0=$(steal_ticks); }
+# steal_begin, then steal_end: "CLIENT SERVER", the share of the wall time between them, in
+# percent, that the hypervisor took from the client's and the server's CPU (/proc/stat's steal, in
+# 10 ms ticks), as echobench's JSON gives it for its own window (report.StealSharePct has the why);
+# n/a where not counted
+STEAL_T0='' STEAL_C0='' STEAL_S0=''
+steal_ticks() { awk -v c="cpu$1" '$1 == c { print ($9 == "" ? "n/a" : $9) }' /proc/stat; }
+steal_begin() { STEAL_T0=$(date +%s%N) STEAL_C0=$(steal_ticks "$CLIENT_CPU") STEAL_S0=$(steal_ticks "$SERVER_CPU"); }
 steal_end() {
-	local n1 t1
-	n1=$(steal_ticks) t1=$(date +%s%N)
-	[[ $STEAL_N0 =~ ^[0-9]+$ && $n1 =~ ^[0-9]+$ ]] || { echo n/a; return; }
-	awk -v n=$((n1 - STEAL_N0)) -v ns=$((t1 - STEAL_T0)) 'BEGIN { printf "%.2f\n", n * 1e7 / ns * 100 }'
+	local c1 s1 t1
+	c1=$(steal_ticks "$CLIENT_CPU") s1=$(steal_ticks "$SERVER_CPU") t1=$(date +%s%N)
+	[[ $STEAL_C0 =~ ^[0-9]+$ && $c1 =~ ^[0-9]+$ && $STEAL_S0 =~ ^[0-9]+$ && $s1 =~ ^[0-9]+$ ]] || { echo "n/a n/a"; return; }
+	awk -v c=$((c1 - STEAL_C0)) -v s=$((s1 - STEAL_S0)) -v ns=$((t1 - STEAL_T0)) 'BEGIN { printf "%.2f %.2f\n", c * 1e9 / ns, s * 1e9 / ns }'
 }
-# rate_stat COLUMN [MAX_STEAL]: "server rate median min max" per (server, rate) from fixedrate.tsv,
-# of the rows whose client steal was under MAX_STEAL percent if given
+# rate_stat COLUMN [MAX_STEAL [both]]: "server rate median min max" per (server, rate) from
+# fixedrate.tsv, of the rows whose client steal (with both: and server steal) was under MAX_STEAL
+# percent if given
 rate_stat() {
-	tail -n +2 "$RATE_TSV" | awk -F'\t' -v col="$1" -v cap="${2:-}" '$col != "n/a" && (cap == "" || ($10 != "n/a" && $10 < cap + 0)) { print $1 "\t" $2 "\t" $col }' | sort -t$'\t' -k1,1 -k2,2n -k3,3g |
+	tail -n +2 "$RATE_TSV" | awk -F'\t' -v col="$1" -v cap="${2:-}" -v both="${3:-}" '$col != "n/a" &&
+		(cap == "" || ($10 != "n/a" && $10 < cap + 0 && (both == "" || ($11 != "n/a" && $11 < cap + 0)))) { print $1 "\t" $2 "\t" $col }' | sort -t$'\t' -k1,1 -k2,2n -k3,3g |
 		awk -F'\t' '{ k = $1 "\t" $2; v[k, ++n[k]] = $3; if (!(k in seen)) { seen[k] = 1; keys[++nk] = k } }
 		END { for (i = 1; i <= nk; i++) { k = keys[i]; c = n[k]
 			med = (c % 2) ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2
@@ -531,26 +534,30 @@ fixedrate_summary() {
 	echo "5. Fixed rate, $RATE_CONNS conns x 64 B, open loop (rate 0 = closed loop), $RATE_REPEATS alternated repeats: median [min-max]"
 	[[ -s $RATE_TSV ]] || { echo "   no runs"; return; }
 	local col label
-	for col in 5 6 7 8 8q 9 10; do
+	for col in 5 5q 6 7 8 8q 9 10 11; do
 		case $col in
 		5) label="server CPU us per message (x = median over the C reference's at that rate)" ;;
 		6) label="client CPU us per message (echobench; the openloop row is bin/openloop, the floor; x openloop = echobench over it)" ;;
 		7) label="client user CPU us per message" ;;
 		8) label="client schedule lag p99, us (open loop only; the blackout row is the CPU's own floor, bin/blackout)" ;;
+		5q) label="the same, of the runs with no steal counted on either CPU: the host moves the server's cost too (a stolen server batches more per wake)" ;;
 		8q) label="the same, of the runs the host left alone: no client CPU steal counted (/proc/stat, 10 ms ticks; echobench flags a run at report.StealSharePct)" ;;
 		9) label="corrected latency p99, us" ;;
 		10) label="client CPU steal, % of the window (taken by the hypervisor; openloop and blackout rows: the whole run)" ;;
+		11) label="server CPU steal, % of the window (the same on the server's CPU)" ;;
 		esac
 		echo "   $label"
-		if [[ $col == 8q ]]; then
-			[[ -n $(rate_stat 8 "$STEAL_QUIET") ]] || { echo "     none: the host stole from the client's CPU in every run"; continue; }
-			rate_stat 8 "$STEAL_QUIET"
-		else rate_stat "$col"; fi | awk -F'\t' -v ratio="$([[ $col == 5 ]] && echo 1 || echo 0)" -v cratio="$([[ $col == 6 ]] && echo 1 || echo 0)" '
+		if [[ $col == *q ]]; then
+			local args=(8 "$STEAL_QUIET")
+			[[ $col == 5q ]] && args=(5 "$STEAL_QUIET" both)
+			[[ -n $(rate_stat "${args[@]}") ]] || { echo "     none: the host stole in every run"; continue; }
+			rate_stat "${args[@]}"
+		else rate_stat "$col"; fi | awk -F'\t' -v ratio="$([[ $col == 5* ]] && echo 1 || echo 0)" -v cratio="$([[ $col == 6 ]] && echo 1 || echo 0)" '
 			{ row[$1] = row[$1] sprintf("  %8s: %9.2f [%.2f-%.2f]", ($2 == 0 ? "closed" : $2 "/s"), $3, $4, $5)
 			  med[$1, $2] = $3; if ($1 == "cref") cref[$2] = $3; if ($1 == "openloop") ol[$2] = $3; rates[$2] = 1
 			  if (!($1 in seen)) { seen[$1] = 1; names[++n] = $1 } }
 			END { for (i = 1; i <= n; i++) { s = names[i]; line = sprintf("     %-9s%s", s, row[s])
-				if (ratio && s != "cref") { line = line "   x C:"; for (r in rates) if (cref[r] > 0 && (s, r) in med) line = line sprintf(" %s %.2f", (r == 0 ? "closed" : r), med[s, r] / cref[r]) }
+				if (ratio && s != "cref") { x = ""; for (r in rates) if (cref[r] > 0 && (s, r) in med) x = x sprintf(" %s %.2f", (r == 0 ? "closed" : r), med[s, r] / cref[r]); if (x != "") line = line "   x C:" x }
 				if (cratio && s != "openloop") { line = line "   x openloop:"; for (r in rates) if (ol[r] > 0 && (s, r) in med) line = line sprintf(" %s %.2f", r, med[s, r] / ol[r]) }
 				print line } }'
 	done
