@@ -547,12 +547,12 @@ fixedrate_summary() {
 		11) label="server CPU steal, % of the window (the same on the server's CPU)" ;;
 		esac
 		echo "   $label"
-		if [[ $col == *q ]]; then
-			local args=(8 "$STEAL_QUIET")
-			[[ $col == 5q ]] && args=(5 "$STEAL_QUIET" both)
-			[[ -n $(rate_stat "${args[@]}") ]] || { echo "     none: the host stole in every run"; continue; }
-			rate_stat "${args[@]}"
-		else rate_stat "$col"; fi | awk -F'\t' -v ratio="$([[ $col == 5* ]] && echo 1 || echo 0)" -v cratio="$([[ $col == 6 ]] && echo 1 || echo 0)" '
+		local args=("$col")
+		[[ $col == 8q ]] && args=(8 "$STEAL_QUIET")
+		[[ $col == 5q ]] && args=(5 "$STEAL_QUIET" both)
+		# (outside the pipeline below, whose commands run in subshells)
+		[[ -n $(rate_stat "${args[@]}") ]] || { echo "     none${args[1]:+: the host stole in every run}"; continue; }
+		rate_stat "${args[@]}" | awk -F'\t' -v ratio="$([[ $col == 5* ]] && echo 1 || echo 0)" -v cratio="$([[ $col == 6 ]] && echo 1 || echo 0)" '
 			{ row[$1] = row[$1] sprintf("  %8s: %9.2f [%.2f-%.2f]", ($2 == 0 ? "closed" : $2 "/s"), $3, $4, $5)
 			  med[$1, $2] = $3; if ($1 == "cref") cref[$2] = $3; if ($1 == "openloop") ol[$2] = $3; rates[$2] = 1
 			  if (!($1 in seen)) { seen[$1] = 1; names[++n] = $1 } }
