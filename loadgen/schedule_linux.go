@@ -21,36 +21,51 @@ func firstTurn(phase, interval, now int64) int64 {
 // sendQueue is a worker's open-loop schedule: the connections that may send (their window has
 // room) ordered by their next intended send time. A connection whose window is full leaves the
 // queue and rejoins when an echo frees a slot, so a stalled server costs no timer wakeups.
+//
+// Each entry keeps its connection's send time beside the pointer, so ordering the heap reads no
+// connection: a wake's pop and push sift through ten levels for a thousand connections, and the
+// connections' structs are the memory least likely to be in cache after the kernel's network
+// path has run. The sifts move a hole and write each moved connection's queuePos once.
 type sendQueue struct {
-	items []*conn
+	items []queued
+}
+
+// queued is one sendQueue entry: c and c.nextSend as of its last push or update.
+type queued struct {
+	at int64
+	c  *conn
 }
 
 func (q *sendQueue) len() int { return len(q.items) }
 
 // top returns the connection due first. The queue must not be empty.
-func (q *sendQueue) top() *conn { return q.items[0] }
+func (q *sendQueue) top() *conn { return q.items[0].c }
+
+// next is when the connection due first is due. The queue must not be empty.
+func (q *sendQueue) next() int64 { return q.items[0].at }
 
 func (q *sendQueue) push(c *conn) {
-	c.queuePos = len(q.items)
-	q.items = append(q.items, c)
-	q.up(c.queuePos)
+	q.items = append(q.items, queued{c.nextSend, c})
+	q.up(len(q.items) - 1)
 }
 
 // update puts c in its place for its current nextSend: pushed if it is not queued, moved if it
-// is. A queued connection whose nextSend changed without this would break the heap order, and
-// top would no longer be the connection due first: others due would wait for it.
+// is. A queued connection whose nextSend changed without this would keep its old place and key,
+// and others due before its new time would wait for it, or it would go out at its old one.
 func (q *sendQueue) update(c *conn) {
-	if c.queuePos < 0 {
+	i := c.queuePos
+	if i < 0 {
 		q.push(c)
 		return
 	}
-	q.down(c.queuePos)
+	q.items[i].at = c.nextSend
+	q.down(i)
 	q.up(c.queuePos)
 }
 
 // pop removes and returns the connection due first.
 func (q *sendQueue) pop() *conn {
-	c := q.items[0]
+	c := q.items[0].c
 	q.remove(c)
 	return c
 }
@@ -62,55 +77,61 @@ func (q *sendQueue) remove(c *conn) {
 		return
 	}
 	last := len(q.items) - 1
-	q.swap(i, last)
+	moved := q.items[last]
 	q.items = q.items[:last]
 	c.queuePos = -1
 	if i < last {
+		q.items[i] = moved
+		moved.c.queuePos = i
 		q.down(i)
-		q.up(i)
+		q.up(moved.c.queuePos)
 	}
 }
 
 func (q *sendQueue) clear() {
-	for _, c := range q.items {
-		c.queuePos = -1
+	for _, e := range q.items {
+		e.c.queuePos = -1
 	}
 	q.items = q.items[:0]
 }
 
-func (q *sendQueue) less(i, j int) bool { return q.items[i].nextSend < q.items[j].nextSend }
+func (q *sendQueue) less(i, j int) bool { return q.items[i].at < q.items[j].at }
 
-func (q *sendQueue) swap(i, j int) {
-	q.items[i], q.items[j] = q.items[j], q.items[i]
-	q.items[i].queuePos = i
-	q.items[j].queuePos = j
-}
-
+// up moves the entry at i towards the root while it is due before its parent.
 func (q *sendQueue) up(i int) {
+	e := q.items[i]
 	for i > 0 {
 		parent := (i - 1) / 2
-		if !q.less(i, parent) {
-			return
+		if q.items[parent].at <= e.at {
+			break
 		}
-		q.swap(i, parent)
+		q.items[i] = q.items[parent]
+		q.items[i].c.queuePos = i
 		i = parent
 	}
+	q.items[i] = e
+	e.c.queuePos = i
 }
 
+// down moves the entry at i towards the leaves while a child is due before it.
 func (q *sendQueue) down(i int) {
 	n := len(q.items)
+	e := q.items[i]
 	for {
-		least := i
-		if l := 2*i + 1; l < n && q.less(l, least) {
-			least = l
+		least := 2*i + 1
+		if least >= n {
+			break
 		}
-		if r := 2*i + 2; r < n && q.less(r, least) {
+		if r := least + 1; r < n && q.items[r].at < q.items[least].at {
 			least = r
 		}
-		if least == i {
-			return
+		if q.items[least].at >= e.at {
+			break
 		}
-		q.swap(i, least)
+		q.items[i] = q.items[least]
+		q.items[i].c.queuePos = i
 		i = least
 	}
+	q.items[i] = e
+	e.c.queuePos = i
 }

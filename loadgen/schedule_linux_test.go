@@ -1,6 +1,9 @@
 package loadgen
 
-import "testing"
+import (
+	"math/rand/v2"
+	"testing"
+)
 
 // TestFillKeepsSendQueueOrder covers an open-loop connection that sits in the send queue (its
 // window has room) and gets an echo after its send came due: fill sends what is due and moves
@@ -109,5 +112,64 @@ func TestTurnsAreEvenlySpaced(t *testing.T) {
 	}
 	if got := firstTurn(300, interval, 300); got != 300 {
 		t.Fatalf("a connect right on its turn (300) sends at %d, want 300", got)
+	}
+}
+
+// TestSendQueueOrder drives the send queue with random pushes, moves, removals and pops and
+// checks after each that it is a heap on the connections' send times, that every connection
+// knows its place, and that pops come in time order.
+func TestSendQueueOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	conns := make([]conn, 200)
+	for i := range conns {
+		conns[i] = conn{index: i, queuePos: -1}
+	}
+	var q sendQueue
+	check := func(step int) {
+		t.Helper()
+		for i, e := range q.items {
+			if e.c.queuePos != i {
+				t.Fatalf("step %d: conn %d at %d thinks it is at %d", step, e.c.index, i, e.c.queuePos)
+			}
+			if e.at != e.c.nextSend {
+				t.Fatalf("step %d: conn %d queued at %d, due %d", step, e.c.index, e.at, e.c.nextSend)
+			}
+			if i > 0 && q.less(i, (i-1)/2) {
+				t.Fatalf("step %d: entry %d (%d) before its parent (%d)", step, i, e.at, q.items[(i-1)/2].at)
+			}
+		}
+		for i := range conns {
+			if p := conns[i].queuePos; p >= len(q.items) || (p >= 0 && q.items[p].c != &conns[i]) {
+				t.Fatalf("step %d: conn %d has a stale place %d", step, i, p)
+			}
+		}
+	}
+	for step := range 20000 {
+		c := &conns[rng.IntN(len(conns))]
+		switch op := rng.IntN(10); {
+		case op < 5:
+			c.nextSend = rng.Int64N(1000) // ties on purpose
+			q.update(c)
+		case op < 7:
+			q.remove(c)
+		case q.len() > 0:
+			at := q.next()
+			got := q.pop()
+			if got.nextSend != at || got.queuePos != -1 {
+				t.Fatalf("step %d: popped conn %d due %d (place %d); the top said %d", step, got.index, got.nextSend, got.queuePos, at)
+			}
+			for _, e := range q.items {
+				if e.at < at {
+					t.Fatalf("step %d: popped %d while %d was queued", step, at, e.at)
+				}
+			}
+		}
+		check(step)
+	}
+	q.clear()
+	for i := range conns {
+		if conns[i].queuePos != -1 {
+			t.Fatalf("after clear conn %d is at %d", i, conns[i].queuePos)
+		}
 	}
 }

@@ -47,7 +47,7 @@ func (w *worker) serviceTimers(now int64) {
 			}
 		}
 	}
-	for w.sendQueue.len() > 0 && w.sendQueue.top().nextSend <= now {
+	for w.sendQueue.len() > 0 && w.sendQueue.next() <= now {
 		c := w.sendQueue.pop()
 		if !w.canQueue(c) {
 			// Harvest mode kept c queued while its window was full (awaitsEcho), and the harvest
@@ -127,7 +127,7 @@ func (w *worker) nextDeadline() int64 {
 		earlier(w.lastScan + int64(connectScanInterval))
 	}
 	if w.sendQueue.len() > 0 {
-		earlier(w.sendQueue.top().nextSend)
+		earlier(w.sendQueue.next())
 	}
 	return next
 }
