@@ -33,13 +33,14 @@ type accountant struct {
 	stop   chan struct{}
 	done   chan struct{}
 	points []point
-	// lastCost is how long the last point took to take; procstat.Pace spaces points by it.
+	// lastCost is the CPU the last point took to take; procstat.Pace spaces points by it. CPU,
+	// not wall time: at the idle policy a point can wait long for its CPU at no cost to anyone.
 	lastCost time.Duration
 }
 
 func startAccounting(server serverSource) *accountant {
 	a := &accountant{server: server, stop: make(chan struct{}), done: make(chan struct{})}
-	a.take()
+	a.take(true)
 	go func() {
 		defer close(a.done)
 		// A sample reads a file or two per thread of the server tree, on echobench's own CPUs.
@@ -53,14 +54,23 @@ func startAccounting(server serverSource) *accountant {
 				return
 			case <-time.After(procstat.Pace(a.lastCost)):
 			}
-			a.take()
+			a.take(false)
 		}
 	}()
 	return a
 }
 
-func (a *accountant) take() {
-	began := time.Now()
+// maxPointSpread is how long the reads of one point may take before it is left out of the
+// series. At SCHED_IDLE the sampler's thread can starve while busier threads fill its CPUs, and a
+// point begun before the window and finished after it would carry its start time and its end's
+// server figures: the window would seem to cost nothing. The points around a dropped one
+// interpolate across it instead.
+const maxPointSpread = 50 * time.Millisecond
+
+// take adds a point to the series; one taken at the sampler's idle policy (must false) is dropped
+// if its reads spread over more than maxPointSpread.
+func (a *accountant) take(must bool) {
+	began, cpu := time.Now(), procstat.ThreadCPU()
 	p := point{t: began}
 	p.client, _ = procstat.Self()
 	p.steal, _ = procstat.ReadSteal()
@@ -69,7 +79,10 @@ func (a *accountant) take() {
 			p.server, p.serverOK, p.snap = t, true, snap
 		}
 	}
-	a.lastCost = time.Since(began)
+	a.lastCost = procstat.ThreadCPU() - cpu
+	if !must && time.Since(began) > maxPointSpread {
+		return
+	}
 	if len(a.points) == maxPoints {
 		// Keep every other point: the ends stay, the resolution halves.
 		kept := a.points[:0]
@@ -81,11 +94,27 @@ func (a *accountant) take() {
 	a.points = append(a.points, p)
 }
 
+// starvedGap is the longest the series may go without a point inside a window before the run
+// says its CPU figures there are interpolated: about seven sampling intervals.
+const starvedGap = time.Second
+
+// longestGap is the longest span between consecutive points that overlaps [from, to].
+func longestGap(points []point, from, to time.Time) time.Duration {
+	var gap time.Duration
+	for i := 1; i < len(points); i++ {
+		a, b := points[i-1].t, points[i].t
+		if b.After(from) && a.Before(to) {
+			gap = max(gap, b.Sub(a))
+		}
+	}
+	return gap
+}
+
 // finish stops sampling, takes a last point and returns the series.
 func (a *accountant) finish() []point {
 	close(a.stop)
 	<-a.done
-	a.take()
+	a.take(true)
 	return a.points
 }
 

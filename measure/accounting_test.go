@@ -86,3 +86,42 @@ func TestWindowSteal(t *testing.T) {
 		t.Errorf("a series with no readable /proc/stat: got %v%%, want nil (not measured)", *got)
 	}
 }
+
+// slowSource is a server source whose every sample takes delay, as one taken by a starved thread.
+type slowSource struct{ delay time.Duration }
+
+func (s slowSource) sample() (procstat.Tree, *child.Snapshot, error) {
+	time.Sleep(s.delay)
+	return procstat.Tree{User: time.Second}, nil, nil
+}
+func (slowSource) peaks() procstat.Peaks { return procstat.Peaks{} }
+func (slowSource) via() string           { return "test" }
+
+// TestSpreadPointsDropped: a point whose reads spread over more than maxPointSpread cannot be
+// placed in time and is left out, unless it is one of the series' ends; a quick one is kept.
+func TestSpreadPointsDropped(t *testing.T) {
+	slow := &accountant{server: slowSource{delay: maxPointSpread + 10*time.Millisecond}}
+	slow.take(false)
+	if len(slow.points) != 0 {
+		t.Errorf("a point that took longer than %v was kept", maxPointSpread)
+	}
+	slow.take(true)
+	if len(slow.points) != 1 {
+		t.Errorf("an end point was dropped")
+	}
+	quick := &accountant{server: slowSource{}}
+	quick.take(false)
+	if len(quick.points) != 1 || !quick.points[0].serverOK {
+		t.Errorf("a quick point was not kept: %+v", quick.points)
+	}
+}
+
+// TestLongestGap: the longest span between points that overlaps the window, not one outside it.
+func TestLongestGap(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	at := func(s float64) point { return point{t: t0.Add(time.Duration(s * float64(time.Second)))} }
+	points := []point{at(0), at(5), at(5.2), at(6.5), at(6.6), at(9)}
+	if got := longestGap(points, t0.Add(5100*time.Millisecond), t0.Add(6600*time.Millisecond)); got != 1300*time.Millisecond {
+		t.Errorf("gap in the window %v, want 1.3s (the 5 s before it and the 2.4 s after do not count)", got)
+	}
+}

@@ -224,6 +224,10 @@ func (c *cell) run(ctx context.Context, index int) (Outcome, error) {
 		windowStart, windowEnd = end.Add(-res.Elapsed), end
 	}
 	r.Client = c.clientAccounting(points, windowStart, windowEnd, cfg)
+	if gap := longestGap(points, windowStart, windowEnd); gap > starvedGap {
+		c.warn("run %d: the CPU sampler took no point for %.1fs of the window: its idle policy yields to every other thread, and the CPUs it may use were full; the window's CPU figures are interpolated across that gap, so pin echobench and the server apart (-pin) or leave a CPU free",
+			index+1, gap.Seconds())
+	}
 	if source != nil {
 		r.Server = serverAccounting(source, rootPID, points, windowStart, windowEnd, res.Messages)
 		if stats == nil {

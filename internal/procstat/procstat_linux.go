@@ -394,3 +394,14 @@ func Self() (Usage, error) {
 	}
 	return FromRusage(&ru), nil
 }
+
+// ThreadCPU is the CPU time the calling thread has used so far (CLOCK_THREAD_CPUTIME_ID), or 0
+// if the clock cannot be read. It measures what a piece of work cost in CPU, which wall time
+// cannot when the thread waited for its CPU.
+func ThreadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
