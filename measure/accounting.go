@@ -68,7 +68,8 @@ func startAccounting(server serverSource) *accountant {
 const maxPointSpread = 50 * time.Millisecond
 
 // take adds a point to the series; one taken at the sampler's idle policy (must false) is dropped
-// if its reads spread over more than maxPointSpread.
+// if its reads spread over more than maxPointSpread. A stats port's answer is not held to that:
+// it can take a network round trip, and it carries the server's own clock.
 func (a *accountant) take(must bool) {
 	began, cpu := time.Now(), procstat.ThreadCPU()
 	p := point{t: began}
@@ -80,7 +81,7 @@ func (a *accountant) take(must bool) {
 		}
 	}
 	a.lastCost = procstat.ThreadCPU() - cpu
-	if !must && time.Since(began) > maxPointSpread {
+	if _, remote := a.server.(*statsSource); !must && !remote && time.Since(began) > maxPointSpread {
 		return
 	}
 	if len(a.points) == maxPoints {
