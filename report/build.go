@@ -116,7 +116,7 @@ func (r *Report) Summarize(model string, h Hists) {
 		cliCPU = append(cliCPU, run.Client.CPUS)
 		cliPct = append(cliPct, run.Client.CPUPct)
 		s.ClientSaturated = s.ClientSaturated || run.Client.Saturated
-		if h := run.HostLimited; h != nil && (s.HostLimited == nil || max(h.ClientPct, h.ServerPct) > max(s.HostLimited.ClientPct, s.HostLimited.ServerPct)) {
+		if h := run.HostLimited; h != nil && (s.HostLimited == nil || h.worst() > s.HostLimited.worst()) {
 			s.HostLimited = h
 		}
 		s.BothSaturated = s.BothSaturated || run.Client.BothSaturated

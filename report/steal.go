@@ -19,8 +19,16 @@ const StealSharePct = 1.0
 // HostLimited is a run's steal where either side reached StealSharePct; nil if neither did or
 // neither could be read.
 type HostLimited struct {
-	ClientPct float64 `json:"client_steal_pct"`           // over echobench's CPUs
-	ServerPct float64 `json:"server_steal_pct,omitempty"` // over the server's CPUs, when read
+	ClientPct float64  `json:"client_steal_pct"`           // over echobench's CPUs
+	ServerPct *float64 `json:"server_steal_pct,omitempty"` // over the server's CPUs; nil when not read
+}
+
+// worst is the larger of the two sides' steal.
+func (h *HostLimited) worst() float64 {
+	if h.ServerPct != nil {
+		return max(h.ClientPct, *h.ServerPct)
+	}
+	return h.ClientPct
 }
 
 // JudgeHost applies the rule to one run's accounting.
@@ -32,7 +40,7 @@ func JudgeHost(cl ClientAccounting, sv *ServerAccounting) *HostLimited {
 		hit = *p >= StealSharePct
 	}
 	if sv != nil && sv.StealPct != nil {
-		h.ServerPct = *sv.StealPct
+		h.ServerPct = sv.StealPct
 		hit = hit || *sv.StealPct >= StealSharePct
 	}
 	if !hit {
@@ -43,7 +51,11 @@ func JudgeHost(cl ClientAccounting, sv *ServerAccounting) *HostLimited {
 
 // Text is the flag in words, for the summary, the warning and the notes under `make bench`'s table.
 func (h *HostLimited) Text() string {
-	return fmt.Sprintf("the hypervisor took %.1f%% of echobench's CPUs and %.1f%% of the server's during the window (steal)", h.ClientPct, h.ServerPct)
+	server := "the server's not read"
+	if h.ServerPct != nil {
+		server = fmt.Sprintf("%.1f%% of the server's", *h.ServerPct)
+	}
+	return fmt.Sprintf("the hypervisor took %.1f%% of echobench's CPUs and %s during the window (steal)", h.ClientPct, server)
 }
 
 // stealText is a run's steal on each side, for its summary.

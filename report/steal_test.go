@@ -63,3 +63,19 @@ func TestTableSaysWhenTheHostStole(t *testing.T) {
 		}
 	}
 }
+
+// TestHostTextSaysWhatWasNotRead: a server whose steal was not read is not printed as 0%, and
+// the summary keeps the most stolen run by either side.
+func TestHostTextSaysWhatWasNotRead(t *testing.T) {
+	stolen, little := 3.0, 0.5
+	h := JudgeHost(ClientAccounting{StealPct: &stolen}, nil)
+	if h == nil || !strings.Contains(h.Text(), "not read") || strings.Contains(h.Text(), "0.0% of the server") {
+		t.Errorf("unread server: %v", h)
+	}
+	server := JudgeHost(ClientAccounting{StealPct: &little}, &ServerAccounting{StealPct: &[]float64{4}[0]})
+	r := Report{Runs: []Run{{HostLimited: h}, {HostLimited: server}, {}}}
+	r.Summarize("", Hists{})
+	if got := r.Summary.HostLimited; got != server {
+		t.Errorf("summary keeps %+v, want the run whose server lost 4%%", got)
+	}
+}
