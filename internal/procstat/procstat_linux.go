@@ -120,18 +120,33 @@ func ReadStatus(proc string) (Status, error) {
 	return s, nil
 }
 
-// Tasks lists the thread ids of a process.
-func Tasks(pid int) ([]int, error) {
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+// taskDir opens a process's /proc/PID/task and lists its thread ids' names; the caller closes it.
+func taskDir(pid int) (*os.File, []string, error) {
+	dir, err := os.Open(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("list /proc/%d/task: %w", pid, ErrGone)
+			return nil, nil, fmt.Errorf("list /proc/%d/task: %w", pid, ErrGone)
 		}
-		return nil, fmt.Errorf("list /proc/%d/task: %w", pid, err)
+		return nil, nil, fmt.Errorf("list /proc/%d/task: %w", pid, err)
 	}
-	tids := make([]int, 0, len(entries))
-	for _, e := range entries {
-		if tid, err := strconv.Atoi(e.Name()); err == nil {
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		dir.Close()
+		return nil, nil, fmt.Errorf("list /proc/%d/task: %w", pid, err)
+	}
+	return dir, names, nil
+}
+
+// Tasks lists the thread ids of a process.
+func Tasks(pid int) ([]int, error) {
+	dir, names, err := taskDir(pid)
+	if err != nil {
+		return nil, err
+	}
+	dir.Close()
+	tids := make([]int, 0, len(names))
+	for _, name := range names {
+		if tid, err := strconv.Atoi(name); err == nil {
 			tids = append(tids, tid)
 		}
 	}
@@ -142,18 +157,11 @@ func Tasks(pid int) ([]int, error) {
 // threads, since the kernel files each child under the thread that forked it. Each file is opened
 // relative to the task directory, so the path is not walked from /proc again for every thread.
 func Children(pid int) ([]int, error) {
-	dir, err := os.Open(fmt.Sprintf("/proc/%d/task", pid))
+	dir, tids, err := taskDir(pid)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("list /proc/%d/task: %w", pid, ErrGone)
-		}
-		return nil, fmt.Errorf("list /proc/%d/task: %w", pid, err)
+		return nil, err
 	}
 	defer dir.Close()
-	tids, err := dir.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("list /proc/%d/task: %w", pid, err)
-	}
 	var kids []int
 	buf := make([]byte, 4096)
 	for _, tid := range tids {
