@@ -29,10 +29,12 @@ type conn struct {
 	head     int
 	count    int
 
-	nextSend  int64 // open loop: intended time of the next message
-	scheduled bool  // open loop: nextSend has been started
-	queuePos  int   // index in the worker's sendQueue, -1 when not in it
-	echoAt    int64 // when the last completed echo arrived (harvest mode's schedule lag)
+	nextSend  int64  // open loop: intended time of the next message
+	scheduled bool   // open loop: nextSend has been started
+	inQueue   bool   // in the worker's sendQueue
+	queueSeq  uint32 // bumped at every push and removal: the sendQueue's entries that are current carry it
+	queueKey  int64  // the nextSend it was queued at
+	echoAt    int64  // when the last completed echo arrived (harvest mode's schedule lag)
 }
 
 type connState uint8

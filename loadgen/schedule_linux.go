@@ -22,116 +22,179 @@ func firstTurn(phase, interval, now int64) int64 {
 // room) ordered by their next intended send time. A connection whose window is full leaves the
 // queue and rejoins when an echo frees a slot, so a stalled server costs no timer wakeups.
 //
-// Each entry keeps its connection's send time beside the pointer, so ordering the heap reads no
-// connection: a wake's pop and push sift through ten levels for a thousand connections, and the
-// connections' structs are the memory least likely to be in cache after the kernel's network
-// path has run. The sifts move a hole and write each moved connection's queuePos once.
+// Its entries are a FIFO in send-time order, with a heap beside it for the few that arrive out of
+// order. Every connection has the same interval, so in steady state the connection popped (the
+// one due first) is pushed back one interval later, which is after every entry queued: each of
+// those was pushed as a pop before it plus the interval. Such a push is an append, and a pop
+// takes the FIFO's head: a message's pop and push touch two entries, where a heap of a thousand
+// connections sifts through ten levels of entries, which the kernel's network path has pushed out
+// of the cache since the last wake. A push before the FIFO's tail (a connect, a send turn that
+// came with its echo unread, a late echo) goes to the heap, and a pop takes whichever of the two
+// heads is due first.
+//
+// Removal is lazy: an entry names its connection and the connection's queueSeq when it was
+// pushed, and a connection that leaves the queue or moves bumps its queueSeq, so that the entry
+// left behind is stale and is dropped when it reaches a head. Stale entries are due within about
+// one interval of their push, so the two lists hold at most a few times the connections.
 type sendQueue struct {
-	items []queued
+	fifo       []queued // ring buffer, len a power of two; entries in nondecreasing send time
+	head, size int
+	heap       []queued // min-heap by send time: the pushes that came before the FIFO's tail
+	live       int      // connections queued
 }
 
-// queued is one sendQueue entry: c and c.nextSend as of its last push or update.
+// queued is one sendQueue entry: c, its send time when pushed, and its queueSeq then.
 type queued struct {
-	at int64
-	c  *conn
+	at  int64
+	c   *conn
+	seq uint32
 }
 
-func (q *sendQueue) len() int { return len(q.items) }
+func (e *queued) stale() bool { return !e.c.inQueue || e.c.queueSeq != e.seq }
 
-// top returns the connection due first. The queue must not be empty.
-func (q *sendQueue) top() *conn { return q.items[0].c }
+func (q *sendQueue) len() int { return q.live }
 
-// next is when the connection due first is due. The queue must not be empty.
-func (q *sendQueue) next() int64 { return q.items[0].at }
-
+// push queues c at its nextSend. c must not be queued.
 func (q *sendQueue) push(c *conn) {
-	q.items = append(q.items, queued{c.nextSend, c})
-	q.up(len(q.items) - 1)
+	c.inQueue = true
+	c.queueSeq++
+	c.queueKey = c.nextSend
+	q.live++
+	e := queued{c.nextSend, c, c.queueSeq}
+	if q.size > 0 && e.at < q.fifo[(q.head+q.size-1)&(len(q.fifo)-1)].at {
+		q.heap = append(q.heap, e)
+		q.up(len(q.heap) - 1)
+		return
+	}
+	if q.size == len(q.fifo) {
+		q.grow()
+	}
+	q.fifo[(q.head+q.size)&(len(q.fifo)-1)] = e
+	q.size++
+}
+
+// grow doubles the FIFO's ring, keeping its order.
+func (q *sendQueue) grow() {
+	ring := make([]queued, max(16, 2*len(q.fifo)))
+	for i := range q.size {
+		ring[i] = q.fifo[(q.head+i)&(len(q.fifo)-1)]
+	}
+	q.fifo, q.head = ring, 0
 }
 
 // update puts c in its place for its current nextSend: pushed if it is not queued, moved if it
-// is. A queued connection whose nextSend changed without this would keep its old place and key,
-// and others due before its new time would wait for it, or it would go out at its old one.
+// is. A queued connection whose nextSend changed without this would keep its old place, and
+// others due before its new time would wait for it, or it would go out at its old one.
 func (q *sendQueue) update(c *conn) {
-	i := c.queuePos
-	if i < 0 {
-		q.push(c)
-		return
+	if c.inQueue {
+		if c.queueKey == c.nextSend {
+			return
+		}
+		q.remove(c)
 	}
-	q.items[i].at = c.nextSend
-	q.down(i)
-	q.up(c.queuePos)
-}
-
-// pop removes and returns the connection due first.
-func (q *sendQueue) pop() *conn {
-	c := q.items[0].c
-	q.remove(c)
-	return c
+	q.push(c)
 }
 
 // remove takes c out of the queue if it is in it.
 func (q *sendQueue) remove(c *conn) {
-	i := c.queuePos
-	if i < 0 {
-		return
+	if c.inQueue {
+		c.inQueue = false
+		c.queueSeq++
+		q.live--
 	}
-	last := len(q.items) - 1
-	moved := q.items[last]
-	q.items = q.items[:last]
-	c.queuePos = -1
-	if i < last {
-		q.items[i] = moved
-		moved.c.queuePos = i
-		q.down(i)
-		q.up(moved.c.queuePos)
+}
+
+// drop discards the stale entries at both heads, so that each head is a queued connection.
+func (q *sendQueue) drop() {
+	for q.size > 0 && q.fifo[q.head].stale() {
+		q.popFIFO()
 	}
+	for len(q.heap) > 0 && q.heap[0].stale() {
+		q.popHeap()
+	}
+}
+
+// first returns the entry due first. The queue must not be empty.
+func (q *sendQueue) first() *queued {
+	q.drop()
+	if q.size == 0 || (len(q.heap) > 0 && q.heap[0].at < q.fifo[q.head].at) {
+		return &q.heap[0]
+	}
+	return &q.fifo[q.head]
+}
+
+// top returns the connection due first. The queue must not be empty.
+func (q *sendQueue) top() *conn { return q.first().c }
+
+// next is when the connection due first is due. The queue must not be empty.
+func (q *sendQueue) next() int64 { return q.first().at }
+
+// pop removes and returns the connection due first. The queue must not be empty.
+func (q *sendQueue) pop() *conn {
+	c := q.top()
+	q.remove(c)
+	return c
+}
+
+func (q *sendQueue) popFIFO() {
+	q.fifo[q.head] = queued{} // no pointer kept to a connection
+	q.head = (q.head + 1) & (len(q.fifo) - 1)
+	q.size--
 }
 
 func (q *sendQueue) clear() {
-	for _, e := range q.items {
-		e.c.queuePos = -1
+	for i := range q.size {
+		q.fifo[(q.head+i)&(len(q.fifo)-1)].c.inQueue = false
 	}
-	q.items = q.items[:0]
+	for _, e := range q.heap {
+		e.c.inQueue = false
+	}
+	clear(q.fifo)
+	q.head, q.size, q.heap, q.live = 0, 0, q.heap[:0], 0
 }
 
-func (q *sendQueue) less(i, j int) bool { return q.items[i].at < q.items[j].at }
+// popHeap removes the heap's root.
+func (q *sendQueue) popHeap() {
+	last := len(q.heap) - 1
+	q.heap[0] = q.heap[last]
+	q.heap[last] = queued{}
+	q.heap = q.heap[:last]
+	if last > 0 {
+		q.down(0)
+	}
+}
 
-// up moves the entry at i towards the root while it is due before its parent.
+// up moves the heap entry at i towards the root while it is due before its parent.
 func (q *sendQueue) up(i int) {
-	e := q.items[i]
+	e := q.heap[i]
 	for i > 0 {
 		parent := (i - 1) / 2
-		if q.items[parent].at <= e.at {
+		if q.heap[parent].at <= e.at {
 			break
 		}
-		q.items[i] = q.items[parent]
-		q.items[i].c.queuePos = i
+		q.heap[i] = q.heap[parent]
 		i = parent
 	}
-	q.items[i] = e
-	e.c.queuePos = i
+	q.heap[i] = e
 }
 
-// down moves the entry at i towards the leaves while a child is due before it.
+// down moves the heap entry at i towards the leaves while a child is due before it.
 func (q *sendQueue) down(i int) {
-	n := len(q.items)
-	e := q.items[i]
+	n := len(q.heap)
+	e := q.heap[i]
 	for {
 		least := 2*i + 1
 		if least >= n {
 			break
 		}
-		if r := least + 1; r < n && q.items[r].at < q.items[least].at {
+		if r := least + 1; r < n && q.heap[r].at < q.heap[least].at {
 			least = r
 		}
-		if q.items[least].at >= e.at {
+		if q.heap[least].at >= e.at {
 			break
 		}
-		q.items[i] = q.items[least]
-		q.items[i].c.queuePos = i
+		q.heap[i] = q.heap[least]
 		i = least
 	}
-	q.items[i] = e
-	e.c.queuePos = i
+	q.heap[i] = e
 }

@@ -15,7 +15,7 @@ func TestFillKeepsSendQueueOrder(t *testing.T) {
 	w := &worker{sh: sh}
 	w.conns = make([]conn, 3)
 	for i := range w.conns {
-		w.conns[i] = conn{index: i, slot: i, fd: -1, queuePos: -1, state: stateOpen, inflight: make([]message, 3)}
+		w.conns[i] = conn{index: i, slot: i, fd: -1, state: stateOpen, inflight: make([]message, 3)}
 	}
 	a, b, c := &w.conns[0], &w.conns[1], &w.conns[2]
 	a.nextSend, b.nextSend, c.nextSend = 100, 200, 300
@@ -32,10 +32,10 @@ func TestFillKeepsSendQueueOrder(t *testing.T) {
 	if top := w.sendQueue.top(); top != b {
 		t.Fatalf("send queue top is conn %d (due %d) while conn 1 is due at %d", top.index, top.nextSend, b.nextSend)
 	}
-	// The whole queue must still be a heap.
-	for i := 1; i < w.sendQueue.len(); i++ {
-		if w.sendQueue.less(i, (i-1)/2) {
-			t.Fatalf("send queue out of heap order at %d", i)
+	// The rest must come out in time order.
+	for want := []*conn{b, c, a}; len(want) > 0; want = want[1:] {
+		if got := w.sendQueue.pop(); got != want[0] {
+			t.Fatalf("popped conn %d (due %d), want conn %d (due %d)", got.index, got.nextSend, want[0].index, want[0].nextSend)
 		}
 	}
 }
@@ -49,34 +49,34 @@ func TestHarvestKeepsFullWindowQueued(t *testing.T) {
 	w := &worker{sh: sh, rampReported: true}
 	w.conns = make([]conn, 2)
 	for i := range w.conns {
-		w.conns[i] = conn{index: i, slot: i, fd: -1, queuePos: -1, state: stateOpen, inflight: make([]message, 1)}
+		w.conns[i] = conn{index: i, slot: i, fd: -1, state: stateOpen, inflight: make([]message, 1)}
 	}
 	w.nextConnect = len(w.conns)
 	a, b := &w.conns[0], &w.conns[1]
 	a.nextSend, b.nextSend = 100, 100
 
 	w.fill(a, 100) // sends a's message: its window is full, its next turn at 10_000_100
-	if a.count != 1 || a.queuePos < 0 {
-		t.Fatalf("after its send a has %d in flight and queue position %d; want 1 and queued", a.count, a.queuePos)
+	if a.count != 1 || !a.inQueue {
+		t.Fatalf("after its send a has %d in flight and queued %v; want 1 and queued", a.count, a.inQueue)
 	}
 	b.count = 1 // b's message went out long ago and its next send is overdue
 	w.fill(b, 100)
-	if b.queuePos >= 0 {
+	if b.inQueue {
 		t.Fatalf("b, full and overdue, stayed in the send queue")
 	}
 
 	// a's turn comes and the harvest found no echo: a leaves the queue, nothing is sent.
 	w.serviceTimers(a.nextSend)
-	if a.queuePos >= 0 || a.count != 1 || w.sendQueue.len() != 0 {
-		t.Fatalf("at its turn with its echo still out a has queue position %d, %d in flight; queue length %d",
-			a.queuePos, a.count, w.sendQueue.len())
+	if a.inQueue || a.count != 1 || w.sendQueue.len() != 0 {
+		t.Fatalf("at its turn with its echo still out a is queued %v, %d in flight; queue length %d",
+			a.inQueue, a.count, w.sendQueue.len())
 	}
 
 	sh.harvest = false // waking on echoes, a full window leaves the queue at once
-	c := &conn{index: 2, fd: -1, queuePos: -1, state: stateOpen, inflight: make([]message, 1), nextSend: 100}
+	c := &conn{index: 2, fd: -1, state: stateOpen, inflight: make([]message, 1), nextSend: 100}
 	w.fill(c, 100)
-	if c.count != 1 || c.queuePos >= 0 {
-		t.Fatalf("waking on echoes, a full window has queue position %d; want out of the queue", c.queuePos)
+	if c.count != 1 || c.inQueue {
+		t.Fatalf("waking on echoes, a full window stayed queued; want out of the queue")
 	}
 }
 
@@ -115,61 +115,102 @@ func TestTurnsAreEvenlySpaced(t *testing.T) {
 	}
 }
 
-// TestSendQueueOrder drives the send queue with random pushes, moves, removals and pops and
-// checks after each that it is a heap on the connections' send times, that every connection
-// knows its place, and that pops come in time order.
+// TestSendQueueOrder drives the send queue with random pushes, moves, removals and pops, some in
+// the FIFO's steady pattern (a pop pushed back one interval later) and some anywhere, and checks
+// it against a plain list of what is queued: its length, that the time it says is next is the
+// earliest queued, and that a pop returns a connection queued at that time and takes it out.
 func TestSendQueueOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	const interval = 1000
 	conns := make([]conn, 200)
 	for i := range conns {
-		conns[i] = conn{index: i, queuePos: -1}
+		conns[i] = conn{index: i}
 	}
 	var q sendQueue
-	check := func(step int) {
-		t.Helper()
-		for i, e := range q.items {
-			if e.c.queuePos != i {
-				t.Fatalf("step %d: conn %d at %d thinks it is at %d", step, e.c.index, i, e.c.queuePos)
-			}
-			if e.at != e.c.nextSend {
-				t.Fatalf("step %d: conn %d queued at %d, due %d", step, e.c.index, e.at, e.c.nextSend)
-			}
-			if i > 0 && q.less(i, (i-1)/2) {
-				t.Fatalf("step %d: entry %d (%d) before its parent (%d)", step, i, e.at, q.items[(i-1)/2].at)
+	queued := map[*conn]int64{} // the model: each queued connection and its send time
+	earliest := func() int64 {
+		least := int64(-1)
+		for _, at := range queued {
+			if least < 0 || at < least {
+				least = at
 			}
 		}
-		for i := range conns {
-			if p := conns[i].queuePos; p >= len(q.items) || (p >= 0 && q.items[p].c != &conns[i]) {
-				t.Fatalf("step %d: conn %d has a stale place %d", step, i, p)
-			}
-		}
+		return least
 	}
-	for step := range 20000 {
+	var now int64
+	for step := range 50000 {
 		c := &conns[rng.IntN(len(conns))]
-		switch op := rng.IntN(10); {
-		case op < 5:
-			c.nextSend = rng.Int64N(1000) // ties on purpose
+		switch op := rng.IntN(20); {
+		case op < 4:
+			c.nextSend = now + rng.Int64N(interval) // ties on purpose
 			q.update(c)
-		case op < 7:
+			queued[c] = c.nextSend
+		case op < 6:
+			q.update(c) // its time unchanged: a no-op if it is queued
+			queued[c] = c.nextSend
+		case op < 8:
 			q.remove(c)
+			delete(queued, c)
 		case q.len() > 0:
 			at := q.next()
-			got := q.pop()
-			if got.nextSend != at || got.queuePos != -1 {
-				t.Fatalf("step %d: popped conn %d due %d (place %d); the top said %d", step, got.index, got.nextSend, got.queuePos, at)
+			if want := earliest(); at != want {
+				t.Fatalf("step %d: next says %d, the earliest queued is %d", step, at, want)
 			}
-			for _, e := range q.items {
-				if e.at < at {
-					t.Fatalf("step %d: popped %d while %d was queued", step, at, e.at)
-				}
+			got := q.pop()
+			if was, ok := queued[got]; !ok || was != at || got.inQueue {
+				t.Fatalf("step %d: popped conn %d (queued %v at %d, still in %v); next said %d", step, got.index, ok, was, got.inQueue, at)
+			}
+			delete(queued, got)
+			now = at
+			if op < 17 {
+				got.nextSend = at + interval // the steady pattern: back one interval later
+				q.push(got)
+				queued[got] = got.nextSend
 			}
 		}
-		check(step)
+		if q.len() != len(queued) {
+			t.Fatalf("step %d: length %d, %d queued", step, q.len(), len(queued))
+		}
+		for i := range conns {
+			if _, ok := queued[&conns[i]]; ok != conns[i].inQueue {
+				t.Fatalf("step %d: conn %d thinks it is queued %v, the model says %v", step, i, conns[i].inQueue, ok)
+			}
+		}
+		if n := q.size + len(q.heap); n > 8*len(conns) {
+			t.Fatalf("step %d: %d entries held for %d connections: stale ones are not dropped", step, n, len(conns))
+		}
 	}
 	q.clear()
 	for i := range conns {
-		if conns[i].queuePos != -1 {
-			t.Fatalf("after clear conn %d is at %d", i, conns[i].queuePos)
+		if conns[i].inQueue {
+			t.Fatalf("after clear conn %d is queued", i)
+		}
+	}
+	if q.len() != 0 || q.size != 0 || len(q.heap) != 0 {
+		t.Fatalf("after clear the queue holds %d (%d + %d entries)", q.len(), q.size, len(q.heap))
+	}
+}
+
+// TestSendQueueSteadyStateIsFIFO checks what the FIFO is for: evenly spaced connections, each
+// pushed back one interval after its pop, are appended and popped in order, and the heap is never
+// used.
+func TestSendQueueSteadyStateIsFIFO(t *testing.T) {
+	const n, interval = 100, int64(1000)
+	conns := make([]conn, n)
+	var q sendQueue
+	for i := range conns {
+		conns[i] = conn{index: i, nextSend: slotPhase(i, n, interval)}
+		q.push(&conns[i])
+	}
+	for k := range 10 * n {
+		c := q.pop()
+		if want := &conns[k%n]; c != want {
+			t.Fatalf("pop %d took conn %d, want %d", k, c.index, want.index)
+		}
+		c.nextSend += interval
+		q.push(c)
+		if len(q.heap) != 0 {
+			t.Fatalf("pop %d: the steady pattern put %d entries in the heap", k, len(q.heap))
 		}
 	}
 }
