@@ -26,6 +26,11 @@ func run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	sh.harvest = harvestMode(&sh.cfg)
+	if sh.harvest {
+		if sh.monoOffset, err = monotonicOffset(sh.clock); err != nil {
+			return nil, err
+		}
+	}
 	defer spareP(cfg.Workers)()
 
 	live := make([]liveCounters, cfg.Workers)

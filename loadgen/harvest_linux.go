@@ -35,6 +35,7 @@ package loadgen
 // measurement of what that costs the server is in results/2026-12-01-one-wake/.
 
 import (
+	"fmt"
 	"time"
 	"unsafe"
 
@@ -141,21 +142,45 @@ func cmsgAlign(n int) int {
 	return (n + a - 1) &^ (a - 1)
 }
 
-// sleepOnly reports whether the loop should sleep on the clock alone until timeout and harvest
-// after, rather than wait on its sockets.
-func (w *worker) sleepOnly(timeout *unix.Timespec) bool {
-	if !w.sh.harvest || w.stopping || timeout == nil {
+// sleepOnly reports whether the loop, at now, should sleep on the clock alone until next (its
+// nextDeadline) and harvest after, rather than wait on its sockets.
+func (w *worker) sleepOnly(next, now int64) bool {
+	if !w.sh.harvest || w.stopping || next < 0 {
 		return false
 	}
-	d := timeout.Nano()
+	d := next - now
 	return d > 0 && d <= int64(maxRawWait)
 }
 
-// sleepFor is clock_nanosleep(2) on CLOCK_MONOTONIC for d, as a raw system call for the reason
-// epollWait gives; d is at most maxRawWait. An interruption (EINTR, the runtime's preemption
-// signal) only ends the sleep early: the loop then harvests and works out its timeout again.
-func sleepFor(d *unix.Timespec) {
-	unix.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, 0, uintptr(unsafe.Pointer(d)), 0, 0, 0)
+// sleepUntil is clock_nanosleep(2) on CLOCK_MONOTONIC until the engine-clock time at, as a raw
+// system call for the reason epollWait gives; at is at most maxRawWait away. The deadline is
+// absolute, so the sleep needs no fresh clock reading (the now sleepOnly judged by is from before
+// serviceTimers' sends), and one that has passed meanwhile returns at once. An interruption
+// (EINTR, the runtime's preemption signal) only ends the sleep early: the loop then harvests and
+// works out its deadline again.
+func (w *worker) sleepUntil(at int64) {
+	w.waitFor = unix.NsecToTimespec(at + w.sh.monoOffset)
+	unix.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME,
+		uintptr(unsafe.Pointer(&w.waitFor)), 0, 0, 0)
+}
+
+// monotonicOffset is CLOCK_MONOTONIC minus clock's reading, in ns. Go's monotonic clock is
+// CLOCK_MONOTONIC less a constant, so the offset is fixed; it is read between two readings of
+// clock, and the closest bracket of a few is kept, so it is off by half a clock read at most.
+func monotonicOffset(clock measureClock) (int64, error) {
+	var offset, best int64 = 0, -1
+	for range 5 {
+		var ts unix.Timespec
+		before := clock.now()
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+			return 0, fmt.Errorf("loadgen: clock_gettime(CLOCK_MONOTONIC): %w", err)
+		}
+		after := clock.now()
+		if best < 0 || after-before < best {
+			best, offset = after-before, ts.Nano()-(before+after)/2
+		}
+	}
+	return offset, nil
 }
 
 // awaitsEcho reports whether c, whose window is full, should keep its place in the send queue in

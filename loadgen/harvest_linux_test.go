@@ -146,3 +146,33 @@ func TestHarvestModeOnlyWhereExact(t *testing.T) {
 		}
 	}
 }
+
+// TestSleepUntilKeepsTheEngineClock checks the absolute deadline of harvest mode's sleep: the
+// engine's clock converted to CLOCK_MONOTONIC by monotonicOffset. A wrong offset would end the
+// sleeps early (each wake would find nothing due and sleep again) or late (every send late by it).
+// The sleep may end late on a busy machine, so only an early end, or one later than any
+// scheduling delay, fails.
+func TestSleepUntilKeepsTheEngineClock(t *testing.T) {
+	sh := &shared{clock: measureClock{base: time.Now()}}
+	var err error
+	if sh.monoOffset, err = monotonicOffset(sh.clock); err != nil {
+		t.Fatal(err)
+	}
+	w := &worker{sh: sh}
+	for range 20 {
+		at := sh.clock.now() + int64(200*time.Microsecond)
+		w.sleepUntil(at)
+		woke := sh.clock.now()
+		// An interruption by a signal (the runtime's preemption) may end it early; the offset is
+		// exact to a clock read, far less than this slack.
+		if early := at - woke; early > int64(time.Microsecond) {
+			t.Logf("woke %v before the deadline (a signal may end it early)", time.Duration(early))
+			continue
+		}
+		if late := woke - at; late > int64(time.Second) {
+			t.Fatalf("woke %v after the deadline: the offset between the clocks is wrong", time.Duration(late))
+		}
+		return
+	}
+	t.Fatal("20 sleeps in a row ended early: the offset between the clocks is wrong")
+}

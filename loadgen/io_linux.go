@@ -404,7 +404,7 @@ func (w *worker) closeAllConns() {
 	for i := range w.conns {
 		w.closeConn(&w.conns[i])
 	}
-	w.publish()
+	w.publishNow()
 }
 
 var (

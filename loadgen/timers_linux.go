@@ -132,11 +132,10 @@ func (w *worker) nextDeadline() int64 {
 	return next
 }
 
-// timeout is how long epoll_pwait2 may sleep: until the next deadline, zero if it has passed, nil
-// (no timeout) if there is none. A fresh reading of the clock, because serviceTimers may have
+// timeout is how long epoll_pwait2 may sleep: until next (nextDeadline), zero if it has passed,
+// nil (no timeout) if there is none. A fresh reading of the clock, because serviceTimers may have
 // taken a while and the timeout is relative.
-func (w *worker) timeout() *unix.Timespec {
-	next := w.nextDeadline()
+func (w *worker) timeout(next int64) *unix.Timespec {
 	if next < 0 {
 		return nil
 	}

@@ -59,6 +59,9 @@ type shared struct {
 	clock    measureClock
 	interval int64 // open loop: ns between one connection's intended sends
 	harvest  bool  // harvest mode (harvest_linux.go): wake for sends only, time echoes by the kernel
+	// monoOffset is CLOCK_MONOTONIC minus the engine's clock, in ns: harvest mode's sleeps take
+	// absolute deadlines (sleepUntil).
+	monoOffset int64
 
 	// measureStart and measureEnd are 0 until the initial ramp is over; then Run stores End first
 	// and Start second, so a worker that sees Start also sees End.
@@ -113,6 +116,7 @@ type worker struct {
 	waitFor        unix.Timespec // the current epoll_pwait2 timeout, kept here so it is not allocated
 	stamped        stampedReader // harvest mode's recvmsg buffers
 	lastScan       int64
+	publishAt      int64 // when publish next makes the running totals visible
 
 	measureStart, measureEnd int64
 	stopping                 bool
@@ -205,22 +209,25 @@ func (w *worker) run() {
 		now := w.sh.clock.now()
 		w.observeWindow(now)
 		w.serviceTimers(now)
-		w.publish()
+		w.publish(now)
 		if w.finished(now) {
 			return
 		}
-		timeout := w.timeout()
-		if w.sleepOnly(timeout) {
+		var timeout *unix.Timespec
+		if next := w.nextDeadline(); w.sleepOnly(next, now) {
 			// Harvest mode: the next send is near, so sleep on the clock alone and collect the
 			// echoes that arrived meanwhile when it is due, instead of waking for each of them.
 			// The sends that fell due go out first: harvesting first would make each of them
 			// late by the reads. A connection whose turn came with its echo unread is dropped
 			// from the queue by serviceTimers, and the harvest's refill sends it (afterEchoes).
-			sleepFor(timeout)
-			*timeout = unix.Timespec{}
+			w.sleepUntil(next)
+			w.waitFor = unix.Timespec{}
+			timeout = &w.waitFor
 			now := w.sh.clock.now()
 			w.observeWindow(now)
 			w.serviceTimers(now)
+		} else {
+			timeout = w.timeout(next)
 		}
 		n, err := epollWait(w.epfd, w.events, timeout)
 		if err != nil {
@@ -280,8 +287,23 @@ func (w *worker) dispatch(ev unix.EpollEvent) {
 	}
 }
 
-// publish makes the running totals visible to Run's progress line.
-func (w *worker) publish() {
+// publishInterval is how often a worker makes its running totals visible. Run's progress line
+// reads them once a second, and a publish is atomic writes to a cache line that Run's goroutine
+// reads: once per wake, they were a visible share of the loop's own time.
+const publishInterval = 10 * time.Millisecond
+
+// publish makes the running totals visible to Run's progress line, if publishInterval has passed
+// since it last did.
+func (w *worker) publish(now int64) {
+	if now < w.publishAt {
+		return
+	}
+	w.publishAt = now + int64(publishInterval)
+	w.publishNow()
+}
+
+// publishNow makes the running totals visible to Run's progress line.
+func (w *worker) publishNow() {
 	w.live.established.Store(int64(w.open))
 	if w.newMessages != 0 {
 		w.live.messages.Add(w.newMessages)
