@@ -5,17 +5,21 @@ package loadgen
 // the open-loop schedule (nextSend) carries on, so the time spent reconnecting shows up as late
 // messages.
 type conn struct {
-	index       int    // position in the worker's table, the epoll data of its sockets
-	slot        int    // global slot number, 0..Conns-1
+	// The fields every message reads or writes come first, so that they share as few cache lines as
+	// possible: a worker's loop goes through a thousand connections between two turns of one, and
+	// finds each one's struct evicted by the kernel's network path.
 	fd          int    // -1 while the slot has no socket
 	gen         uint32 // bumped with every socket, so a stale epoll event for an old fd is ignored
+	queueSeq    uint32 // bumped at every push and removal: the sendQueue's current entries carry it
 	state       connState
-	incarnation uint64 // sockets this slot has opened before the current one
-	everOpen    bool   // the slot has been established at least once
-	echoedInWin bool   // the slot completed at least one message inside the window
-	failures    int    // consecutive failed reconnects
-	connectAt   int64  // when the current connect started
-	retryAt     int64  // when a failed reconnect is tried again
+	inQueue     bool  // in the worker's sendQueue
+	scheduled   bool  // open loop: nextSend has been started
+	echoedInWin bool  // the slot completed at least one message inside the window
+	everOpen    bool  // the slot has been established at least once
+	failures    uint8 // consecutive failed reconnects, up to maxReconnectFailures (here, it fills padding)
+	nextSend    int64 // open loop: intended time of the next message
+	queueKey    int64 // the nextSend it was queued at
+	echoAt      int64 // when the last completed echo arrived (harvest mode's schedule lag)
 
 	streamID uint64 // pattern id of this incarnation's byte stream
 	sent     uint64 // stream bytes written
@@ -23,18 +27,30 @@ type conn struct {
 	received uint64 // stream bytes read back (received <= sent)
 	msgIndex uint64 // messages queued by this incarnation: the next one's sequence number
 	sizeIdx  int    // index in Config.Sizes of the next message's size: msgIndex mod len(Sizes)
-	parser   frameParser
 
 	inflight []message // ring of queued messages not yet fully echoed, cap Pipeline
 	head     int
 	count    int
+	// one is inflight's storage when Pipeline is 1 (setWindow), beside the fields above rather
+	// than in an allocation of its own, a cache line away.
+	one [1]message
 
-	nextSend  int64  // open loop: intended time of the next message
-	scheduled bool   // open loop: nextSend has been started
-	inQueue   bool   // in the worker's sendQueue
-	queueSeq  uint32 // bumped at every push and removal: the sendQueue's entries that are current carry it
-	queueKey  int64  // the nextSend it was queued at
-	echoAt    int64  // when the last completed echo arrived (harvest mode's schedule lag)
+	index       int    // position in the worker's table, the epoll data of its sockets
+	slot        int    // global slot number, 0..Conns-1
+	incarnation uint64 // sockets this slot has opened before the current one
+	connectAt   int64  // when the current connect started
+	retryAt     int64  // when a failed reconnect is tried again
+	parser      frameParser
+}
+
+// setWindow gives c room for pipeline messages in flight. c must not move afterwards: with a
+// window of one, inflight points into c itself.
+func (c *conn) setWindow(pipeline int) {
+	if pipeline == 1 {
+		c.inflight = c.one[:]
+		return
+	}
+	c.inflight = make([]message, pipeline)
 }
 
 type connState uint8

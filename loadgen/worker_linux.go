@@ -160,7 +160,8 @@ func newWorker(sh *shared, slots []int, maxConnecting int, live *liveCounters) (
 	}
 	w.conns = make([]conn, len(slots))
 	for i, slot := range slots {
-		w.conns[i] = conn{index: i, slot: slot, fd: -1, inflight: make([]message, sh.cfg.Pipeline)}
+		w.conns[i] = conn{index: i, slot: slot, fd: -1}
+		w.conns[i].setWindow(sh.cfg.Pipeline)
 	}
 	var err error
 	if w.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
