@@ -79,8 +79,8 @@ type shared struct {
 	full         chan struct{}
 }
 
-// liveCounters are a worker's running totals for the progress line, published once per loop
-// iteration.
+// liveCounters are a worker's running totals for the progress line, published every
+// publishInterval.
 type liveCounters struct {
 	established atomic.Int64
 	messages    atomic.Uint64
@@ -113,7 +113,7 @@ type worker struct {
 	echoed         []*conn // connections that got echoes in this epoll batch, to refill after it
 	open           int     // established sockets
 	sendQueue      sendQueue
-	waitFor        unix.Timespec // the current epoll_pwait2 timeout, kept here so it is not allocated
+	waitFor        unix.Timespec // epoll_pwait2's timeout or sleepUntil's deadline, here so not allocated
 	stamped        stampedReader // harvest mode's recvmsg buffers
 	lastScan       int64
 	publishAt      int64 // when publish next makes the running totals visible
