@@ -36,6 +36,7 @@ package loadgen
 
 import (
 	"fmt"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -92,7 +93,7 @@ func (w *worker) readStamped(c *conn) (n int, arrival int64, err error) {
 	for {
 		r.msg.Control = &r.cmsg[0]
 		r.msg.SetControllen(len(r.cmsg))
-		got, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&r.msg)), unix.MSG_DONTWAIT)
+		got, _, errno := syscall.RawSyscall(unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&r.msg)), unix.MSG_DONTWAIT)
 		if errno == unix.EINTR {
 			continue // a signal arrived before any byte was copied: nothing was read
 		}
@@ -160,7 +161,7 @@ func (w *worker) sleepOnly(next, now int64) bool {
 // works out its deadline again.
 func (w *worker) sleepUntil(at int64) {
 	w.waitFor = unix.NsecToTimespec(at + w.sh.monoOffset)
-	unix.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME,
+	syscall.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME,
 		uintptr(unsafe.Pointer(&w.waitFor)), 0, 0, 0)
 }
 

@@ -4,6 +4,7 @@ package loadgen
 // the loop for it.
 
 import (
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -162,14 +163,17 @@ const maxRawWait = time.Millisecond
 // needs no P back. The process's other goroutines run on the spare P that Run provides meanwhile,
 // and the runtime's preemption signal ends the wait with EINTR when it wants this goroutine to
 // stop (garbage collection). Longer waits, and waits without a timeout, tell the runtime they
-// may block, so that a loop idle for long holds nothing up even without that signal.
+// may block, so that a loop idle for long holds nothing up even without that signal. The raw
+// calls here go through the syscall package, as sockutil's do (its package documentation says why).
 func epollWait(epfd int, events []unix.EpollEvent, timeout *unix.Timespec) (int, error) {
-	call := unix.Syscall6
+	args := [...]uintptr{uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(unsafe.Pointer(timeout))}
+	var n uintptr
+	var errno syscall.Errno
 	if timeout != nil && timeout.Nano() <= int64(maxRawWait) {
-		call = unix.RawSyscall6
+		n, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT2, args[0], args[1], args[2], args[3], 0, 0)
+	} else {
+		n, _, errno = unix.Syscall6(unix.SYS_EPOLL_PWAIT2, args[0], args[1], args[2], args[3], 0, 0)
 	}
-	n, _, errno := call(unix.SYS_EPOLL_PWAIT2, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
-		uintptr(len(events)), uintptr(unsafe.Pointer(timeout)), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}

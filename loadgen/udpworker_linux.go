@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"syscall"
 	"unsafe"
 
 	"echobench/internal/sockutil"
@@ -323,7 +324,7 @@ func (w *udpWorker) send(f *udpFlow, now, intended int64) bool {
 // take (it has no first byte to point at): sendto(2) with MSG_NOSIGNAL, retried on EINTR.
 func sendDatagram(fd int, b []byte) error {
 	for {
-		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
+		_, _, errno := syscall.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
 		if errno == unix.EINTR {
 			continue // interrupted before anything was sent
 		}

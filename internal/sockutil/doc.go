@@ -26,12 +26,16 @@
 // entersyscall/exitsyscall: bookkeeping that lets it hand the thread's P to other goroutines
 // while the call blocks, and take one back when it returns. A call on a non-blocking socket never
 // blocks, so for it that bookkeeping is pure cost, paid twice per echoed message on an event loop.
-// ReadNonblock and SendNonblock are therefore made with RawSyscall, which skips it. A thread that
-// sleeps in the call (the blocking and process models, the workers of a prefork pool) must keep
-// the bookkeeping, or it would hold its P for as long as it sleeps and starve every goroutine
-// queued behind it: those use Read and Send. Both pairs make the same system calls, read(2) and
-// sendto(2) with MSG_NOSIGNAL, so a syscall count of any model (results/syscalls.md, by `make
-// syscalls`) shows the same calls per message.
+// ReadNonblock and SendNonblock are therefore made with RawSyscall, which skips it: the syscall
+// package's, called directly. x/sys/unix's RawSyscall is an assembly jump to it, which the caller
+// reaches with its arguments on the stack and an ABI wrapper loads into registers: a frame and a
+// return more per call (results/2026-12-02-meter-cache/ has the measurement). The other raw calls
+// on the engines' per-wake paths are made the same way. A thread that sleeps in the call (the
+// blocking and process models, the workers of a prefork pool) must keep the bookkeeping, or it
+// would hold its P for as long as it sleeps and starve every goroutine queued behind it: those use
+// Read and Send. Both pairs make the same system calls, read(2) and sendto(2) with MSG_NOSIGNAL,
+// so a syscall count of any model (results/syscalls.md, by `make syscalls`) shows the same calls
+// per message.
 //
 // # Signals and EINTR
 //

@@ -1,6 +1,7 @@
 package sockutil
 
 import (
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,7 +17,7 @@ import (
 // any byte is copied. p must not be empty.
 func ReadNonblock(fd int, p []byte) (int, error) {
 	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, _, errno := syscall.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		if errno == unix.EINTR {
 			continue // a signal arrived before any byte was copied: nothing was read
 		}
@@ -31,7 +32,7 @@ func ReadNonblock(fd int, p []byte) (int, error) {
 // interrupts it before any byte is copied. A full send buffer is EAGAIN. p must not be empty.
 func SendNonblock(fd int, p []byte) (int, error) {
 	for {
-		n, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
+		n, _, errno := syscall.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
 		if errno == unix.EINTR {
 			continue // a signal arrived before any byte was copied: nothing was sent
 		}

@@ -1,6 +1,7 @@
 package sockutil
 
 import (
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -88,7 +89,7 @@ func (d *Datagrams) sender(i int) (unix.RawSockaddrInet6, uint32) {
 // and returns the number of datagrams moved.
 func mmsg(call uintptr, fd int, hdrs []unix.Mmsghdr) (int, error) {
 	for {
-		n, _, errno := unix.RawSyscall6(call, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		n, _, errno := syscall.RawSyscall6(call, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		if errno == unix.EINTR {
 			// A signal arrived before the first datagram was moved: nothing was read or sent.
 			// (One that arrives later ends the call early with the count so far, not EINTR.)

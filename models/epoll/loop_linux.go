@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -209,9 +210,10 @@ func (l *loop) wait() (int, error) {
 // waitHoldingP is epoll_wait with a timeout in milliseconds, made as a raw syscall: the runtime
 // does not know the thread is in the kernel, so sysmon neither takes its P nor wakes another
 // thread to run it, and the loop comes back from the wait with its P in hand. It is made as
-// epoll_pwait with no signal mask, which every Linux architecture has.
+// epoll_pwait with no signal mask, which every Linux architecture has, through the syscall
+// package as sockutil's raw calls are (its package documentation says why).
 func waitHoldingP(epfd int, events []unix.EpollEvent, timeoutMillis int) (int, error) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+	n, _, errno := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
 		uintptr(len(events)), uintptr(timeoutMillis), 0, 0)
 	if errno != 0 {
 		return 0, errno

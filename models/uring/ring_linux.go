@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -312,7 +313,7 @@ func (r *ring) canHold() bool { return r.features&featExtArg != 0 }
 func (r *ring) submitAndWaitHeld(timeout time.Duration) (timedOut bool, err error) {
 	toSubmit, minComplete := r.publish(true)
 	r.heldTimeout = timespec{sec: int64(timeout / time.Second), nsec: int64(timeout % time.Second)}
-	_, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), minComplete,
+	_, _, errno := syscall.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), minComplete,
 		enterGetEvents|enterExtArg, uintptr(unsafe.Pointer(&r.heldArg)), unsafe.Sizeof(r.heldArg))
 	switch {
 	case errno == unix.ETIME:
